@@ -1,0 +1,81 @@
+"""``PostDicomCredentials``: the account a task or flow talks to."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect.blocks.abstract import CredentialsBlock
+from pydantic import Field, SecretStr, field_validator
+
+from postdicom import PostDicomClient, RetryPolicy
+
+
+class PostDicomCredentials(CredentialsBlock):
+    """Credentials and address of one PostDICOM account (or a standard DICOMweb server).
+
+    ``get_client()`` is the only place the password is unwrapped. The user
+    name and web address stay plain fields on purpose: Prefect masks the
+    password when it hashes a block for a cache key, so these are what keep
+    two accounts' cached results apart.
+
+    Examples
+    --------
+    >>> creds = PostDicomCredentials(
+    ...     username="radiology@example.org",
+    ...     password="...",
+    ...     web_address="https://example.postdicom.com/dicomweb",
+    ... )
+    >>> with creds.get_client() as client:
+    ...     studies = client.search_for_studies(PatientID="12345")
+    """
+
+    _block_type_name = "PostDICOM Credentials"
+    _block_type_slug = "postdicom-credentials"
+    _logo_url = "https://raw.githubusercontent.com/PrefectHQ/prefect/main/docs/images/logos/prefect.png"
+    _documentation_url = "https://github.com/postdicom/dicomWeb-client"
+    _description = "Account e-mail, password and WebAddress of a PostDICOM DICOMweb account."
+
+    username: str = Field(
+        ...,
+        description="Account e-mail, used as the Basic-auth user name.",
+        examples=["radiology@example.org"],
+    )
+    password: SecretStr = Field(..., description="Account password (stored encrypted by Prefect).")
+    web_address: str = Field(
+        ...,
+        description="The account's DICOMweb base URL (WebAddress), without a trailing slash.",
+        examples=["https://example.postdicom.com/dicomweb", "http://127.0.0.1:8765/dicomweb"],
+    )
+    dialect: Literal["postdicom", "standard"] = Field(
+        default="postdicom",
+        description="'postdicom' for PostDICOM's paths; 'standard' for PS3.18 servers such as Orthanc.",
+    )
+    timeout: float = Field(default=120.0, gt=0, description="Seconds allowed per request read or write.")
+    max_retries: int = Field(
+        default=3, ge=0, le=10, description="Times a transient failure (connection, 408, 429, 5xx) is retried."
+    )
+    requests_per_second: float | None = Field(
+        default=None, gt=0, description="Optional cap on request starts per second for this account."
+    )
+    verify_tls: bool = Field(default=True, description="Verify the server's TLS certificate.")
+
+    @field_validator("web_address")
+    @classmethod
+    def _check_web_address(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("web_address must start with http:// or https://")
+        return value
+
+    def get_client(self) -> PostDicomClient:
+        """Build a client for this account (close it, or use it as a context manager)."""
+        return PostDicomClient(
+            self.web_address,
+            self.username,
+            self.password.get_secret_value(),
+            dialect=self.dialect,
+            timeout=self.timeout,
+            retry=RetryPolicy(attempts=self.max_retries + 1),
+            requests_per_second=self.requests_per_second,
+            verify=self.verify_tls,
+        )
