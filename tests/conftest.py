@@ -17,4 +17,5 @@ pytest_plugins = [
     "tests.fixtures.dicom_files",
     "tests.fixtures.orthanc",
     "tests.fixtures.sandbox_server",
+    "tests.fixtures.server_matrix",
 ]

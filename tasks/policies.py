@@ -1,0 +1,74 @@
+"""Retry and cache policies shared by every task (declared once: reads vs writes).
+
+The client already retries transient failures inside one task run (honouring
+``Retry-After``, rebuilding request bodies); the task-level retries below are
+the second line, for outages longer than the client's backoff. Only transient
+errors are retried: a 400 or 404 will not get better by asking again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
+
+from postdicom.errors import is_transient
+
+READ_RETRIES = 2
+READ_RETRY_DELAYS = [2, 10]
+RETRY_JITTER = 0.5
+
+
+def cache_minutes() -> float:
+    """Cache lifetime for read tasks, from ``POSTDICOM_CACHE_MINUTES`` (default 10; 0 disables)."""
+    try:
+        return float(os.environ.get("POSTDICOM_CACHE_MINUTES", "10"))
+    except ValueError:
+        return 10.0
+
+
+def retry_on_transient(task, task_run, state) -> bool:
+    """Prefect ``retry_condition_fn``: retry only when the failure was transient."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - we classify whatever the task raised
+        return is_transient(exc)
+    return False
+
+
+def read_cache_policy() -> CachePolicy:
+    """Inputs + task source. Blocks hash with their secret masked, so no password reaches a key."""
+    return INPUTS + TASK_SOURCE
+
+
+def read_task_options(*, cached: bool = True) -> dict:
+    """``@task`` keyword arguments for a read: transient retries, optional short-lived cache."""
+    options: dict = dict(
+        retries=READ_RETRIES,
+        retry_delay_seconds=READ_RETRY_DELAYS,
+        retry_jitter_factor=RETRY_JITTER,
+        retry_condition_fn=retry_on_transient,
+    )
+    minutes = cache_minutes()
+    if cached and minutes > 0:
+        options.update(
+            cache_policy=read_cache_policy(),
+            cache_expiration=dt.timedelta(minutes=minutes),
+        )
+    return options
+
+
+def write_task_options(*, idempotent: bool) -> dict:
+    """``@task`` keyword arguments for a mutation: never cached; retried only if repeating is harmless."""
+    from prefect.cache_policies import NO_CACHE
+
+    options: dict = dict(cache_policy=NO_CACHE)
+    if idempotent:
+        options.update(
+            retries=READ_RETRIES,
+            retry_delay_seconds=READ_RETRY_DELAYS,
+            retry_jitter_factor=RETRY_JITTER,
+            retry_condition_fn=retry_on_transient,
+        )
+    return options
