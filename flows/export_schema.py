@@ -1,0 +1,647 @@
+"""The four tables of the nightly export: schemas declared once, converters, and their documentation.
+
+Analysts query these files for years with DuckDB, pandas and Polars, so the
+schema is explicit and versioned instead of inferred from whatever the server
+answered that night: an inferred schema changes type the day a column is all
+null, and a `StudyDate` stored as text cannot be range-filtered.
+
+Each column is declared once, as a :class:`Column`, together with where its
+value comes from; the pyarrow schema, the row converters and the markdown
+documentation (:func:`render_markdown`, committed as ``docs/export-schema.md``)
+are all derived from these declarations. Columns read from DICOM take their
+name (snake_case of the keyword), tag, VR and multiplicity from pydicom's data
+dictionary, so the type rules live in one function (:func:`arrow_type_for_vr`).
+
+Type rules: DA → ``date32``, TM → ``time64[us]``, DT → ``timestamp[us, UTC]``
+(only when an offset is known), IS and the binary integers → ``int64``, DS and
+the binary floats → ``float64``, PN → the full DICOM string form
+(``Family^Given^Middle^Prefix^Suffix`` groups joined by ``=``), anything whose
+multiplicity can exceed one → ``list<...>``. An absent or empty value is null,
+never ``""`` or ``[]``. A value the converters cannot parse (a malformed date)
+is null in the typed column; the ``tags`` table keeps the original text.
+
+``export_date`` is not stored inside the files: it is the Hive partition
+column (``<table>/export_date=YYYY-MM-DD/``). DuckDB and Polars type it as a
+date from the path; pandas/pyarrow need :func:`hive_partitioning` for that
+(storing it in the files as well makes pyarrow refuse to merge the two).
+
+Bump :data:`SCHEMA_VERSION` whenever a column is added, removed, renamed,
+retyped, or a converter changes what it produces (it is part of the cache key
+of the fetch tasks, so cached rows of an older schema are never reused).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+from pydicom.datadict import dictionary_VM, dictionary_VR, keyword_for_tag, tag_for_keyword
+
+SCHEMA_VERSION = "1"
+PARTITION_COLUMN = "export_date"
+MULTI_VALUE_SEPARATOR = "\\"
+"""DICOM's own separator, used where several values must fit one string column."""
+
+INTEGER_VRS = frozenset({"IS", "SS", "US", "SL", "UL", "SV", "UV"})
+FLOAT_VRS = frozenset({"DS", "FL", "FD"})
+
+Converter = Callable[[Any], Any]
+
+
+# --------------------------------------------------------------------------
+# Value parsers: one DICOM or API value → one Python value (None when empty or malformed)
+# --------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    """Strip the padding DICOM allows; empty means absent."""
+    if value is None:
+        return None
+    text = str(value).strip().strip("\x00")
+    return text or None
+
+
+def parse_da(value: Any) -> dt.date | None:
+    """DA (``YYYYMMDD``), the legacy ``YYYY.MM.DD`` and the API's ``YYYY-MM-DD``."""
+    text = _text(value)
+    if text is None:
+        return None
+    digits = text.replace("-", "").replace(".", "") if len(text) == 10 else text
+    if len(digits) != 8 or not digits.isdigit():
+        return None
+    try:
+        return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        return None
+
+
+_TM = re.compile(r"^(\d{2})(?::?(\d{2})(?::?(\d{2})(?:\.(\d{1,6}))?)?)?$")
+
+
+def parse_tm(value: Any) -> dt.time | None:
+    """TM (``HH[MM[SS[.FFFFFF]]]``) and the colon form the API and old ACR-NEMA files use.
+
+    A leap second (``60``) is clamped to 59.999999 so the value stays
+    representable instead of becoming null.
+    """
+    text = _text(value)
+    if text is None:
+        return None
+    match = _TM.match(text)
+    if not match:
+        return None
+    hour, minute, second, fraction = match.groups()
+    seconds = int(second or 0)
+    micro = int((fraction or "0").ljust(6, "0"))
+    if seconds == 60:
+        seconds, micro = 59, 999_999
+    try:
+        return dt.time(int(hour), int(minute or 0), seconds, micro)
+    except ValueError:
+        return None
+
+
+_DT = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?([+-]\d{4})?$")
+
+
+def parse_offset(value: Any) -> dt.timezone | None:
+    """``&ZZXX`` (as in DT, or TimezoneOffsetFromUTC) → a fixed offset."""
+    text = _text(value)
+    if text is None or not re.fullmatch(r"[+-]\d{4}", text):
+        return None
+    sign = -1 if text[0] == "-" else 1
+    hours, minutes = int(text[1:3]), int(text[3:5])
+    if hours > 14 or minutes > 59:
+        return None
+    return dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
+
+
+def parse_dt(value: Any, default_offset: dt.timezone | None = None) -> dt.datetime | None:
+    """DT (``YYYY[MM[DD[HH[MM[SS[.F]]]]]][&ZZXX]``); aware when its own or ``default_offset`` is known.
+
+    Without any offset the result is naive: the caller decides (the export
+    stores only aware values in UTC columns, see the module docstring).
+    """
+    text = _text(value)
+    if text is None:
+        return None
+    match = _DT.match(text)
+    if not match:
+        return None
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    try:
+        result = dt.datetime(
+            int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0),
+            min(int(second or 0), 59), int((fraction or "0").ljust(6, "0")),
+        )
+    except ValueError:
+        return None
+    zone = parse_offset(offset) if offset else default_offset
+    return result.replace(tzinfo=zone) if zone else result
+
+
+def parse_api_datetime(value: Any) -> dt.datetime | None:
+    """The API's ``YYYY-MM-DD HH:MM[:SS]`` (no zone: the account's wall clock) → naive datetime."""
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace(" ", "T", 1))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def parse_is(value: Any) -> int | None:
+    """IS: a JSON number or a string such as ``" 12"``; an integral ``"12.0"`` is accepted too."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    number = parse_ds(value)
+    if number is None or not number.is_integer():
+        return None
+    return int(number)
+
+
+def parse_ds(value: Any) -> float | None:
+    """DS (and the binary floats): a JSON number or a decimal string; NaN/inf are not DICOM values."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        text = _text(value)
+        if text is None:
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+    return number if math.isfinite(number) else None
+
+
+def pn_to_string(value: Any) -> str | None:
+    """PN as the DICOM string form: ``Alphabetic=Ideographic=Phonetic``, trailing empty groups dropped.
+
+    DICOM JSON gives an object with up to three groups; the custom endpoints
+    and files give the string already. Components (``^``) are kept as they are,
+    so ``Muñoz^José`` and ``山田^太郎=やまだ^たろう`` survive unchanged.
+    """
+    if isinstance(value, Mapping):
+        groups = [str(value.get(k) or "") for k in ("Alphabetic", "Ideographic", "Phonetic")]
+        return "=".join(groups).rstrip("=") or None
+    return _text(value)
+
+
+def parse_for_vr(vr: str, value: Any, default_offset: dt.timezone | None = None) -> Any:
+    """One value of an element with this VR → its typed Python value."""
+    if vr == "DA":
+        return parse_da(value)
+    if vr == "TM":
+        return parse_tm(value)
+    if vr == "DT":
+        parsed = parse_dt(value, default_offset)
+        return parsed if parsed is not None and parsed.tzinfo is not None else None
+    if vr in INTEGER_VRS:
+        return parse_is(value)
+    if vr in FLOAT_VRS:
+        return parse_ds(value)
+    if vr == "PN":
+        return pn_to_string(value)
+    return _text(value)
+
+
+def arrow_type_for_vr(vr: str) -> pa.DataType:
+    """The one place a VR is mapped to a Parquet type."""
+    if vr == "DA":
+        return pa.date32()
+    if vr == "TM":
+        return pa.time64("us")
+    if vr == "DT":
+        return pa.timestamp("us", tz="UTC")
+    if vr in INTEGER_VRS:
+        return pa.int64()
+    if vr in FLOAT_VRS:
+        return pa.float64()
+    if vr in {"SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN"}:
+        raise ValueError(f"VR {vr} has no column type in the export (sequences and binary are not exported)")
+    return pa.string()
+
+
+# --------------------------------------------------------------------------
+# Column declarations
+# --------------------------------------------------------------------------
+
+
+def snake_case(keyword: str) -> str:
+    """DICOM keyword → column name: ``StudyInstanceUID`` → ``study_instance_uid``."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", keyword)
+    return spaced.lower()
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name, Parquet type, where its value comes from and what it means.
+
+    ``read`` turns the source record (a DICOM JSON object, an API answer or
+    the export's own context, see :meth:`Table.row`) into the typed value.
+    """
+
+    name: str
+    type: pa.DataType
+    source: str
+    description: str
+    read: Callable[[Mapping[str, Any]], Any] = field(repr=False, compare=False)
+
+    def arrow_field(self) -> pa.Field:
+        return pa.field(self.name, self.type, metadata={"description": self.description, "source": self.source})
+
+
+def _dicom_values(element: Any) -> list[Any]:
+    """The ``Value`` array of a DICOM JSON element (``[]`` when omitted, as Annex F allows)."""
+    if not isinstance(element, Mapping):
+        return []
+    values = element.get("Value")
+    return list(values) if isinstance(values, list) else []
+
+
+def dicom_column(keyword: str, description: str, *, name: str | None = None) -> Column:
+    """A column read from a DICOM JSON object (PS3.18 Annex F) by keyword, typed from the dictionary."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise ValueError(f"unknown DICOM keyword {keyword!r}")
+    tag_hex = f"{tag:08X}"
+    vr = dictionary_VR(tag)
+    multi = dictionary_VM(tag) != "1"
+    base = arrow_type_for_vr(vr)
+
+    def read(dataset: Mapping[str, Any]) -> Any:
+        element = dataset.get(tag_hex)
+        element_vr = element.get("vr", vr) if isinstance(element, Mapping) else vr
+        offset = parse_offset(next(iter(_dicom_values(dataset.get("00080201"))), None))
+        parsed = [parse_for_vr(element_vr, v, offset) for v in _dicom_values(element)]
+        present = [v for v in parsed if v is not None]
+        if not present:
+            return None
+        if multi:
+            return parsed
+        if base == pa.string():
+            return MULTI_VALUE_SEPARATOR.join(present)
+        return present[0]
+
+    return Column(
+        name or snake_case(keyword),
+        pa.list_(base) if multi else base,
+        f"DICOM ({tag_hex[:4]},{tag_hex[4:]}) {keyword} {vr}",
+        description,
+        read,
+    )
+
+
+def _lower_keys(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The custom endpoints' key case is not guaranteed (api-answers.md): compare case-insensitively."""
+    return {str(k).lower(): v for k, v in record.items()}
+
+
+def _text_list(value: Any) -> list[str] | None:
+    """A JSON array of strings; empty strings dropped, an empty list is null like any empty value."""
+    if not isinstance(value, list):
+        return None
+    return [s for s in map(_text, value) if s is not None] or None
+
+
+def _uuid(value: Any) -> str | None:
+    """UUIDs compare as lower-case (api-answers.md promises it; do not depend on it)."""
+    text = _text(value)
+    return text.lower() if text else None
+
+
+API_TYPES: dict[str, tuple[pa.DataType, Converter]] = {
+    "text": (pa.string(), _text),
+    "pn": (pa.string(), pn_to_string),
+    "uuid": (pa.string(), _uuid),
+    "date": (pa.date32(), parse_da),
+    "time": (pa.time64("us"), parse_tm),
+    "datetime": (pa.timestamp("us"), parse_api_datetime),
+    "int": (pa.int64(), parse_is),
+    "list": (pa.list_(pa.string()), _text_list),
+}
+
+
+def api_column(key: str, kind: str, description: str, *, name: str | None = None, endpoint: str = "") -> Column:
+    """A column read from a custom-endpoint answer by key (case-insensitive)."""
+    arrow_type, convert = API_TYPES[kind]
+    lowered = key.lower()
+
+    def read(record: Mapping[str, Any]) -> Any:
+        return convert(record.get(lowered))
+
+    source = f"API {endpoint}.{key}" if endpoint else f"API {key}"
+    return Column(name or snake_case(key), arrow_type, source, description, read)
+
+
+def context_column(name: str, arrow_type: pa.DataType, source: str, description: str) -> Column:
+    """A column the export supplies itself (the order a QIDO match was fetched for, ...)."""
+    return Column(name, arrow_type, source, description, lambda record: record.get(name))
+
+
+# --------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    """One dataset of the export (one directory under the destination)."""
+
+    name: str
+    description: str
+    grain: str
+    columns: tuple[Column, ...]
+    schema: pa.Schema = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names) or PARTITION_COLUMN in names:
+            raise ValueError(f"table {self.name}: duplicate or reserved column names in {names}")
+        metadata = {"postdicom_flows.table": self.name, "postdicom_flows.schema_version": SCHEMA_VERSION}
+        object.__setattr__(self, "schema", pa.schema([c.arrow_field() for c in self.columns], metadata=metadata))
+
+    def row(self, source: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Typed row from a source record; ``context`` supplies the export's own columns."""
+        lowered = _lower_keys(source)
+        merged = {**source, **lowered, **(context or {})}
+        return {c.name: c.read(merged) for c in self.columns}
+
+    def batch(self, rows: Sequence[Mapping[str, Any]]) -> pa.RecordBatch:
+        """Rows → a record batch with exactly this schema (raises if a value has the wrong type)."""
+        return pa.RecordBatch.from_pylist(list(rows), schema=self.schema)
+
+
+_ORDER_UUID = context_column(
+    "patient_order_uuid", pa.string(), "API PatientOrderUuid", "The PostDICOM order this row was exported for."
+)
+_INSTITUTION_UUID = context_column(
+    "institution_uuid", pa.string(), "API InstitutionUuid", "The institution the order belongs to."
+)
+_PROPS = "GetPatientOrderProperties"
+
+ORDERS = Table(
+    "orders",
+    "One row per PostDICOM order (patient order) whose study date falls on the partition's date.",
+    "one row per order",
+    (
+        api_column("PatientOrderUuid", "uuid", "Order identifier (lower-case UUID).", name="patient_order_uuid", endpoint=_PROPS),
+        api_column("InstitutionUuid", "uuid", "Institution that owns the order.", name="institution_uuid", endpoint=_PROPS),
+        api_column("OrderStatus", "text", "`Scheduled` (no images yet) or `Completed`.", endpoint=_PROPS),
+        api_column("PatientName", "pn", "Patient name in DICOM PN form (`Family^Given`, `=` between alphabetic, ideographic, phonetic).", endpoint=_PROPS),
+        api_column("PatientId", "text", "Patient ID (DICOM PatientID).", name="patient_id", endpoint=_PROPS),
+        api_column("OtherPatientId", "text", "Other patient ID recorded with the order.", name="other_patient_id", endpoint=_PROPS),
+        api_column("PatientSex", "text", "`M`, `F`, `O` or null.", endpoint=_PROPS),
+        api_column("PatientBirthdate", "date", "Patient's birth date.", name="patient_birth_date", endpoint=_PROPS),
+        api_column("Modality", "text", "Main modality of the order.", endpoint=_PROPS),
+        api_column("ModalityList", "list", "Every modality in the study (DICOM ModalitiesInStudy).", name="modalities_in_study", endpoint=_PROPS),
+        api_column("StudyInstanceUid", "text", "Study Instance UID; null for a scheduled order without images.", name="study_instance_uid", endpoint=_PROPS),
+        api_column("StudyDate", "date", "Study date (a scheduled order: the date it is scheduled for).", endpoint=_PROPS),
+        api_column("StudyTime", "time", "Study time.", endpoint=_PROPS),
+        api_column("StudyDescription", "text", "Study description.", endpoint=_PROPS),
+        api_column("AccessionNumber", "text", "Accession number (RIS order number).", endpoint=_PROPS),
+        api_column("PatientComplaints", "text", "Complaints recorded with the order.", endpoint=_PROPS),
+        api_column("OrderScheduledDatetime", "datetime", "When the order is scheduled, account wall-clock time (no zone in the API).", name="order_scheduled_datetime", endpoint=_PROPS),
+        api_column("RequestedProcedureId", "text", "Requested procedure ID.", name="requested_procedure_id", endpoint=_PROPS),
+        api_column("RequestedProcedureDescription", "text", "Requested procedure description.", endpoint=_PROPS),
+        api_column("RequestingPhysician", "pn", "Requesting physician (PN form).", endpoint=_PROPS),
+        api_column("ReferringPhysiciansName", "pn", "Referring physician (PN form; DICOM ReferringPhysicianName).", name="referring_physician_name", endpoint=_PROPS),
+        api_column("ScheduledEquipmentUuid", "uuid", "Equipment the order is scheduled on.", name="scheduled_equipment_uuid", endpoint=_PROPS),
+        api_column("AssignedUserUuid", "uuid", "User the order is assigned to.", name="assigned_user_uuid", endpoint=_PROPS),
+        api_column("AssignedUserGroupUuid", "uuid", "User group the order is assigned to.", name="assigned_user_group_uuid", endpoint=_PROPS),
+        api_column("FolderUuidList", "list", "Folders holding the order (null when in none).", name="folder_uuid_list", endpoint=_PROPS),
+        api_column("NumberOfSeries", "int", "Series in the study (DICOM NumberOfStudyRelatedSeries).", name="number_of_study_related_series", endpoint=_PROPS),
+        api_column("NumberOfInstances", "int", "Instances in the study (DICOM NumberOfStudyRelatedInstances).", name="number_of_study_related_instances", endpoint=_PROPS),
+        api_column("CreatedDatetime", "datetime", "When the order was created in PostDICOM, account wall-clock time.", name="created_datetime", endpoint=_PROPS),
+    ),
+)
+
+STUDIES = Table(
+    "studies",
+    "The QIDO-RS study match of each order's Study Instance UID (orders without images have none).",
+    "one row per QIDO study match",
+    (
+        _ORDER_UUID,
+        _INSTITUTION_UUID,
+        dicom_column("StudyInstanceUID", "Study Instance UID."),
+        dicom_column("StudyDate", "Date the study started."),
+        dicom_column("StudyTime", "Time the study started."),
+        dicom_column("TimezoneOffsetFromUTC", "Offset of the study's local times from UTC (`+HHMM`), when sent."),
+        dicom_column("AccessionNumber", "Accession number."),
+        dicom_column("StudyID", "Study ID given by the modality."),
+        dicom_column("StudyDescription", "Study description."),
+        dicom_column("ModalitiesInStudy", "Every modality in the study."),
+        dicom_column("ReferringPhysicianName", "Referring physician (PN form)."),
+        dicom_column("PatientName", "Patient name (PN form, every component group kept)."),
+        dicom_column("PatientID", "Patient ID."),
+        dicom_column("PatientBirthDate", "Patient's birth date."),
+        dicom_column("PatientSex", "Patient's sex."),
+        dicom_column("NumberOfStudyRelatedSeries", "Series in the study."),
+        dicom_column("NumberOfStudyRelatedInstances", "Instances in the study."),
+    ),
+)
+
+SERIES = Table(
+    "series",
+    "The QIDO-RS series matches of each order's study, with PostDICOM's series UUID where known.",
+    "one row per QIDO series match",
+    (
+        _ORDER_UUID,
+        _INSTITUTION_UUID,
+        context_column(
+            "patient_series_uuid", pa.string(), "API GetPatientOrderProperties.SeriesList[].PatientSeriesUuid",
+            "PostDICOM's identifier of the series (matched on Series Instance UID).",
+        ),
+        dicom_column("StudyInstanceUID", "Study Instance UID."),
+        dicom_column("SeriesInstanceUID", "Series Instance UID."),
+        dicom_column("Modality", "Modality of the series."),
+        dicom_column("SeriesNumber", "Series number."),
+        dicom_column("SeriesDescription", "Series description."),
+        dicom_column("SeriesDate", "Date the series started."),
+        dicom_column("SeriesTime", "Time the series started."),
+        dicom_column("BodyPartExamined", "Body part examined."),
+        dicom_column("PerformedProcedureStepStartDate", "Start date of the performed procedure step."),
+        dicom_column("NumberOfSeriesRelatedInstances", "Instances in the series."),
+    ),
+)
+
+
+def _first_value(vr: str) -> Converter:
+    """Typed value column of the tags table: the first value, when the VR has that type."""
+
+    def read(record: Mapping[str, Any]) -> Any:
+        values = record.get("values") or []
+        return parse_for_vr(record["vr"], values[0]) if values and record.get("vr") in vrs else None
+
+    vrs = {vr} if vr in {"DA", "TM", "DT"} else INTEGER_VRS | FLOAT_VRS
+    return read
+
+
+_TAGS = "GetDicomTagContent"
+
+TAGS = Table(
+    "tags",
+    "Contents of the requested DICOM tags, long form: a row per series and tag when all instances "
+    "agree, else a row per instance and tag (GetDicomTagContent).",
+    "one row per order, series, SOP instance (when values differ) and tag",
+    (
+        _ORDER_UUID,
+        _INSTITUTION_UUID,
+        api_column("PatientSeriesUuid", "uuid", "PostDICOM's identifier of the series.", name="patient_series_uuid", endpoint=_TAGS),
+        api_column("SeriesInstanceUid", "text", "Series Instance UID.", name="series_instance_uid", endpoint=_TAGS),
+        api_column("SopInstanceUid", "text", "SOP Instance UID when the value differs between instances, else null (the series-wide value).", name="sop_instance_uid", endpoint=_TAGS),
+        context_column("tag", pa.string(), "API GetDicomTagContent.TagId", "Tag as 8 upper-case hex digits (`00100010`)."),
+        context_column("keyword", pa.string(), "API GetDicomTagContent.Keyword", "DICOM keyword (`PatientName`); null for private tags."),
+        context_column("vr", pa.string(), "API GetDicomTagContent.Vr", "Value representation (`PN`, `DA`, ...)."),
+        context_column("value", pa.string(), "API GetDicomTagContent.Values", "The whole value as DICOM text, several values joined by `\\`; null when empty."),
+        context_column("values", pa.list_(pa.string()), "API GetDicomTagContent.Values", "Every value as its DICOM string; null when empty."),
+        Column("value_number", pa.float64(), "derived from values[0]", "First value as a number for IS/DS/US/UL/SS/SL/FL/FD tags.", _first_value("DS")),
+        Column("value_date", pa.date32(), "derived from values[0]", "First value as a date for DA tags.", _first_value("DA")),
+        Column("value_time", pa.time64("us"), "derived from values[0]", "First value as a time for TM tags.", _first_value("TM")),
+        Column("value_datetime", pa.timestamp("us", tz="UTC"), "derived from values[0]", "First value of a DT tag in UTC, when it carries an offset.", _first_value("DT")),
+    ),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (ORDERS, STUDIES, SERIES, TAGS)}
+
+
+# --------------------------------------------------------------------------
+# Source records → rows
+# --------------------------------------------------------------------------
+
+
+def normalize_tag(tag_id: Any) -> str | None:
+    """``00100010``, ``0010,0010``, ``(0010,0010)`` or a keyword → 8 upper-case hex digits."""
+    text = _text(tag_id)
+    if text is None:
+        return None
+    compact = re.sub(r"[(),\s]", "", text).upper()
+    if re.fullmatch(r"[0-9A-F]{8}", compact):
+        return compact
+    tag = tag_for_keyword(text)
+    return f"{tag:08X}" if tag is not None else None
+
+
+def order_row(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """GetPatientOrderProperties (or an order-list entry) → an ``orders`` row."""
+    return ORDERS.row(properties)
+
+
+def _context(order: Mapping[str, Any]) -> dict[str, Any]:
+    lowered = _lower_keys(order)
+    return {
+        "patient_order_uuid": _uuid(lowered.get("patientorderuuid")),
+        "institution_uuid": _uuid(lowered.get("institutionuuid")),
+    }
+
+
+def study_rows(order: Mapping[str, Any], matches: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """QIDO study matches (DICOM JSON) for one order → ``studies`` rows."""
+    context = _context(order)
+    return [STUDIES.row(m, context) for m in matches]
+
+
+def series_rows(order: Mapping[str, Any], matches: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """QIDO series matches for one order → ``series`` rows, joined to the order's SeriesList by UID."""
+    context = _context(order)
+    uuids = {
+        _text(s.get("seriesinstanceuid")): _uuid(s.get("patientseriesuuid"))
+        for s in map(_lower_keys, _lower_keys(order).get("serieslist") or [])
+    }
+    rows = []
+    for match in matches:
+        uid = next(iter(_dicom_values(match.get("0020000E"))), None)
+        rows.append(SERIES.row(match, {**context, "patient_series_uuid": uuids.get(_text(uid))}))
+    return rows
+
+
+def tag_rows(order: Mapping[str, Any], contents: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """GetDicomTagContent's DicomTagContentList for one order → ``tags`` rows."""
+    context = _context(order)
+    rows = []
+    for item in map(_lower_keys, contents):
+        tag = normalize_tag(item.get("tagid")) or normalize_tag(item.get("keyword"))
+        raw_values = item.get("values") or []
+        values = [str(v) for v in raw_values if v is not None and str(v) != ""] if isinstance(raw_values, list) else []
+        known = tag is not None and bool(keyword_for_tag(int(tag, 16)))
+        record = {
+            **item,
+            "tag": tag,
+            "keyword": _text(item.get("keyword")) or (keyword_for_tag(int(tag, 16)) if known else None),
+            "vr": _text(item.get("vr")) or (dictionary_VR(int(tag, 16)) if known else None),
+            "values": values or None,
+            "value": MULTI_VALUE_SEPARATOR.join(values) or None,
+        }
+        rows.append(TAGS.row(record, context))
+    return rows
+
+
+def hive_partitioning() -> pads.Partitioning:
+    """For pyarrow/pandas readers: ``export_date`` typed as a date instead of a dictionary string.
+
+    ``pd.read_parquet(path, partitioning=hive_partitioning())``.
+    """
+    return pads.partitioning(pa.schema([(PARTITION_COLUMN, pa.date32())]), flavor="hive")
+
+
+# --------------------------------------------------------------------------
+# Documentation
+# --------------------------------------------------------------------------
+
+
+def _type_name(arrow_type: pa.DataType) -> str:
+    if pa.types.is_list(arrow_type):
+        return f"list<{_type_name(arrow_type.value_type)}>"
+    return str(arrow_type)
+
+
+def render_markdown() -> str:
+    """``docs/export-schema.md``, from the declarations above (a test keeps the committed file current)."""
+    lines = [
+        "# Nightly order export: table schemas",
+        "",
+        f"Schema version **{SCHEMA_VERSION}**. Generated from `flows/export_schema.py` by",
+        "`python -m flows.export_schema > docs/export-schema.md`; do not edit by hand.",
+        "",
+        "Layout: `<destination>/<table>/export_date=YYYY-MM-DD/part-NNNNN.parquet` (Hive style).",
+        "`export_date` is the partition column (from the path, not stored in the files): the",
+        "study date the rows belong to, one partition per day of the exported window.",
+        "Each partition has a manifest at `<destination>/_manifests/<table>/export_date=YYYY-MM-DD.json`",
+        "(row count, files, schema version, window, run id).",
+        "",
+        "Types: DA → `date32`, TM → `time64[us]`, DT → `timestamp[us, tz=UTC]` (only when an offset",
+        "is known), IS → `int64`, DS → `double`, PN → UTF-8 string in DICOM form (`Family^Given`,",
+        "`=` between alphabetic, ideographic and phonetic groups), multi-valued → `list<...>`.",
+        "Empty or absent values are null. API date-times carry no zone: they are the account's wall clock.",
+        "",
+        "Reading: DuckDB `read_parquet('<dest>/orders/*/*.parquet', hive_partitioning=true)`;",
+        "Polars `pl.scan_parquet('<dest>/orders/*/*.parquet', hive_partitioning=True)`;",
+        "pandas `pd.read_parquet('<dest>/orders', partitioning=flows.export_schema.hive_partitioning())`.",
+        "",
+    ]
+    for table in TABLES.values():
+        lines += [f"## `{table.name}`", "", f"{table.description} Grain: {table.grain}.", ""]
+        lines += ["| column | type | source | description |", "|---|---|---|---|"]
+        lines.append(f"| `{PARTITION_COLUMN}` | date32 (partition) | export window | Study date the row belongs to (Hive partition). |")
+        for column in table.columns:
+            description = column.description.replace("|", "\\|")
+            lines.append(f"| `{column.name}` | {_type_name(column.type)} | {column.source} | {description} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")

@@ -1,0 +1,231 @@
+"""Converters of the export schema: DICOM JSON and custom-endpoint JSON → typed Parquet rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from flows import export_schema as es
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "export-schema.md"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("20260314", dt.date(2026, 3, 14)),
+        ("2026-03-14", dt.date(2026, 3, 14)),
+        ("2026.03.14", dt.date(2026, 3, 14)),
+        (" 20260314 ", dt.date(2026, 3, 14)),
+        ("20260230", None),
+        ("2026031", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_da(text, expected):
+    assert es.parse_da(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("093015", dt.time(9, 30, 15)),
+        ("093015.5", dt.time(9, 30, 15, 500000)),
+        ("093015.123456", dt.time(9, 30, 15, 123456)),
+        ("0930", dt.time(9, 30)),
+        ("09", dt.time(9)),
+        ("14:03:00", dt.time(14, 3)),
+        ("235960", dt.time(23, 59, 59, 999999)),
+        ("2561", None),
+        ("9:30", None),
+        ("", None),
+    ],
+)
+def test_tm(text, expected):
+    assert es.parse_tm(text) == expected
+
+
+def test_dt_with_and_without_offset():
+    aware = es.parse_dt("20260314093015.25+0100")
+    assert aware == dt.datetime(2026, 3, 14, 8, 30, 15, 250000, tzinfo=dt.UTC)
+    assert aware.utcoffset() == dt.timedelta(hours=1)
+    assert es.parse_dt("202603") == dt.datetime(2026, 3, 1)
+    assert es.parse_dt("20260314", es.parse_offset("-0500")).utcoffset() == dt.timedelta(hours=-5)
+    assert es.parse_dt("2026031409301") is None
+    assert es.parse_dt("") is None
+    assert es.parse_offset("+1500") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(12, 12), ("12", 12), (" -7 ", -7), ("12.0", 12), ("12.5", None), ("x", None), ("", None), (True, None)]
+)
+def test_is(value, expected):
+    assert es.parse_is(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(2.5, 2.5), ("2.5", 2.5), (" 1e3", 1000.0), (3, 3.0), ("NaN", None), ("abc", None), ("", None)]
+)
+def test_ds(value, expected):
+    assert es.parse_ds(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"Alphabetic": "Muñoz^José"}, "Muñoz^José"),
+        ({"Alphabetic": "山田^太郎", "Ideographic": "やまだ^たろう"}, "山田^太郎=やまだ^たろう"),
+        ({"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎", "Phonetic": "やまだ^たろう"}, "Yamada^Tarou=山田^太郎=やまだ^たろう"),
+        ({"Ideographic": "山田^太郎"}, "=山田^太郎"),
+        ({"Alphabetic": "Παπαδόπουλος^Νίκος"}, "Παπαδόπουλος^Νίκος"),
+        ("O'Brien^Siobhán^^Dr", "O'Brien^Siobhán^^Dr"),
+        ({}, None),
+        ("", None),
+    ],
+)
+def test_pn_keeps_components_and_groups(value, expected):
+    assert es.pn_to_string(value) == expected
+
+
+def test_snake_case_of_keywords():
+    assert es.snake_case("StudyInstanceUID") == "study_instance_uid"
+    assert es.snake_case("SOPInstanceUID") == "sop_instance_uid"
+    assert es.snake_case("NumberOfStudyRelatedInstances") == "number_of_study_related_instances"
+    assert es.snake_case("TimezoneOffsetFromUTC") == "timezone_offset_from_utc"
+    assert es.snake_case("PatientID") == "patient_id"
+
+
+def test_vr_types_and_dictionary_multiplicity():
+    studies = es.STUDIES.schema
+    assert studies.field("study_date").type == pa.date32()
+    assert studies.field("study_time").type == pa.time64("us")
+    assert studies.field("number_of_study_related_instances").type == pa.int64()
+    assert studies.field("modalities_in_study").type == pa.list_(pa.string())
+    assert studies.field("patient_name").type == pa.string()
+    assert es.arrow_type_for_vr("DT") == pa.timestamp("us", tz="UTC")
+    assert es.arrow_type_for_vr("DS") == pa.float64()
+    with pytest.raises(ValueError, match="SQ"):
+        es.arrow_type_for_vr("SQ")
+    assert studies.metadata[b"postdicom_flows.schema_version"] == es.SCHEMA_VERSION.encode()
+    assert studies.field("patient_name").metadata[b"source"].startswith(b"DICOM (0010,0010) PatientName PN")
+
+
+QIDO_STUDY = {
+    "0020000D": {"vr": "UI", "Value": ["1.2.3"]},
+    "00080020": {"vr": "DA", "Value": ["20260314"]},
+    "00080030": {"vr": "TM", "Value": ["093015.5"]},
+    "00080050": {"vr": "SH"},
+    "00080061": {"vr": "CS", "Value": ["CT", "SR"]},
+    "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Muñoz^José"}]},
+    "00100030": {"vr": "DA", "Value": [""]},
+    "00201206": {"vr": "IS", "Value": [2]},
+    "00201208": {"vr": "IS", "Value": ["40"]},
+}
+
+
+def test_qido_study_match_to_typed_row():
+    order = {"PatientOrderUuid": "ABC-1", "InstitutionUuid": "I-1"}
+    (row,) = es.study_rows(order, [QIDO_STUDY])
+    assert row["patient_order_uuid"] == "abc-1" and row["institution_uuid"] == "i-1"
+    assert row["study_instance_uid"] == "1.2.3"
+    assert row["study_date"] == dt.date(2026, 3, 14)
+    assert row["study_time"] == dt.time(9, 30, 15, 500000)
+    assert row["modalities_in_study"] == ["CT", "SR"]
+    assert row["patient_name"] == "Muñoz^José"
+    assert row["number_of_study_related_series"] == 2 and row["number_of_study_related_instances"] == 40
+    assert row["accession_number"] is None, "Value omitted (Annex F) is null"
+    assert row["patient_birth_date"] is None, "an empty value is null"
+    assert row["study_description"] is None, "an absent element is null"
+    batch = es.STUDIES.batch([row])
+    assert batch.num_rows == 1 and batch.schema.equals(es.STUDIES.schema)
+
+
+def test_series_rows_join_the_postdicom_series_uuid():
+    order = {"PatientOrderUuid": "o", "SeriesList": [{"PatientSeriesUuid": "S-UUID", "SeriesInstanceUid": "1.2.3.4"}]}
+    match = {"0020000E": {"vr": "UI", "Value": ["1.2.3.4"]}, "00200011": {"vr": "IS", "Value": ["3"]},
+             "00080060": {"vr": "CS", "Value": ["MR"]}}
+    other = {"0020000E": {"vr": "UI", "Value": ["9.9"]}}
+    rows = es.series_rows(order, [match, other])
+    assert rows[0]["patient_series_uuid"] == "s-uuid" and rows[0]["series_number"] == 3 and rows[0]["modality"] == "MR"
+    assert rows[1]["patient_series_uuid"] is None
+
+
+def test_tag_content_rows_long_form_with_typed_values():
+    order = {"PatientOrderUuid": "o", "InstitutionUuid": "i"}
+    contents = [
+        {"PatientSeriesUuid": "s", "SeriesInstanceUid": "1.2", "SopInstanceUid": None, "TagId": "00100010",
+         "Keyword": "PatientName", "Vr": "PN", "Values": ["山田^太郎=やまだ^たろう"]},
+        {"PatientSeriesUuid": "s", "SeriesInstanceUid": "1.2", "SopInstanceUid": "1.2.9", "TagId": "0028,0030",
+         "Keyword": "PixelSpacing", "Vr": "DS", "Values": ["0.7", "0.7"]},
+        {"PatientSeriesUuid": "s", "SeriesInstanceUid": "1.2", "SopInstanceUid": None, "TagId": "00080020",
+         "Keyword": "StudyDate", "Vr": "DA", "Values": ["20260314"]},
+        {"PatientSeriesUuid": "s", "SeriesInstanceUid": "1.2", "SopInstanceUid": None, "TagId": "(0008,0030)",
+         "Keyword": "StudyTime", "Vr": "TM", "Values": ["093000"]},
+        {"PatientSeriesUuid": "s", "SeriesInstanceUid": "1.2", "SopInstanceUid": None, "TagId": "0008002A",
+         "Keyword": "AcquisitionDateTime", "Vr": "DT", "Values": ["20260314093000+0200"]},
+        {"PatientSeriesUuid": "s", "SeriesInstanceUid": "1.2", "SopInstanceUid": None, "TagId": "00081030",
+         "Keyword": "StudyDescription", "Vr": "LO", "Values": []},
+        {"patientseriesuuid": "s", "seriesinstanceuid": "1.2", "tagid": "BodyPartExamined", "values": ["CHEST"]},
+    ]
+    rows = es.tag_rows(order, contents)
+    name, spacing, date, time, when, empty, lower = rows
+    assert name["value"] == "山田^太郎=やまだ^たろう" and name["values"] == ["山田^太郎=やまだ^たろう"]
+    assert name["sop_instance_uid"] is None and name["tag"] == "00100010"
+    assert spacing["tag"] == "00280030" and spacing["sop_instance_uid"] == "1.2.9"
+    assert spacing["value"] == "0.7\\0.7" and spacing["values"] == ["0.7", "0.7"] and spacing["value_number"] == 0.7
+    assert date["value_date"] == dt.date(2026, 3, 14) and date["value_number"] is None
+    assert time["tag"] == "00080030" and time["value_time"] == dt.time(9, 30)
+    assert when["value_datetime"] == dt.datetime(2026, 3, 14, 7, 30, tzinfo=dt.UTC)
+    assert empty["value"] is None and empty["values"] is None
+    assert lower["tag"] == "00180015" and lower["keyword"] == "BodyPartExamined" and lower["vr"] == "CS"
+    assert lower["value"] == "CHEST"
+    batch = es.TAGS.batch(rows)
+    assert batch.column(batch.schema.get_field_index("value_datetime")).type == pa.timestamp("us", tz="UTC")
+
+
+def test_order_row_from_the_custom_endpoint_answer():
+    answer = {
+        "PatientOrderUuid": "0F0E-AB", "InstitutionUuid": "inst", "OrderStatus": "Completed",
+        "PatientName": "Παπαδόπουλος^Νίκος", "PatientId": "P1", "OtherPatientId": "", "PatientSex": "M",
+        "PatientBirthdate": "1955-01-20", "ModalityList": ["CT"], "StudyDate": "2026-11-27",
+        "StudyTime": "14:03:00", "OrderScheduledDatetime": "2026-11-27 14:00", "NumberOfSeries": 2,
+        "NumberOfInstances": "40", "FolderUuidList": [], "CreatedDatetime": None, "UnknownKey": "kept in raw",
+        "referringphysiciansname": "Referrer^Rita",
+    }
+    row = es.order_row(answer)
+    assert row["patient_order_uuid"] == "0f0e-ab"
+    assert row["patient_name"] == "Παπαδόπουλος^Νίκος"
+    assert row["other_patient_id"] is None
+    assert row["patient_birth_date"] == dt.date(1955, 1, 20)
+    assert row["study_time"] == dt.time(14, 3)
+    assert row["order_scheduled_datetime"] == dt.datetime(2026, 11, 27, 14, 0)
+    assert row["number_of_study_related_series"] == 2 and row["number_of_study_related_instances"] == 40
+    assert row["folder_uuid_list"] is None and row["created_datetime"] is None
+    assert row["referring_physician_name"] == "Referrer^Rita", "key case is ignored"
+    assert es.ORDERS.batch([row]).num_rows == 1
+
+
+def test_normalize_tag_forms():
+    assert es.normalize_tag("0010,0010") == "00100010"
+    assert es.normalize_tag("(0010,0010)") == "00100010"
+    assert es.normalize_tag("0020000d") == "0020000D"
+    assert es.normalize_tag("PatientName") == "00100010"
+    assert es.normalize_tag("NoSuchKeyword") is None
+
+
+def test_export_date_is_reserved_for_the_partition():
+    column = es.context_column("export_date", pa.date32(), "x", "y")
+    with pytest.raises(ValueError, match="reserved"):
+        es.Table("bad", "d", "g", (column,))
+
+
+def test_committed_doc_matches_the_schema():
+    assert DOC.read_text(encoding="utf-8") == es.render_markdown(), (
+        "docs/export-schema.md is stale: python -m flows.export_schema > docs/export-schema.md"
+    )
+    for table in es.TABLES.values():
+        assert f"## `{table.name}`" in DOC.read_text(encoding="utf-8")
