@@ -1,0 +1,445 @@
+"""Atomic, idempotent writing of Hive partitions (``<table>/export_date=YYYY-MM-DD/``).
+
+Analysts point DuckDB, Polars and pandas at ``<dest>/<table>/*/*.parquet``
+every morning; the export must never show them half a night, two nights at
+once, or a crashed run's leftovers. So a partition is written aside and
+swapped in whole:
+
+1. Rows stream into ``<dest>/_staging/<run>/<table>/export_date=D/`` (memory
+   stays bounded: record batches are buffered up to ``row_group_rows`` and
+   written as one row group with ``pyarrow.parquet.ParquetWriter``).
+2. Commit. On a local filesystem: ``rename(final → _trash/<run>/...)``,
+   ``rename(staging → final)``, then the trash is deleted. Each rename is
+   atomic, so a reader sees the old or the new partition, never a mixture.
+3. A manifest per partition is written to
+   ``<dest>/_manifests/<table>/export_date=D.json`` (rows, files, schema
+   version, window, run id).
+
+Why the staging, trash and manifests live *outside* ``<table>/``: measured
+with DuckDB 1.x and Polars 1.x, a glob such as ``orders/*/*.parquet`` also
+matches ``orders/.tmp-x/part.parquet`` and ``orders/_tmp/part.parquet`` (then
+fails on the mismatched Hive key), and Polars refuses a directory that holds a
+``.json`` beside the ``.parquet`` files. Only pyarrow (hence pandas) skips
+``.``/``_`` prefixes. Nothing but partitions and part files therefore lives
+under a table directory.
+
+Object stores (``s3://``, ``gs://``, ``memory://``, any non-local fsspec
+filesystem) have no atomic directory rename. There the manifest is the commit
+point: new part files (with the run in their names) are moved next to the old
+ones, the manifest listing only the new files is written (one object PUT,
+atomic), then the files it does not list are deleted. Between the move and the
+delete a glob reader may briefly see both generations; a crash in that window
+is repaired by the next writer of the partition (:func:`recover_partition`
+deletes whatever the manifest does not list). Manifest-aware readers never see
+a mixture.
+
+A crash on a local filesystem between the two renames leaves the previous
+partition in ``_trash``; :func:`recover_partition` (run before each write)
+puts it back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import posixpath
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from .export_schema import PARTITION_COLUMN, SCHEMA_VERSION
+
+STAGING_DIR = "_staging"
+TRASH_DIR = "_trash"
+MANIFEST_DIR = "_manifests"
+STALE_STAGING_SECONDS = 6 * 3600
+"""Another run's staging older than this is a crash's leftover and is removed; younger ones may be live."""
+DEFAULT_ROW_GROUP_ROWS = 64_000
+DEFAULT_FILE_ROWS = 2_000_000
+
+
+class Destination:
+    """Where the export lives: a local folder or any fsspec URL (``s3://bucket/prefix``, ``memory://x``)."""
+
+    def __init__(self, url: str | os.PathLike[str], **storage_options: Any) -> None:
+        self.url = str(url)
+        self.fs, root = fsspec.core.url_to_fs(self.url, **storage_options)
+        self.root = root.rstrip("/")
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self.root, *parts)
+
+    def partition_dir(self, table: str, export_date: dt.date) -> str:
+        return self.path(table, f"{PARTITION_COLUMN}={export_date.isoformat()}")
+
+    def manifest_path(self, table: str, export_date: dt.date) -> str:
+        return self.path(MANIFEST_DIR, table, f"{PARTITION_COLUMN}={export_date.isoformat()}.json")
+
+    def staging_dir(self, run_id: str, table: str, export_date: dt.date) -> str:
+        return self.path(STAGING_DIR, run_id, table, f"{PARTITION_COLUMN}={export_date.isoformat()}")
+
+    def trash_dir(self, run_id: str, table: str, export_date: dt.date) -> str:
+        return self.path(TRASH_DIR, run_id, table, f"{PARTITION_COLUMN}={export_date.isoformat()}")
+
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.exists(path))
+
+    def remove_tree(self, path: str) -> None:
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def read_manifest(self, table: str, export_date: dt.date) -> dict[str, Any] | None:
+        path = self.manifest_path(table, export_date)
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "rb") as handle:
+            return json.loads(handle.read().decode("utf-8"))
+
+    def write_manifest(self, table: str, export_date: dt.date, manifest: Mapping[str, Any]) -> None:
+        """One whole object: os.replace of a sibling temp file locally, a single PUT elsewhere."""
+        path = self.manifest_path(table, export_date)
+        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        data = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode("utf-8")
+        if self.is_local:
+            temporary = posixpath.join(posixpath.dirname(path), f".{uuid.uuid4().hex}.tmp")
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        else:
+            self.fs.pipe_file(path, data)
+
+    def __repr__(self) -> str:
+        return f"Destination({self.url!r})"
+
+
+def _children(destination: Destination, path: str) -> list[str]:
+    if not destination.fs.exists(path):
+        return []
+    return [p.rstrip("/") for p in destination.fs.ls(path, detail=False)]
+
+
+def _mtime(destination: Destination, path: str) -> float | None:
+    try:
+        modified = destination.fs.modified(path)
+    except (NotImplementedError, OSError, FileNotFoundError):
+        return None
+    return modified.timestamp() if isinstance(modified, dt.datetime) else None
+
+
+def recover_partition(destination: Destination, table: str, export_date: dt.date, *, current_run: str) -> None:
+    """Repair what a crashed run left behind for one partition, before writing it again.
+
+    Local: a partition missing while its previous version sits in ``_trash``
+    is put back; trash of a finished swap and stale staging are deleted.
+    Object stores: part files the manifest does not list are uncommitted
+    (or superseded) and are deleted.
+    """
+    final = destination.partition_dir(table, export_date)
+    suffix = posixpath.join(table, f"{PARTITION_COLUMN}={export_date.isoformat()}")
+    trashed = [p for p in (posixpath.join(r, suffix) for r in _children(destination, destination.path(TRASH_DIR))) if destination.exists(p)]
+    if destination.is_local and trashed and not destination.exists(final):
+        newest = max(trashed, key=lambda p: _mtime(destination, p) or 0.0)
+        destination.fs.makedirs(posixpath.dirname(final), exist_ok=True)
+        os.rename(newest, final)
+        trashed.remove(newest)
+    for path in trashed:
+        destination.remove_tree(path)
+    now = time.time()
+    for run_dir in _children(destination, destination.path(STAGING_DIR)):
+        if posixpath.basename(run_dir) == current_run:
+            continue
+        staged = posixpath.join(run_dir, suffix)
+        modified = _mtime(destination, staged) if destination.exists(staged) else None
+        if modified is not None and now - modified > STALE_STAGING_SECONDS:
+            destination.remove_tree(staged)
+    if not destination.is_local and destination.exists(final):
+        manifest = destination.read_manifest(table, export_date)
+        listed = set(manifest["files"]) if manifest else set()
+        for path in _children(destination, final):
+            if posixpath.basename(path) not in listed:
+                destination.fs.rm(path)
+
+
+class PartitionWriter:
+    """Streams record batches of one table's partition into staging; :class:`PartitionSet` commits it.
+
+    Batches are buffered until ``row_group_rows`` rows, then written as one
+    row group, so memory holds at most one row group whatever the partition
+    size. A new file starts every ``file_rows`` rows.
+    """
+
+    def __init__(
+        self,
+        destination: Destination,
+        table: str,
+        schema: pa.Schema,
+        export_date: dt.date,
+        run_id: str,
+        *,
+        row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
+        file_rows: int = DEFAULT_FILE_ROWS,
+        compression: str = "zstd",
+    ) -> None:
+        if row_group_rows < 1 or file_rows < row_group_rows:
+            raise ValueError("need 1 <= row_group_rows <= file_rows")
+        self.destination = destination
+        self.table = table
+        self.schema = schema
+        self.export_date = export_date
+        self.run_id = run_id
+        self.row_group_rows = row_group_rows
+        self.file_rows = file_rows
+        self.compression = compression
+        self.rows = 0
+        self.files: list[str] = []
+        self.staging = destination.staging_dir(run_id, table, export_date)
+        self._buffer: list[pa.RecordBatch] = []
+        self._buffered = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._handle: IO[bytes] | None = None
+        self._file_rows = 0
+        self._finished = False
+        recover_partition(destination, table, export_date, current_run=run_id)
+        destination.remove_tree(self.staging)
+        destination.fs.makedirs(self.staging, exist_ok=True)
+
+    def write(self, data: pa.RecordBatch | pa.Table | Sequence[Mapping[str, Any]]) -> None:
+        """Append rows (a batch, a table, or dicts); the schema must match exactly."""
+        if self._finished:
+            raise RuntimeError(f"{self.table} {self.export_date}: writer already finished")
+        if isinstance(data, pa.Table):
+            batches = data.to_batches()
+        elif isinstance(data, pa.RecordBatch):
+            batches = [data]
+        else:
+            batches = [pa.RecordBatch.from_pylist(list(data), schema=self.schema)]
+        for batch in batches:
+            if not batch.schema.equals(self.schema, check_metadata=False):
+                raise ValueError(f"{self.table}: batch schema differs from the table schema:\n{batch.schema}")
+            if batch.num_rows:
+                self._buffer.append(batch)
+                self._buffered += batch.num_rows
+        while self._buffered >= self.row_group_rows:
+            self._flush(self.row_group_rows)
+
+    def _flush(self, limit: int) -> None:
+        """Write up to ``limit`` buffered rows as one row group (respecting the file size cap)."""
+        take = min(limit, self._buffered, self.file_rows - self._file_rows)
+        table = pa.Table.from_batches(self._buffer, schema=self.schema)
+        group, rest = table.slice(0, take), table.slice(take)
+        self._open_file().write_table(group, row_group_size=max(take, 1))
+        self._file_rows += take
+        self.rows += take
+        self._buffer = rest.combine_chunks().to_batches() if rest.num_rows else []
+        self._buffered = rest.num_rows
+        if self._file_rows >= self.file_rows:
+            self._close_file()
+
+    def _open_file(self) -> pq.ParquetWriter:
+        if self._writer is None:
+            name = f"part-{self.run_id[:12]}-{len(self.files):05d}.parquet"
+            self._handle = self.destination.fs.open(posixpath.join(self.staging, name), "wb")
+            self._writer = pq.ParquetWriter(self._handle, self.schema, compression=self.compression)
+            self.files.append(name)
+            self._file_rows = 0
+        return self._writer
+
+    def _close_file(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def finish(self) -> None:
+        """Flush and close; an empty partition still gets one zero-row file, so its schema is readable."""
+        if self._finished:
+            return
+        while self._buffered:
+            self._flush(self.row_group_rows)
+        if not self.files:
+            self._open_file()
+        self._close_file()
+        self._finished = True
+
+    def discard(self) -> None:
+        """Drop everything staged (the run failed): the committed partition is untouched."""
+        try:
+            self._close_file()
+        finally:
+            self._buffer, self._buffered = [], 0
+            self._finished = True
+            self.destination.remove_tree(self.staging)
+
+
+@dataclass
+class CommittedPartition:
+    """What one committed partition holds (also what its manifest says)."""
+
+    table: str
+    export_date: dt.date
+    rows: int
+    files: list[str]
+    path: str
+
+
+@dataclass
+class PartitionSet:
+    """The partitions of several tables for one date, committed together.
+
+    Used as a context manager: leaving it with an exception discards every
+    staged file (the committed partitions stay as they were); :meth:`commit`
+    swaps all of them in, then writes their manifests.
+    """
+
+    destination: Destination
+    schemas: Mapping[str, pa.Schema]
+    export_date: dt.date
+    run_id: str
+    row_group_rows: int = DEFAULT_ROW_GROUP_ROWS
+    writers: dict[str, PartitionWriter] = field(init=False, default_factory=dict)
+    committed: list[CommittedPartition] = field(init=False, default_factory=list)
+
+    def __enter__(self) -> PartitionSet:
+        for name, schema in self.schemas.items():
+            self.writers[name] = PartitionWriter(
+                self.destination, name, schema, self.export_date, self.run_id, row_group_rows=self.row_group_rows
+            )
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is not None or not self.committed:
+            for writer in self.writers.values():
+                writer.discard()
+                if not self.destination.is_local:
+                    self._unmove_object_store(writer)
+        self._cleanup()
+
+    def write(self, table: str, data: pa.RecordBatch | pa.Table | Sequence[Mapping[str, Any]]) -> None:
+        self.writers[table].write(data)
+
+    def commit(self, manifest: Mapping[str, Any] | None = None) -> list[CommittedPartition]:
+        """Swap every staged partition into place, then write one manifest per partition."""
+        for writer in self.writers.values():
+            writer.finish()
+        swap = self._swap_local if self.destination.is_local else self._swap_object_store
+        done: list[PartitionWriter] = []
+        try:
+            for writer in self.writers.values():
+                swap(writer)
+                done.append(writer)
+        except BaseException:
+            if self.destination.is_local:
+                for writer in reversed(done):
+                    self._undo_local(writer)
+            raise
+        written_at = dt.datetime.now(dt.UTC).isoformat()
+        for writer in self.writers.values():
+            partition = CommittedPartition(
+                writer.table, self.export_date, writer.rows, list(writer.files),
+                self.destination.partition_dir(writer.table, self.export_date),
+            )
+            body = {
+                **(manifest or {}),
+                "table": writer.table,
+                PARTITION_COLUMN: self.export_date.isoformat(),
+                "rows": writer.rows,
+                "files": partition.files,
+                "schema_version": SCHEMA_VERSION,
+                "run_id": self.run_id,
+                "written_at": written_at,
+            }
+            self.destination.write_manifest(writer.table, self.export_date, body)
+            self.committed.append(partition)
+        return self.committed
+
+    def _swap_local(self, writer: PartitionWriter) -> None:
+        final = self.destination.partition_dir(writer.table, self.export_date)
+        trash = self.destination.trash_dir(self.run_id, writer.table, self.export_date)
+        os.makedirs(posixpath.dirname(final), exist_ok=True)
+        moved_old = os.path.exists(final)
+        if moved_old:
+            os.makedirs(posixpath.dirname(trash), exist_ok=True)
+            os.rename(final, trash)
+        try:
+            os.rename(writer.staging, final)
+        except BaseException:
+            if moved_old:
+                os.rename(trash, final)
+            raise
+
+    def _undo_local(self, writer: PartitionWriter) -> None:
+        """Put the previous partition back after a later table's swap failed."""
+        final = self.destination.partition_dir(writer.table, self.export_date)
+        trash = self.destination.trash_dir(self.run_id, writer.table, self.export_date)
+        os.rename(final, writer.staging)
+        if os.path.exists(trash):
+            os.rename(trash, final)
+
+    def _swap_object_store(self, writer: PartitionWriter) -> None:
+        """Move the new part files beside the old ones; the manifest (written next) commits them."""
+        fs = self.destination.fs
+        final = self.destination.partition_dir(writer.table, self.export_date)
+        fs.makedirs(final, exist_ok=True)
+        for name in writer.files:
+            fs.mv(posixpath.join(writer.staging, name), posixpath.join(final, name))
+
+    def _unmove_object_store(self, writer: PartitionWriter) -> None:
+        """A failed commit: delete the files this run moved in unless a manifest already lists them."""
+        manifest = self.destination.read_manifest(writer.table, self.export_date)
+        listed = set(manifest["files"]) if manifest else set()
+        final = self.destination.partition_dir(writer.table, self.export_date)
+        for name in writer.files:
+            path = posixpath.join(final, name)
+            if name not in listed and self.destination.exists(path):
+                self.destination.fs.rm(path)
+
+    def _cleanup(self) -> None:
+        """Delete the superseded generation (trash, or unlisted object-store files) and empty staging."""
+        for writer in self.writers.values():
+            self.destination.remove_tree(self.destination.trash_dir(self.run_id, writer.table, self.export_date))
+            if not self.destination.is_local and self.committed:
+                keep = set(writer.files)
+                final = self.destination.partition_dir(writer.table, self.export_date)
+                for path in _children(self.destination, final):
+                    if posixpath.basename(path) not in keep:
+                        self.destination.fs.rm(path)
+            self.destination.remove_tree(writer.staging)
+        for top in (STAGING_DIR, TRASH_DIR):
+            self._remove_empty(self.destination.path(top, self.run_id))
+
+    def _remove_empty(self, path: str) -> None:
+        """Remove a run's staging/trash folder once nothing is left in it (other runs may share the parent)."""
+        if not self.destination.exists(path):
+            return
+        for child in _children(self.destination, path):
+            self._remove_empty(child)
+        if self.destination.fs.isdir(path) and not _children(self.destination, path):
+            self.destination.remove_tree(path)
+
+
+def committed_files(destination: Destination, table: str, export_date: dt.date) -> list[str]:
+    """The part files a manifest-aware reader should read for a partition (its manifest's list)."""
+    manifest = destination.read_manifest(table, export_date)
+    if manifest is None:
+        return []
+    final = destination.partition_dir(table, export_date)
+    return [posixpath.join(final, name) for name in manifest["files"]]
+
+
+def new_run_id() -> str:
+    """A run id for files and manifests when no Prefect flow run id is available."""
+    return uuid.uuid4().hex
+
