@@ -1,0 +1,154 @@
+"""``postdicom-flows serve``: the three deployments served from one process.
+
+This is the single-machine way to schedule the work: no work pool, no worker,
+just one long-lived process that both holds the nightly schedule and runs
+whatever is started from the Prefect UI. For several machines use
+``deployments/prefect.yaml`` with a process work pool and workers instead
+(see the README); both describe the same three deployments.
+
+The credentials are referenced, never copied: the deployment's stored
+parameters hold ``{"$ref": {"block_document_id": ...}}`` and the flow run
+loads the block (with its password) only when it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
+
+DEFAULT_CRON = "0 2 * * *"
+DEFAULT_TIMEZONE = "Europe/Madrid"
+DEFAULT_CREDENTIALS_BLOCK = "sandbox-demo"
+DEFAULT_EXPORT_DESTINATION = "./demo-data/export"
+TAGS = ["postdicom"]
+
+EXPORT_DEPLOYMENT = "nightly-export"
+UPLOAD_DEPLOYMENT = "upload-and-share"
+REASSIGNMENT_DEPLOYMENT = "reassignment"
+
+
+def check_timezone(timezone: str) -> str:
+    """Fail at start-up on a misspelt zone: Prefect would only notice when it computes the next run."""
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {timezone!r} (use an IANA name such as 'Europe/Madrid')") from exc
+    return timezone
+
+
+def build_deployments(
+    timezone: str = DEFAULT_TIMEZONE,
+    cron: str = DEFAULT_CRON,
+    *,
+    credentials: Any = None,
+    destination: str | None = None,
+) -> list[RunnerDeployment]:
+    """The three deployments: the export on a cron in ``timezone``, the other two ad hoc.
+
+    ``credentials`` (a saved ``PostDicomCredentials``, optional) becomes the
+    default ``credentials`` parameter of all three, so the scheduled export can
+    run unattended and the UI's run forms come pre-filled; without it the form
+    asks for a block. ``destination`` is the export's default destination.
+    """
+    from prefect.schedules import Cron
+
+    from flows import batch_reassignment, bulk_upload_and_share, nightly_order_export
+
+    schedule = Cron(cron, timezone=check_timezone(timezone))
+    common: dict[str, Any] = {} if credentials is None else {"credentials": credentials}
+    export_parameters = dict(common)
+    if destination is not None:
+        export_parameters["destination"] = destination
+    return [
+        nightly_order_export.to_deployment(
+            name=EXPORT_DEPLOYMENT,
+            schedules=[schedule],
+            parameters=export_parameters,
+            description=f"Orders, studies, series and tags of the previous day to Parquet, at '{cron}' ({timezone}).",
+            tags=[*TAGS, "export", "scheduled"],
+        ),
+        bulk_upload_and_share.to_deployment(
+            name=UPLOAD_DEPLOYMENT,
+            parameters=dict(common),
+            description="Upload a folder of studies and share them with a link (run it from the UI's form).",
+            tags=[*TAGS, "upload", "ad-hoc"],
+        ),
+        batch_reassignment.to_deployment(
+            name=REASSIGNMENT_DEPLOYMENT,
+            parameters=dict(common),
+            description="Assign orders to users or user groups, from rows, a CSV/Parquet file or a selection.",
+            tags=[*TAGS, "reassignment", "ad-hoc"],
+        ),
+    ]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="postdicom-flows serve",
+        description=(
+            "Serve the three deployments from this process: the nightly export on a cron, "
+            "upload-and-share and reassignment ad hoc from the Prefect UI. Runs until interrupted."
+        ),
+    )
+    parser.add_argument("--timezone", default=DEFAULT_TIMEZONE, help="IANA time zone of the cron (default %(default)s)")
+    parser.add_argument("--cron", default=DEFAULT_CRON, help="when the export runs (default '%(default)s')")
+    parser.add_argument(
+        "--credentials",
+        default=DEFAULT_CREDENTIALS_BLOCK,
+        help="name of a saved PostDicomCredentials block used by default (default %(default)s; '' for none)",
+    )
+    parser.add_argument(
+        "--destination",
+        default=DEFAULT_EXPORT_DESTINATION,
+        help="the export's destination: a folder or an fsspec URL such as s3://bucket/prefix (default %(default)s)",
+    )
+    parser.add_argument("--limit", type=int, default=4, help="flow runs executed at the same time (default %(default)s)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the deployments and serve them; the ephemeral API is refused because nobody could reach its UI."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    from prefect import serve
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        print(
+            "postdicom-flows serve needs a Prefect server to register with and to show the UI.\n"
+            "Start one in another terminal and point this shell at it:\n"
+            "  prefect server start\n"
+            "  prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api",
+            file=sys.stderr,
+        )
+        return 2
+    credentials = None
+    if args.credentials:
+        from blocks import PostDicomCredentials
+
+        try:
+            credentials = PostDicomCredentials.load(args.credentials)
+        except ValueError as exc:
+            print(
+                f"No PostDicomCredentials block named {args.credentials!r}: create it in the UI "
+                "(Blocks → PostDICOM Credentials) or run 'postdicom-flows demo' for the sandbox's.\n"
+                f"({exc})",
+                file=sys.stderr,
+            )
+            return 2
+    try:
+        deployments = build_deployments(
+            timezone=args.timezone, cron=args.cron, credentials=credentials, destination=args.destination
+        )
+    except ValueError as exc:
+        print(f"postdicom-flows serve: {exc}", file=sys.stderr)
+        return 2
+    serve(*deployments, limit=args.limit)
+    return 0
