@@ -313,13 +313,17 @@ class HttpSession:
             pass
         finally:
             response.close()
-        return error_for_status(
+        retry_after = _retry_after_seconds(response)
+        error = error_for_status(
             response.status_code,
             reason=error_reason(response),
             method=method,
             url=url,
-            retry_after=_retry_after_seconds(response),
+            retry_after=retry_after,
         )
+        # 503 (and 408) may carry Retry-After too; only ThrottledError keeps it by itself.
+        error.retry_after = retry_after
+        return error
 
     def _wait(
         self,
