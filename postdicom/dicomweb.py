@@ -810,8 +810,9 @@ def _sop_uid_of(part: ReceivedPart) -> str | None:
     try:
         dataset = pydicom.dcmread(part.path, stop_before_pixels=True, force=True, specific_tags=["SOPInstanceUID"])
         uid = str(dataset.get("SOPInstanceUID", "") or "")
-        if not uid and "file_meta" in dataset:
-            uid = str(dataset.file_meta.get("MediaStorageSOPInstanceUID", "") or "")
+        meta = getattr(dataset, "file_meta", None)
+        if not uid and meta is not None:
+            uid = str(meta.get("MediaStorageSOPInstanceUID", "") or "")
     except Exception:  # noqa: BLE001 - fall back to the part header
         uid = ""
     if not uid and "/instances/" in part.content_location:

@@ -1,0 +1,189 @@
+"""Errors and retries: status mapping, the server's reason, Retry-After, STOW re-sends and reconciliation."""
+
+from __future__ import annotations
+
+import httpx
+import pydicom
+import pytest
+
+import postdicom.http
+from postdicom import (
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    ServerError,
+    ThrottledError,
+    TransportError,
+)
+from postdicom.multipart import MultipartWriter
+from tests.test_client_dialects import STUDY, make_client, small_study, stow_answer  # noqa: F401 - fixture
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Record the session's back-off waits instead of sleeping them."""
+    waited: list[float] = []
+    monkeypatch.setattr(postdicom.http.time, "sleep", waited.append)
+    return waited
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, BadRequestError),
+        (401, AuthenticationError),
+        (403, AuthenticationError),
+        (404, NotFoundError),
+        (409, ConflictError),
+        (429, ThrottledError),
+        (500, ServerError),
+        (503, ServerError),
+    ],
+)
+def test_status_maps_to_exception_with_the_server_reason(status, error, sleeps):
+    client, _ = make_client(lambda r: httpx.Response(status, headers={"X-Error-Reason": "the reason given"}))
+    with pytest.raises(error) as info:
+        client.search_for_studies()
+    assert info.value.status == status
+    assert info.value.reason == "the reason given"
+    assert "the reason given" in str(info.value)
+    assert "pw-Ünïcode" not in str(info.value)
+
+
+def test_retry_waits_at_least_retry_after(sleeps):
+    answers = iter(
+        [
+            httpx.Response(503, headers={"Retry-After": "7"}),
+            httpx.Response(429, headers={"Retry-After": "3"}),
+            httpx.Response(200, json=[]),
+        ]
+    )
+    client, rec = make_client(lambda r: next(answers), attempts=4)
+    assert client.search_for_studies() == []
+    assert len(rec.requests) == 3
+    assert sleeps[0] >= 7 and sleeps[1] >= 3
+
+
+def test_transient_errors_give_up_after_the_policy(sleeps):
+    client, rec = make_client(lambda r: httpx.Response(502), attempts=3)
+    with pytest.raises(ServerError):
+        client.search_for_studies()
+    assert len(rec.requests) == 3 and len(sleeps) == 2
+
+
+def test_client_errors_are_not_retried(sleeps):
+    client, rec = make_client(lambda r: httpx.Response(400), attempts=4)
+    with pytest.raises(BadRequestError):
+        client.search_for_studies()
+    assert len(rec.requests) == 1 and sleeps == []
+
+
+def test_retried_stow_resends_the_full_body(small_study, sleeps):
+    uids = [pydicom.dcmread(p).SOPInstanceUID for p in small_study]
+    answers = iter([httpx.Response(503), httpx.Response(200, json=stow_answer(stored=uids))])
+    client, rec = make_client(lambda r: next(answers), attempts=3, dialect="standard")
+    result = client.store_instances(small_study)
+    assert result.counts["stored"] == 2
+    assert len(rec.bodies) == 2
+    first, second = rec.bodies
+    assert first == second
+    assert len(second) == int(rec.requests[1].headers["Content-Length"])
+    assert all(p.read_bytes() in second for p in small_study)
+
+
+def test_non_idempotent_request_not_retried_once_sent(sleeps):
+    calls = []
+
+    def respond(request):
+        calls.append(request)
+        raise httpx.ReadError("connection reset after the request was sent")
+
+    client, _ = make_client(respond, attempts=4)
+    with pytest.raises(TransportError):
+        client._http.request("POST", "/createfolder", idempotent=False)
+    assert len(calls) == 1
+    client, rec = make_client(lambda r: httpx.Response(503), attempts=4)
+    with pytest.raises(ServerError):
+        client._http.request("POST", "/createfolder", idempotent=False)
+    assert len(rec.requests) == 1
+
+
+def test_connection_refused_is_retried_then_a_transport_error(sleeps):
+    calls = []
+
+    def respond(request):
+        calls.append(request)
+        raise httpx.ConnectError("connection refused")
+
+    client, _ = make_client(respond, attempts=3)
+    with pytest.raises(TransportError):
+        client.search_for_studies()
+    assert len(calls) == 3
+
+
+def test_stow_400_partial_success_is_reconciled(small_study):
+    uids = [pydicom.dcmread(p).SOPInstanceUID for p in small_study]
+    # Orthanc: 400, no Content-Type, the good part referenced, the bad one listed nowhere.
+    answer = httpx.Response(400, content=httpx.Response(200, json=stow_answer(stored=uids[:1])).content)
+    client, _ = make_client(lambda r: answer, dialect="standard")
+    result = client.store_instances(small_study)
+    assert [o.status for o in result] == ["stored", "rejected"]
+    assert "neither ReferencedSOPSequence nor FailedSOPSequence" in result.outcomes[1].reason
+    assert "HTTP 400" in result.outcomes[1].reason
+
+
+def test_stow_failed_sequence_gives_failure_reason_text_and_code(small_study):
+    uids = [pydicom.dcmread(p).SOPInstanceUID for p in small_study]
+    answer = stow_answer(stored=uids[:1], failed=[(uids[1], 0xC122)])
+    client, _ = make_client(lambda r: httpx.Response(202, json=answer))
+    result = client.store_instances(small_study)
+    assert result.outcomes[1].status == "rejected"
+    assert result.outcomes[1].failure_code == 0xC122
+    assert "C122H" in result.outcomes[1].reason and "transfer syntax not supported" in result.outcomes[1].reason
+
+
+def test_stow_409_conflict_body_is_read(small_study):
+    uids = [pydicom.dcmread(p).SOPInstanceUID for p in small_study]
+    answer = stow_answer(failed=[(u, 272) for u in uids])
+    client, _ = make_client(lambda r: httpx.Response(409, json=answer, headers={"X-Error-Reason": "study mismatch"}))
+    result = client.store_instances(small_study)
+    assert [o.failure_code for o in result] == [272, 272]
+    assert all("0110H" in o.reason and "study mismatch" in o.reason for o in result)
+
+
+def test_stow_server_error_after_retries_marks_files_failed(small_study, sleeps):
+    client, rec = make_client(lambda r: httpx.Response(500, headers={"X-Error-Reason": "disk full"}), attempts=2)
+    result = client.store_instances(small_study, batch_size=1)
+    assert result.counts == {"stored": 0, "rejected": 0, "failed": 2}
+    assert all("disk full" in o.reason for o in result)
+    assert len(rec.requests) == 4
+
+
+def test_stow_wrong_password_raises_with_the_reason(small_study):
+    client, rec = make_client(lambda r: httpx.Response(401, headers={"X-Error-Reason": "bad credentials"}))
+    with pytest.raises(AuthenticationError, match="bad credentials"):
+        client.store_instances(small_study, batch_size=1, concurrency=1)
+
+
+def test_stow_batches_by_count_and_bytes(small_study):
+    uids = [pydicom.dcmread(p).SOPInstanceUID for p in small_study]
+    client, rec = make_client(lambda r: httpx.Response(200, json=stow_answer(stored=uids)))
+    client.store_instances(small_study * 3, batch_size=4, concurrency=1)
+    assert [body.count(b"Content-Type: application/dicom") for body in rec.bodies] == [4, 2]
+    rec.bodies.clear()
+    client.store_instances(small_study, max_batch_bytes=small_study[0].stat().st_size)
+    assert [body.count(b"Content-Type: application/dicom") for body in rec.bodies] == [1, 1]
+
+
+def test_truncated_wado_answer_is_retried_then_a_transport_error(small_study, tmp_path, sleeps):
+    writer = MultipartWriter([p.read_bytes() for p in small_study])
+    body = b"".join(writer())
+    client, rec = make_client(
+        lambda r: httpx.Response(200, content=body[: len(body) // 2], headers={"Content-Type": writer.content_type}),
+        attempts=3,
+    )
+    with pytest.raises(TransportError, match="closing boundary"):
+        client.retrieve_study(STUDY, tmp_path)
+    assert len(rec.requests) == 3
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
