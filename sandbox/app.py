@@ -1,0 +1,145 @@
+"""The sandbox ASGI application: routes, Basic auth, errors and the sandbox-only control routes.
+
+Layout of one sandbox::
+
+    /dicomweb/...        the API (Basic auth, account-scoped): DICOMweb + the 13 custom endpoints
+    /share/<token>       share pages for recipients (no account; token + optional password)
+    /_sandbox/faults     GET/POST fault injection settings (tests switch faults at run time)
+    /_sandbox/clock      GET/POST a clock offset (tests make shares expire without waiting)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import html
+import json
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox import custom, dicomweb, shares
+from sandbox.config import Settings
+from sandbox.errors import ApiError, error_response
+from sandbox.faults import FaultConfig, FaultMiddleware
+from sandbox.model import Account
+from sandbox.store import Store
+
+REALM = 'Basic realm="PostDICOM sandbox", charset="UTF-8"'
+
+
+class BasicAuthMiddleware:
+    """Every ``/dicomweb`` request must carry an account's Basic credentials (UTF-8).
+
+    Authentication and account scoping live here, in one place: routes read
+    the caller's account from ``request.state.account`` and never see a
+    request without one.
+    """
+
+    def __init__(self, app, store: Store):
+        self.app = app
+        self.store = store
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == dicomweb.PREFIX or path.startswith(dicomweb.PREFIX + "/")):
+            return await self.app(scope, receive, send)
+        account = self._account(dict(scope["headers"]).get(b"authorization", b""))
+        if account is None:
+            response = error_response(ApiError(401, "missing or wrong Basic credentials",
+                                               {"WWW-Authenticate": REALM}))
+            return await response(scope, receive, send)
+        scope.setdefault("state", {})["account"] = account
+        return await self.app(scope, receive, send)
+
+    def _account(self, header: bytes) -> Account | None:
+        scheme, _, encoded = header.partition(b" ")
+        if scheme.lower() != b"basic":
+            return None
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        email, sep, password = decoded.partition(":")
+        if not sep:
+            return None
+        uuid = self.store.authenticate(email, password)
+        return Account(uuid, email) if uuid else None
+
+
+async def _api_error(request: Request, exc: ApiError) -> Response:
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    reason = {404: f"no such endpoint {request.method} {request.url.path}",
+              405: f"method {request.method} not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
+    headers = dict(exc.headers or {})
+    return error_response(ApiError(exc.status_code, reason, headers))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return error_response(ApiError(500, f"internal error: {type(exc).__name__}: {exc}"))
+
+
+async def faults_control(request: Request) -> Response:
+    """GET the current fault settings and counters; POST JSON to replace them (``{}`` turns them off)."""
+    if request.method == "POST":
+        try:
+            body = json.loads(await request.body() or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("body must be a JSON object")
+            request.app.state.faults = FaultConfig.from_json(body)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ApiError(400, f"bad fault settings: {exc}") from exc
+    return JSONResponse(request.app.state.faults.describe())
+
+
+async def clock_control(request: Request) -> Response:
+    """GET/POST ``{"offset_days": N}``: the sandbox's idea of today, for share-expiry tests."""
+    settings: Settings = request.app.state.settings
+    if request.method == "POST":
+        try:
+            body = json.loads(await request.body() or b"{}")
+            settings.clock_offset = dt.timedelta(days=float(body.get("offset_days", 0)))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ApiError(400, f"bad clock settings: {exc}") from exc
+    return JSONResponse({"offset_days": settings.clock_offset.total_seconds() / 86400,
+                         "today": settings.today().isoformat()})
+
+
+async def home(request: Request) -> Response:
+    base = html.escape(dicomweb.api_base(request))
+    return HTMLResponse(f"<!doctype html><title>PostDICOM sandbox</title><h1>PostDICOM sandbox</h1>"
+                        f"<p>WebAddress: <code>{base}</code> (HTTP Basic auth with a seeded account).</p>")
+
+
+def create_app(settings: Settings, faults: FaultConfig | None = None) -> Starlette:
+    """Build the application on ``settings.data_dir``, loading ``settings.seed`` into it."""
+    store = Store(settings.data_dir)
+    store.load_seed(settings.seed)
+    routes = [
+        Route("/", home, methods=["GET"]),
+        *dicomweb.routes(),
+        *(custom.route(endpoint, dicomweb.PREFIX) for endpoint in custom.ENDPOINTS),
+        Route("/share/{token}", shares.share_page, methods=["GET"]),
+        Route("/share/{token}", shares.share_unlock, methods=["POST"]),
+        Route("/share/{token}/download", shares.share_download, methods=["GET"]),
+        Route("/_sandbox/faults", faults_control, methods=["GET", "POST"]),
+        Route("/_sandbox/clock", clock_control, methods=["GET", "POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(BasicAuthMiddleware, store=store)],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
+    )
+    app.state.store = store
+    app.state.settings = settings
+    app.state.faults = faults or FaultConfig()
+    app.add_middleware(FaultMiddleware, state=app.state)
+    return app

@@ -1,0 +1,103 @@
+"""``postdicom-flows sandbox`` / ``python -m sandbox``: run the sandbox until interrupted.
+
+At start it prints its WebAddress and the demo account: that is the point of
+a sandbox (they are sandbox-only credentials from the seed, not secrets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+
+from sandbox.config import Settings, default_seed_text, load_seed
+from sandbox.faults import FaultConfig, QuietDrops
+
+H11_MAX_HEADER_BLOCK = 64 * 1024
+"""uvicorn's h11 refuses a header block over 16 KiB by default, which would hide the app's own 431
+for an oversized parameter header; the block may be 64 KiB here, the parameter header 16 KiB."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="postdicom-flows sandbox",
+                                     description="Run the local PostDICOM sandbox server.")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    parser.add_argument("--data-dir", default="./sandbox-data",
+                        help="where the index and DICOM files live (default ./sandbox-data); kept across restarts")
+    parser.add_argument("--seed", metavar="FILE", help="seed JSON (accounts, institutions, users, groups, "
+                                                       "equipment); default: the packaged seed")
+    parser.add_argument("--print-seed", action="store_true", help="print the seed as JSON and exit")
+    faults = parser.add_argument_group("fault injection (off by default; see docs/sandbox.md)")
+    faults.add_argument("--fault", action="append", default=[], metavar="KIND:SHARE[@GROUPS]",
+                        help="e.g. 503:0.2@stow, 429:1/3@qido+wado, hang:0.05, drop:1/10@custom "
+                             "(repeatable; adds to SANDBOX_FAULTS)")
+    faults.add_argument("--latency-ms", type=int, default=int(env("SANDBOX_LATENCY_MS") or 0),
+                        help="fixed latency added to every API request (env SANDBOX_LATENCY_MS)")
+    faults.add_argument("--fault-seed", type=int,
+                        default=int(env("SANDBOX_FAULT_SEED")) if env("SANDBOX_FAULT_SEED") else None,
+                        help="seed for probabilistic faults, making them reproducible (env SANDBOX_FAULT_SEED)")
+    faults.add_argument("--retry-after", type=int, default=int(env("SANDBOX_RETRY_AFTER") or 1),
+                        help="Retry-After seconds sent with injected 429/503 (env SANDBOX_RETRY_AFTER)")
+    faults.add_argument("--hang-seconds", type=float, default=float(env("SANDBOX_HANG_SECONDS") or 30),
+                        help="how long an injected hang lasts before a 503 (env SANDBOX_HANG_SECONDS)")
+    return parser
+
+
+class _RedactShareTokens(logging.Filter):
+    """Share tokens are bearer secrets: keep them out of the access log."""
+
+    pattern = re.compile(r"/share/[^/\s?]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.pattern.sub("/share/<token>", a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        seed = load_seed(args.seed)
+    except (OSError, ValueError) as exc:
+        print(f"sandbox: cannot load seed: {exc}", file=sys.stderr)
+        return 2
+    if args.print_seed:
+        print(default_seed_text().rstrip() if not args.seed else json.dumps(seed, indent=2, ensure_ascii=False))
+        return 0
+    spec = ",".join(part for part in [os.environ.get("SANDBOX_FAULTS", ""), *args.fault] if part.strip())
+    try:
+        faults = FaultConfig.from_spec(spec, latency_ms=args.latency_ms, seed=args.fault_seed,
+                                       retry_after=args.retry_after, hang_seconds=args.hang_seconds)
+        settings = Settings.from_env(args.data_dir, seed)
+    except ValueError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return 2
+
+    import uvicorn
+
+    from sandbox.app import create_app
+
+    app = create_app(settings, faults)
+    demo = seed["Accounts"][0]
+    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    print(f"PostDICOM sandbox\n"
+          f"  WebAddress : http://{shown_host}:{args.port}/dicomweb\n"
+          f"  Username   : {demo['Email']}\n"
+          f"  Password   : {demo['Password']}\n"
+          f"  Data dir   : {settings.data_dir.resolve()}\n"
+          f"  Faults     : {json.dumps(faults.describe()) if faults.rules or faults.latency_ms else 'off'}",
+          flush=True)
+    logging.getLogger("uvicorn.access").addFilter(_RedactShareTokens())
+    logging.getLogger("uvicorn.error").addFilter(QuietDrops())
+    config = uvicorn.Config(app, host=args.host, port=args.port, http="h11", lifespan="off",
+                            h11_max_incomplete_event_size=H11_MAX_HEADER_BLOCK, log_level="info",
+                            timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    server.run()
+    return 0
