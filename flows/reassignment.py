@@ -1,0 +1,313 @@
+"""``batch_reassignment``: hand a worklist of patient orders to another user or group.
+
+The job of a day when a radiologist is away or a team takes over: a list of
+(order, new reader) rows, or a selection of orders plus one reader. Every row is
+checked and resolved against the account before anything changes, so a typo
+in row 180 is reported instead of leaving the worklist half moved; ``dry_run``
+stops right there and reports what would change. The changes are then sent in
+batches over a bounded pool; each row compares the current assignment first,
+so running the same batch twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import PurePosixPath
+from typing import Annotated, Any
+
+import pandas as pd
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.runtime import flow_run
+from pydantic import BaseModel, Field
+
+from blocks import PostDicomCredentials
+
+from ._common import (
+    ASSIGNMENT_STATUSES,
+    TARGET_COLUMNS,
+    AssignmentCandidate,
+    FlowRunFailed,
+    RowResult,
+    assign_orders_batch,
+    bounded_task_runner,
+    canonical_uuid,
+    chunked,
+    count_by,
+    ensure_concurrency_limit,
+    list_patient_orders,
+    pick,
+    plan_assignments,
+    run_bounded,
+    row_result,
+)
+
+DEFAULT_LIMIT_NAME = "postdicom-assignments"
+"""Prefect global concurrency limit the write batches hold a slot of."""
+
+
+class ReassignmentReport(BaseModel):
+    """The flow's result: one entry per input row, plus counts."""
+
+    dry_run: bool
+    rows: list[RowResult]
+    counts: dict[str, int]
+
+
+
+def _snake(name: str) -> str:
+    """``PatientOrderUuid`` / ``patient_order_uuid`` / `` Patient Order UUID`` -> ``patient_order_uuid``."""
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", str(name).strip())
+    return re.sub(r"[\s\-]+", "_", name).lower()
+
+
+def _blank(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """An input value as text short enough for a report cell."""
+    text = "" if _blank(value) else str(value).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def read_assignment_rows(source: str | os.PathLike[str] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of ``source`` with their column names in snake_case.
+
+    A string is a path or URL (anything pandas/fsspec opens) to a ``.csv``
+    (optionally compressed) or ``.parquet`` file; CSV cells are read as text so
+    that nothing is turned into a number or a date behind the caller's back.
+    Raises ``ValueError`` when the file's format cannot be told from its name.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        location = os.fspath(source)
+        name = PurePosixPath(location.split("?", 1)[0]).name.lower()
+        if name.endswith((".parquet", ".pq", ".parq")):
+            frame = pd.read_parquet(location)
+        elif re.search(r"\.csv(\.(gz|bz2|zip|xz|zst))?$", name):
+            frame = pd.read_csv(location, dtype=str, keep_default_na=False)
+        else:
+            raise ValueError("assignments file must be named *.csv or *.parquet")
+        records: Iterable[Any] = frame.to_dict("records")
+    else:
+        records = source
+    return [
+        {_snake(key): value for key, value in record.items()} if isinstance(record, Mapping) else {"_not_a_row": record}
+        for record in records
+    ]
+
+
+def validate_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[list[AssignmentCandidate], list[RowResult]]:
+    """Split rows into well-formed candidates and ``skipped`` results (invalid, duplicate, conflicting).
+
+    A row needs a ``patient_order_uuid`` and exactly one of ``assigned_user_uuid``
+    / ``assigned_user_group_uuid``, all UUIDs. Rows that say the same thing are
+    collapsed into the first one. Rows that give one order two different users
+    (or two different groups) are all skipped: picking one would be a guess.
+    A user row and a group row for the same order do not conflict (an order has
+    one of each).
+    """
+    skipped: list[RowResult] = []
+    candidates: list[AssignmentCandidate] = []
+    for number, row in enumerate(rows, start=1):
+        raw_order = row.get("patient_order_uuid")
+        order = canonical_uuid(raw_order)
+        targets = {kind: row.get(column) for kind, column in TARGET_COLUMNS.items() if not _blank(row.get(column))}
+        problem = None
+        if "_not_a_row" in row:
+            problem = "invalid: not a row of named columns"
+        elif _blank(raw_order):
+            problem = "invalid: patient_order_uuid is missing"
+        elif order is None:
+            problem = "invalid: patient_order_uuid is not a UUID"
+        elif not targets:
+            problem = "invalid: no assigned_user_uuid or assigned_user_group_uuid"
+        elif len(targets) > 1:
+            problem = "invalid: both assigned_user_uuid and assigned_user_group_uuid given (one per row)"
+        if problem is None:
+            (kind, raw_target), = targets.items()
+            target = canonical_uuid(raw_target)
+            if target is None:
+                problem = f"invalid: {TARGET_COLUMNS[kind]} is not a UUID"
+        if problem is not None:
+            first_target = next(iter(targets.items()), (None, None))
+            skipped.append(
+                RowResult(
+                    row=number,
+                    patient_order_uuid=order or _show(raw_order),
+                    target=first_target[0],
+                    target_uuid=_show(first_target[1]) or None,
+                    status="skipped",
+                    reason=problem,
+                )
+            )
+            continue
+        candidates.append(AssignmentCandidate(row=number, patient_order_uuid=order, target=kind, target_uuid=target))
+
+    groups: dict[tuple[str, str], list[AssignmentCandidate]] = {}
+    for candidate in candidates:
+        groups.setdefault((candidate.patient_order_uuid, candidate.target), []).append(candidate)
+    kept: list[AssignmentCandidate] = []
+    for members in groups.values():
+        first = members[0]
+        if len({member.target_uuid for member in members}) > 1:
+            numbers = ", ".join(str(member.row) for member in members)
+            for member in members:
+                skipped.append(
+                    row_result(member, "skipped", f"conflict: rows {numbers} give this order different {member.target}s")
+                )
+            continue
+        kept.append(first)
+        for member in members[1:]:
+            skipped.append(row_result(member, "skipped", f"duplicate of row {first.row}"))
+    kept.sort(key=lambda candidate: candidate.row)
+    return kept, skipped
+
+
+def _run_name() -> str:
+    """Names the run after its input (file name, or 'rows', or 'selection') and marks dry runs."""
+    parameters = flow_run.parameters or {}
+    source = parameters.get("assignments")
+    if isinstance(source, str):
+        label = PurePosixPath(source.split("?", 1)[0]).name or "file"
+    elif source is not None:
+        label = f"{len(source)}-rows"
+    else:
+        label = "selection"
+    suffix = "-dry-run" if parameters.get("dry_run") else ""
+    return f"reassign-{label}{suffix}"
+
+
+def _table(rows: Sequence[RowResult]) -> list[dict[str, Any]]:
+    return [
+        {
+            "row": row.row,
+            "status": row.status,
+            "patient_order_uuid": row.patient_order_uuid,
+            "target": row.target or "",
+            "target_uuid": row.target_uuid or "",
+            "previous_uuid": row.previous_uuid or "",
+            "reason": row.reason,
+        }
+        for row in rows
+    ]
+
+
+@flow(
+    name="batch-reassignment",
+    flow_run_name=_run_name,
+    task_runner=bounded_task_runner(),
+    log_prints=False,
+)
+def batch_reassignment(
+    credentials: PostDicomCredentials,
+    assignments: list[dict[str, Any]] | str | None = None,
+    dry_run: bool = False,
+    institution_uuid_list: list[str] | None = None,
+    modality_list: list[str] | None = None,
+    study_date_from: dt.date | None = None,
+    study_date_to: dt.date | None = None,
+    patient_id: str | None = None,
+    patient_name: str | None = None,
+    assigned_user_uuid: str | None = None,
+    assigned_user_group_uuid: str | None = None,
+    concurrency: Annotated[int, Field(ge=1, le=16)] = 4,
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 25,
+    concurrency_limit_name: str | None = DEFAULT_LIMIT_NAME,
+) -> ReassignmentReport:
+    """Assign patient orders to users or user groups, in bulk, safely.
+
+    Give either ``assignments`` (rows ``{patient_order_uuid, assigned_user_uuid |
+    assigned_user_group_uuid}``, or a path/URL to a CSV or Parquet file of such
+    rows) or a selection (``institution_uuid_list``, ``modality_list``,
+    ``study_date_from``/``study_date_to``, ``patient_id``, ``patient_name``)
+    with exactly one of ``assigned_user_uuid`` / ``assigned_user_group_uuid``
+    for everything selected. ``dry_run`` validates and reports without
+    changing anything. At most ``concurrency`` batches of ``batch_size`` rows
+    run at once, and each holds a slot of the Prefect global concurrency limit
+    ``concurrency_limit_name`` (created with ``concurrency`` slots if missing;
+    ``None`` disables it). The run ends Failed when any row failed, after every
+    other row was processed; the report is in the raised error's ``report``.
+    """
+    logger = get_run_logger()
+    selection = {
+        "institution_uuid_list": institution_uuid_list,
+        "modality_list": modality_list,
+        "study_date_from": study_date_from,
+        "study_date_to": study_date_to,
+        "patient_id": patient_id,
+        "patient_name": patient_name,
+    }
+    chosen_filters = {name: value for name, value in selection.items() if value not in (None, [], "")}
+    if assignments is not None:
+        if chosen_filters or assigned_user_uuid or assigned_user_group_uuid:
+            raise ValueError("give either assignments or a selection with one target, not both")
+        candidates, results = validate_rows(read_assignment_rows(assignments))
+        orders = {
+            canonical_uuid(pick(order, "PatientOrderUuid")): order
+            for order in list_patient_orders(credentials)
+        }
+    else:
+        if not chosen_filters:
+            raise ValueError("a selection needs at least one filter (refusing to reassign every order)")
+        if not (assigned_user_uuid or assigned_user_group_uuid) or (assigned_user_uuid and assigned_user_group_uuid):
+            raise ValueError("a selection needs exactly one of assigned_user_uuid or assigned_user_group_uuid")
+        if canonical_uuid(assigned_user_uuid or assigned_user_group_uuid) is None:
+            raise ValueError("the target of a selection must be a UUID")
+        selected = list_patient_orders(credentials, **chosen_filters)
+        target_rows = [
+            {
+                "patient_order_uuid": pick(order, "PatientOrderUuid"),
+                "assigned_user_uuid": assigned_user_uuid,
+                "assigned_user_group_uuid": assigned_user_group_uuid,
+            }
+            for order in selected
+        ]
+        candidates, results = validate_rows(target_rows)
+        orders = {canonical_uuid(pick(order, "PatientOrderUuid")): order for order in selected}
+
+    to_send, decided = plan_assignments(candidates, orders, dry_run=dry_run)
+    results += decided
+    logger.info(
+        "%d rows: %d to send, %d already decided, %d skipped before lookup",
+        len(candidates) + len(results) - len(decided),
+        len(to_send),
+        len(decided),
+        len(results) - len(decided),
+    )
+    if to_send:
+        if concurrency_limit_name:
+            ensure_concurrency_limit(concurrency_limit_name, concurrency)
+        for batch_results in run_bounded(
+            assign_orders_batch,
+            chunked(to_send, batch_size),
+            concurrency=concurrency,
+            credentials=credentials,
+            limit_name=concurrency_limit_name,
+        ):
+            results += batch_results
+
+    results.sort(key=lambda result: result.row)
+    report = ReassignmentReport(
+        dry_run=dry_run,
+        rows=results,
+        counts=count_by((result.status for result in results), ASSIGNMENT_STATUSES),
+    )
+    counts_text = ", ".join(f"{status} {count}" for status, count in report.counts.items())
+    create_table_artifact(
+        table=_table(results),
+        key="batch-reassignment-rows",
+        description=f"Reassignment{' (dry run)' if dry_run else ''}: {counts_text}",
+    )
+    logger.info("reassignment finished: %s", counts_text)
+    if report.counts["failed"]:
+        raise FlowRunFailed(f"{report.counts['failed']} of {len(results)} rows failed ({counts_text})", report)
+    return report
