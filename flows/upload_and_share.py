@@ -1,0 +1,589 @@
+"""``bulk_upload_and_share``: put a hospital's disk on PostDICOM and hand someone a link.
+
+The steps are the ones a person would do by hand (upload, find the orders the
+studies became, file them in a folder, assign them, share them), written so
+that running the flow again is always safe: the upload first asks the server
+which instances it already holds and sends only the rest, the orders are found
+again by their StudyInstanceUID, the folder is searched by name before one is
+created, and orders already in the folder or already assigned are left alone.
+A crash half-way is fixed by running the same flow again.
+
+The share password is treated as the one secret of the run: it travels as a
+``SecretStr`` (which Prefect stores masked) or as the name of a Prefect
+``Secret`` block, is unwrapped only inside the task that creates the links,
+and never reaches a log line, an artifact, the summary or an error message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
+from prefect.artifacts import update_progress_artifact
+from prefect.blocks.system import Secret
+from prefect.client.orchestration import get_client
+from prefect.runtime import flow_run
+from pydantic import BaseModel, Field, SecretStr, computed_field
+
+from blocks import PostDicomCredentials
+from postdicom.upload import STATUSES as FILE_STATUSES
+from postdicom.upload import DicomHeader, FileEntry, NotDicom, _already_stored, inspect_file, walk_regular_files
+from tasks.policies import read_task_options, write_task_options
+
+from ._common import (
+    ASSIGNMENT_STATUSES,
+    AssignmentCandidate,
+    FlowRunFailed,
+    RowResult,
+    answer_dict,
+    assign_orders_batch,
+    bounded_task_runner,
+    canonical_uuid,
+    chunked,
+    count_by,
+    fetch_orders,
+    md,
+    pick,
+    plan_assignments,
+    run_bounded,
+)
+
+MASK = "**********"
+"""How Prefect writes a ``SecretStr`` it stores (a password equal to this arrived masked)."""
+RETRY_ROUNDS = 2
+"""Extra passes over files that could not be sent, inside one run (a rerun adds more)."""
+STOW_FILES_PER_REQUEST = 20
+ORDER_LOOKUP_ATTEMPTS = 3
+
+
+class FileIssue(BaseModel):
+    """A file that is not (yet) on the server, and why."""
+
+    path: str = Field(description="Path relative to the uploaded directory.")
+    status: str
+    reason: str
+
+
+class StudyOrder(BaseModel):
+    """A study found in the directory and the patient order it became on the server."""
+
+    study_instance_uid: str
+    patient_id: str | None = None
+    patient_order_uuid: str | None = None
+    institution_uuid: str | None = None
+
+
+class ShareLink(BaseModel):
+    """One share link created by the run (never its password)."""
+
+    share_url: str
+    share_uuid: str | None = None
+    patient_id: str | None = Field(default=None, description="Set when share_per='patient'.")
+    patient_order_uuids: list[str]
+    expire_date: dt.date | None = None
+    password_protected: bool
+    downloadable: bool
+
+
+class UploadAndShareSummary(BaseModel):
+    """What the run did; returned, and shown as the run's artifacts."""
+
+    directory: str
+    total_files: int
+    counts: dict[str, int] = Field(description="Files per upload status.")
+    files_not_stored: list[FileIssue]
+    studies: list[StudyOrder]
+    patient_order_uuids: list[str]
+    folder_uuid: str | None = None
+    folder_created: bool = False
+    orders_added_to_folder: int = 0
+    assignments: list[RowResult] = Field(default_factory=list)
+    shares: list[ShareLink] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list, description="Why the run ends Failed, if it does.")
+
+    @computed_field
+    @property
+    def share_urls(self) -> list[str]:
+        """The links alone, for whoever only needs to pass them on."""
+        return [link.share_url for link in self.shares]
+
+
+# --------------------------------------------------------------------- upload
+
+
+def list_directory(directory: str | Path) -> list[Path]:
+    """Every regular file under ``directory``; a clear error before any request if there is nothing to do."""
+    root = Path(directory).expanduser()
+    if not root.exists():
+        raise ValueError(f"directory does not exist: {str(root)!r}")
+    if not root.is_dir():
+        raise ValueError(f"directory is not a folder: {str(root)!r}")
+    files = list(walk_regular_files(root))
+    if not files:
+        raise ValueError(f"directory holds no files: {str(root)!r}")
+    return files
+
+
+@task(name="upload-files-batch", **write_task_options(idempotent=True))
+def upload_files_batch(batch: list[Path], credentials: PostDicomCredentials) -> list[FileEntry]:
+    """Classify, pre-check and STOW one batch of files; one entry per file, in order.
+
+    The pre-check (one QIDO per series of the batch) is what makes a rerun
+    cheap and honest: instances the server holds are reported
+    ``already_stored`` and not sent again. Repeating the whole task is harmless
+    for the same reason, so Prefect may retry it on a transient error.
+    """
+    entries: dict[Path, FileEntry] = {}
+    headers: list[DicomHeader] = []
+    for path in batch:
+        found = inspect_file(path)
+        if isinstance(found, NotDicom):
+            entries[path] = FileEntry(path, "not_dicom", found.reason)
+        else:
+            headers.append(found)
+    with credentials.get_client() as client:
+        present = _already_stored(client, headers) if headers else set()
+        to_send = [header for header in headers if header.sop_instance_uid not in present]
+        for header in headers:
+            if header.sop_instance_uid in present:
+                entries[header.path] = FileEntry(
+                    header.path,
+                    "already_stored",
+                    "the server already holds this SOP instance",
+                    header.sop_instance_uid,
+                    header.study_instance_uid,
+                )
+        if to_send:
+            studies = {header.path: header.study_instance_uid for header in to_send}
+            result = client.store_instances(
+                [header.path for header in to_send], batch_size=STOW_FILES_PER_REQUEST, concurrency=1
+            )
+            for outcome in result.outcomes:
+                entries[outcome.path] = FileEntry(
+                    outcome.path, outcome.status, outcome.reason, outcome.sop_instance_uid, studies.get(outcome.path)
+                )
+    return [entries[path] for path in batch]
+
+
+def upload_all(
+    files: Sequence[Path],
+    credentials: PostDicomCredentials,
+    *,
+    batch_size: int,
+    concurrency: int,
+) -> list[FileEntry]:
+    """Upload ``files`` in batched tasks with a progress artifact; retry files that could not be sent.
+
+    A file that failed in one pass is tried again in the next (up to
+    ``RETRY_ROUNDS`` more); if the pre-check then finds it on the server, an
+    earlier try did store it and only its answer was lost, so it counts as
+    ``stored`` by this run.
+    """
+    logger = get_run_logger()
+    progress_id = create_progress_artifact(
+        progress=0.0, key="upload-and-share-progress", description=f"Uploading {len(files)} files"
+    )
+    batches = chunked(list(files), batch_size)
+    done = 0
+
+    def on_done(index: int, entries: list[FileEntry]) -> None:
+        nonlocal done
+        done += len(entries)
+        update_progress_artifact(progress_id, progress=round(100.0 * done / len(files), 1))
+
+    outcome: dict[Path, FileEntry] = {}
+    for entries in run_bounded(
+        upload_files_batch, batches, concurrency=concurrency, on_done=on_done, credentials=credentials
+    ):
+        outcome.update((entry.path, entry) for entry in entries)
+    for round_number in range(1, RETRY_ROUNDS + 1):
+        failed = [path for path in files if outcome[path].status == "failed"]
+        if not failed:
+            break
+        logger.warning("%d files could not be sent; retry round %d", len(failed), round_number)
+        update_progress_artifact(
+            progress_id, progress=100.0, description=f"Retrying {len(failed)} files (round {round_number})"
+        )
+        time.sleep(2.0 * round_number)
+        for entries in run_bounded(
+            upload_files_batch, chunked(failed, batch_size), concurrency=concurrency, credentials=credentials
+        ):
+            for entry in entries:
+                if entry.status == "already_stored":
+                    entry = FileEntry(
+                        entry.path,
+                        "stored",
+                        "stored; the answer was lost and the pre-check found it on the server",
+                        entry.sop_instance_uid,
+                        entry.study_instance_uid,
+                    )
+                outcome[entry.path] = entry
+    update_progress_artifact(progress_id, progress=100.0, description=f"Uploaded {len(files)} files")
+    return [outcome[path] for path in files]
+
+
+# --------------------------------------------------------------------- orders
+
+
+@task(name="find-orders-of-studies", **read_task_options(cached=False))
+def find_orders_of_studies(credentials: PostDicomCredentials, study_uids: list[str]) -> list[dict[str, Any]]:
+    """The order-list rows of the patient orders holding ``study_uids``.
+
+    QIDO gives each study's PatientID as the server stored it; the order list
+    filtered by that patient is then matched on StudyInstanceUid exactly.
+    Orders that do not show up at once are asked again a few times (a real
+    account may index a new study a moment after STOW answered).
+    """
+    found: dict[str, dict[str, Any]] = {}
+    missing = list(dict.fromkeys(study_uids))
+    with credentials.get_client() as client:
+        for attempt in range(ORDER_LOOKUP_ATTEMPTS):
+            if attempt:
+                time.sleep(2.0 * attempt)
+            patients: dict[str, None] = {}
+            for study_uid in missing:
+                for match in client.search_for_studies({"StudyInstanceUID": study_uid}, fields=("PatientID",)):
+                    values = (match.get("00100020") or {}).get("Value") or [""]
+                    patients[str(values[0])] = None
+            for patient_id in patients:
+                for order in fetch_orders(client, patient_id=patient_id):
+                    study_uid = pick(order, "StudyInstanceUid")
+                    if study_uid in missing:
+                        found[study_uid] = order
+            missing = [uid for uid in missing if uid not in found]
+            if not missing:
+                break
+    return [found[uid] for uid in study_uids if uid in found]
+
+
+# --------------------------------------------------------------------- folder
+
+
+@task(name="ensure-folder", **write_task_options(idempotent=True))
+def ensure_folder(
+    credentials: PostDicomCredentials, folder_name: str, parent_folder_uuid: str | None
+) -> tuple[str, bool, list[str]]:
+    """The folder named exactly ``folder_name`` under the parent, created only if missing.
+
+    Returns ``(folder_uuid, created, orders_already_in_it)``. Folder names are
+    not unique on the server and its search matches substrings, so the answer
+    is filtered to the exact name and parent; when several folders match (made
+    by hand, or by two runs racing), the first listed is used and the others
+    are left alone. Repeating this task searches again first, so a retry after
+    a lost answer finds the folder the first try created.
+    """
+    with credentials.get_client() as client:
+        answer = client.search_folder(
+            parent_folder_uuid=parent_folder_uuid, folder_name=folder_name, get_orders_in_folder=True
+        )
+        matches = [
+            answer_dict(row)
+            for row in pick(answer, "FolderList") or []
+            if pick(row, "FolderName") == folder_name
+            and canonical_uuid(pick(row, "ParentFolderUuid")) == canonical_uuid(parent_folder_uuid)
+        ]
+        if matches:
+            if len(matches) > 1:
+                get_run_logger().warning("%d folders share this name and parent; using the first", len(matches))
+            folder = matches[0]
+            orders = [str(uuid_) for uuid_ in pick(folder, "PatientOrderUuidList") or []]
+            return str(pick(folder, "FolderUuid")), False, orders
+        created = client.create_folder(folder_name=folder_name, parent_folder_uuid=parent_folder_uuid)
+        return str(pick(created, "FolderUuid")), True, []
+
+
+@task(name="add-orders-to-folder", **write_task_options(idempotent=True))
+def add_orders_to_folder(credentials: PostDicomCredentials, folder_uuid: str, order_uuids: list[str]) -> int:
+    """Put each order in the folder; returns how many were newly added (adding twice is harmless)."""
+    added = 0
+    with credentials.get_client() as client:
+        for order_uuid in order_uuids:
+            answer = client.add_order_to_folder(patient_order_uuid=order_uuid, folder_uuid_list=[folder_uuid])
+            added += bool(pick(answer, "AddedFolderUuidList"))
+    return added
+
+
+# --------------------------------------------------------------------- shares
+
+
+class ShareRequest(BaseModel):
+    """Orders that go into one link."""
+
+    patient_id: str | None = None
+    patient_order_uuids: list[str]
+
+
+@task(name="create-share-links", **write_task_options(idempotent=False))
+def create_share_links(
+    credentials: PostDicomCredentials,
+    requests: list[ShareRequest],
+    expire_date: dt.date,
+    share_password: SecretStr | None,
+    downloadable: bool,
+) -> list[ShareLink]:
+    """One SharePatientOrderWithUrl per request; the password is unwrapped here and nowhere else.
+
+    Order shares rather than a folder share: a reused folder may hold other
+    patients' studies, and a folder link would show them too.
+    """
+    links: list[ShareLink] = []
+    password = share_password.get_secret_value() if share_password is not None else None
+    with credentials.get_client() as client:
+        for request in requests:
+            answer = client.share_patient_order_with_url(
+                order_uuid_list=request.patient_order_uuids,
+                expire_date=expire_date,
+                share_password=password,
+                user_can_download_studies=downloadable,
+            )
+            links.append(
+                ShareLink(
+                    share_url=str(pick(answer, "ShareUrl")),
+                    share_uuid=pick(answer, "ShareUuid"),
+                    patient_id=request.patient_id,
+                    patient_order_uuids=request.patient_order_uuids,
+                    expire_date=pick(answer, "ExpireDate") or expire_date,
+                    password_protected=bool(pick(answer, "PasswordProtected", password is not None)),
+                    downloadable=bool(pick(answer, "Downloadable", downloadable)),
+                )
+            )
+    return links
+
+
+def share_requests(orders: Sequence[dict[str, Any]], share_per: str) -> list[ShareRequest]:
+    """Group the orders into links: everything in one, or one per patient."""
+    if not orders:
+        return []
+    if share_per == "all":
+        return [ShareRequest(patient_order_uuids=[str(pick(order, "PatientOrderUuid")) for order in orders])]
+    by_patient: dict[str, list[str]] = {}
+    for order in orders:
+        by_patient.setdefault(str(pick(order, "PatientId") or ""), []).append(str(pick(order, "PatientOrderUuid")))
+    return [ShareRequest(patient_id=patient, patient_order_uuids=uuids) for patient, uuids in by_patient.items()]
+
+
+# --------------------------------------------------------------------- secret handling
+
+
+def resolve_share_password(share_password: SecretStr | None, share_password_block: str | None) -> SecretStr | None:
+    """The share password from the parameter or from a Prefect ``Secret`` block, never both."""
+    if share_password is not None and share_password_block:
+        raise ValueError("give share_password or share_password_block, not both")
+    if share_password_block:
+        value = Secret.load(share_password_block).get()
+        share_password = SecretStr(str(value))
+    if share_password is None:
+        return None
+    text = share_password.get_secret_value()
+    if text == MASK:
+        raise ValueError(
+            "share_password arrived masked (it was stored by Prefect, e.g. for a deployment run): "
+            "save it in a Prefect Secret block and pass the block's name as share_password_block"
+        )
+    if not text:
+        raise ValueError("share_password is empty; leave it unset for a link without password")
+    return share_password
+
+
+def mask_stored_password() -> None:
+    """Make sure the flow run's stored parameters show the share password masked.
+
+    Prefect stores call parameters as JSON and masks only values that are
+    ``SecretStr`` objects at call time: a caller passing a plain string, or a
+    run form, would leave the password readable in the run's parameters. The
+    run rewrites its own stored copy with the mask before doing anything else.
+    """
+    run_id = flow_run.id
+    if run_id is None:
+        return
+    with get_client(sync_client=True) as prefect_client:
+        stored = dict(prefect_client.read_flow_run(UUID(str(run_id))).parameters or {})
+        if stored.get("share_password") not in (None, MASK):
+            stored["share_password"] = MASK
+            prefect_client.update_flow_run(UUID(str(run_id)), parameters=stored)
+
+
+# --------------------------------------------------------------------- flow
+
+
+def _run_name() -> str:
+    """``upload-<folder or directory name>-until-<expire date>``: tells runs apart in the UI."""
+    parameters = flow_run.parameters or {}
+    label = parameters.get("folder_name") or Path(str(parameters.get("directory") or "")).name or "disk"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(label)).strip("-") or "disk"
+    return f"upload-{slug}-until-{parameters.get('expire_date')}"
+
+
+def _markdown(summary: UploadAndShareSummary, folder_name: str | None) -> str:
+    lines = ["# Upload and share", "", f"Directory: `{md(summary.directory)}` ({summary.total_files} files)", ""]
+    lines += ["| status | files |", "|---|---|"]
+    lines += [f"| {status} | {count} |" for status, count in summary.counts.items()]
+    lines += ["", f"Studies: {len(summary.studies)}; patient orders: {len(summary.patient_order_uuids)}"]
+    if summary.folder_uuid:
+        how = "created" if summary.folder_created else "reused"
+        lines.append(
+            f"Folder: {md(folder_name)} ({how}, `{summary.folder_uuid}`), "
+            f"{summary.orders_added_to_folder} orders added"
+        )
+    if summary.assignments:
+        counts = count_by((row.status for row in summary.assignments), ASSIGNMENT_STATUSES)
+        lines.append("Assignments: " + ", ".join(f"{status} {n}" for status, n in counts.items()))
+    lines += ["", "## Share links", ""]
+    if not summary.shares:
+        lines.append("No link was created (no patient order to share).")
+    for link in summary.shares:
+        who = f"patient {md(link.patient_id)}: " if link.patient_id is not None else ""
+        protection = "password protected" if link.password_protected else "no password"
+        lines.append(
+            f"- {who}<{link.share_url}> ({len(link.patient_order_uuids)} orders, "
+            f"expires {link.expire_date}, {protection}, downloadable: {'yes' if link.downloadable else 'no'})"
+        )
+    if summary.problems:
+        lines += ["", "## Problems", ""] + [f"- {md(problem)}" for problem in summary.problems]
+    return "\n".join(lines) + "\n"
+
+
+@flow(name="bulk-upload-and-share", flow_run_name=_run_name, task_runner=bounded_task_runner())
+def bulk_upload_and_share(
+    credentials: PostDicomCredentials,
+    directory: str,
+    expire_date: dt.date,
+    share_password: SecretStr | None = None,
+    downloadable: bool = False,
+    folder_name: str | None = None,
+    parent_folder_uuid: str | None = None,
+    share_per: Literal["all", "patient"] = "all",
+    assign_to_user_uuid: str | None = None,
+    assign_to_user_group_uuid: str | None = None,
+    batch_size: Annotated[int, Field(ge=1, le=5000)] = 100,
+    concurrency: Annotated[int, Field(ge=1, le=16)] = 4,
+    share_password_block: str | None = None,
+) -> UploadAndShareSummary:
+    """Upload every DICOM file under ``directory``, file the orders, and create share link(s).
+
+    Safe to run again: only what is missing is uploaded, the same orders are
+    found, the folder (``folder_name`` under ``parent_folder_uuid``) is reused,
+    orders already filed or assigned are left as they are. Each run creates
+    new share links (the service offers no way to find earlier ones).
+    ``share_password`` (a ``SecretStr``) or ``share_password_block`` (the name
+    of a Prefect ``Secret`` block, for deployment runs) protects the links.
+    Files go in tasks of ``batch_size`` files, ``concurrency`` at once. The
+    run ends Failed, with the summary still written and in the raised error's
+    ``report``, when a file could not be sent, a stored study has no order,
+    or an assignment failed; rejected and non-DICOM files are only listed.
+    """
+    logger = get_run_logger()
+    files = list_directory(directory)
+    root = Path(directory).expanduser()
+    folder_name = folder_name.strip() if folder_name else None
+    for name, value in (
+        ("parent_folder_uuid", parent_folder_uuid),
+        ("assign_to_user_uuid", assign_to_user_uuid),
+        ("assign_to_user_group_uuid", assign_to_user_group_uuid),
+    ):
+        if value is not None and canonical_uuid(value) is None:
+            raise ValueError(f"{name} is not a UUID")
+    if parent_folder_uuid and not folder_name:
+        raise ValueError("parent_folder_uuid needs a folder_name")
+    if expire_date < dt.date.today():
+        raise ValueError(f"expire_date {expire_date} is in the past")
+    if share_password is not None:
+        mask_stored_password()
+    password = resolve_share_password(share_password, share_password_block)
+
+    entries = upload_all(files, credentials, batch_size=batch_size, concurrency=concurrency)
+    counts = count_by((entry.status for entry in entries), FILE_STATUSES)
+    logger.info("upload: %s", ", ".join(f"{n} {status}" for status, n in counts.items() if n))
+    problems: list[str] = []  # copied into the summary below; later problems go to summary.problems
+    if counts["failed"]:
+        problems.append(f"{counts['failed']} files could not be sent (run the flow again to retry them)")
+
+    study_uids = list(
+        dict.fromkeys(
+            entry.study_instance_uid
+            for entry in entries
+            if entry.status in ("stored", "already_stored") and entry.study_instance_uid
+        )
+    )
+    orders = find_orders_of_studies(credentials, study_uids) if study_uids else []
+    by_study = {pick(order, "StudyInstanceUid"): order for order in orders}
+    studies = [
+        StudyOrder(
+            study_instance_uid=uid,
+            patient_id=pick(by_study[uid], "PatientId") if uid in by_study else None,
+            patient_order_uuid=canonical_uuid(pick(by_study[uid], "PatientOrderUuid")) if uid in by_study else None,
+            institution_uuid=canonical_uuid(pick(by_study[uid], "InstitutionUuid")) if uid in by_study else None,
+        )
+        for uid in study_uids
+    ]
+    if len(by_study) < len(study_uids):
+        problems.append(f"{len(study_uids) - len(by_study)} stored studies have no patient order on the server")
+    order_uuids = [study.patient_order_uuid for study in studies if study.patient_order_uuid]
+
+    summary = UploadAndShareSummary(
+        directory=str(root),
+        total_files=len(entries),
+        counts=counts,
+        files_not_stored=[
+            FileIssue(path=str(entry.path.relative_to(root)), status=entry.status, reason=entry.reason)
+            for entry in entries
+            if entry.status not in ("stored", "already_stored")
+        ],
+        studies=studies,
+        patient_order_uuids=order_uuids,
+        problems=problems,
+    )
+    try:
+        if folder_name and order_uuids:
+            folder_uuid, created, present = ensure_folder(credentials, folder_name, parent_folder_uuid)
+            summary.folder_uuid, summary.folder_created = folder_uuid, created
+            missing = [uuid_ for uuid_ in order_uuids if uuid_ not in set(map(canonical_uuid, present))]
+            summary.orders_added_to_folder = add_orders_to_folder(credentials, folder_uuid, missing) if missing else 0
+
+        targets = [(kind, canonical_uuid(value)) for kind, value in (("user", assign_to_user_uuid), ("group", assign_to_user_group_uuid)) if value]
+        pairs = [(order_uuid, kind, target) for order_uuid in order_uuids for kind, target in targets]
+        candidates = [
+            AssignmentCandidate(row=number, patient_order_uuid=order_uuid, target=kind, target_uuid=target)
+            for number, (order_uuid, kind, target) in enumerate(pairs, start=1)
+        ]
+        if candidates:
+            to_send, decided = plan_assignments(
+                candidates, {canonical_uuid(pick(o, "PatientOrderUuid")): o for o in orders}, dry_run=False
+            )
+            sent = assign_orders_batch(to_send, credentials, None) if to_send else []
+            summary.assignments = sorted(decided + sent, key=lambda row: row.row)
+            failed = sum(row.status == "failed" for row in summary.assignments)
+            if failed:
+                summary.problems.append(f"{failed} assignments failed")
+
+        summary.shares = create_share_links(
+            credentials, share_requests(orders, share_per), expire_date, password, downloadable
+        )
+    finally:
+        _publish(summary, folder_name)
+    logger.info("%d orders, %d share links", len(order_uuids), len(summary.shares))
+    if summary.problems:
+        raise FlowRunFailed("; ".join(summary.problems), summary)
+    return summary
+
+
+def _publish(summary: UploadAndShareSummary, folder_name: str | None) -> None:
+    """The two artifacts of a run: the files not stored, and the summary with the link(s)."""
+    create_table_artifact(
+        table=[issue.model_dump() for issue in summary.files_not_stored]
+        or [{"path": "", "status": "", "reason": "every file is on the server"}],
+        key="upload-and-share-files-not-stored",
+        description=f"{len(summary.files_not_stored)} of {summary.total_files} files not stored",
+    )
+    create_markdown_artifact(
+        markdown=_markdown(summary, folder_name),
+        key="upload-and-share-summary",
+        description="Upload and share: counts, folder, share links",
+    )
