@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     config = uvicorn.Config(app, host=args.host, port=args.port, http="h11", lifespan="off",
                             h11_max_incomplete_event_size=H11_MAX_HEADER_BLOCK, log_level="info",
                             timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
-    server.run()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        pass
     return 0
