@@ -259,6 +259,8 @@ class Column:
     source: str
     description: str
     read: Callable[[Mapping[str, Any]], Any] = field(repr=False, compare=False)
+    dicom_keyword: str | None = None
+    """Set for columns read from DICOM JSON: what a QIDO request must ask for (``includefield``)."""
 
     def arrow_field(self) -> pa.Field:
         return pa.field(self.name, self.type, metadata={"description": self.description, "source": self.source})
@@ -302,6 +304,7 @@ def dicom_column(keyword: str, description: str, *, name: str | None = None) -> 
         f"DICOM ({tag_hex[:4]},{tag_hex[4:]}) {keyword} {vr}",
         description,
         read,
+        keyword,
     )
 
 
@@ -379,6 +382,11 @@ class Table:
         lowered = _lower_keys(source)
         merged = {**source, **lowered, **(context or {})}
         return {c.name: c.read(merged) for c in self.columns}
+
+    @property
+    def dicom_keywords(self) -> list[str]:
+        """The DICOM attributes this table reads from QIDO answers."""
+        return [c.dicom_keyword for c in self.columns if c.dicom_keyword]
 
     def batch(self, rows: Sequence[Mapping[str, Any]]) -> pa.RecordBatch:
         """Rows → a record batch with exactly this schema (raises if a value has the wrong type)."""

@@ -1,0 +1,229 @@
+"""``nightly_order_export`` on the sandbox: typed tables every reader agrees on, idempotent reruns, resume."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from flows import export as export_module
+from flows.export import nightly_order_export, plan_chunks, resolve_window
+from flows.export_schema import TABLES, hive_partitioning
+from postdicom import PostDicomClient
+from postdicom.synthetic import StudySpec, write_study
+
+DAY1 = dt.date(2031, 5, 6)
+DAY2 = DAY1 + dt.timedelta(days=1)
+"""Dates no other test module uploads studies for: the window isolates this module's orders."""
+
+SPECS = (
+    StudySpec("Muñoz^José", "EXP-001", "CT", series_count=2, instances_per_series=2, study_date=DAY1,
+              accession_number="EXP-A1", seed="exp-munoz"),
+    StudySpec("山田^太郎=やまだ^たろう", "EXP-002", "MR", series_count=1, instances_per_series=2, study_date=DAY1,
+              accession_number="EXP-A2", seed="exp-yamada"),
+    StudySpec("Παπαδόπουλος^Νίκος", "EXP-003", "CT", series_count=1, instances_per_series=3, study_date=DAY1,
+              accession_number="EXP-A3", seed="exp-papadopoulos"),
+    StudySpec("Smith^Anna", "EXP-004", "US", series_count=1, instances_per_series=1, study_date=DAY2,
+              accession_number="EXP-A4", seed="exp-smith"),
+)
+NAMES = {"Muñoz^José", "山田^太郎=やまだ^たろう", "Παπαδόπουλος^Νίκος", "Smith^Anna"}
+
+
+@pytest.fixture(scope="module")
+def account(sandbox_server, tmp_path_factory):
+    """The sandbox account with this module's four studies stored (three on DAY1, one on DAY2)."""
+    root = tmp_path_factory.mktemp("export-disk")
+    paths = [p for spec in SPECS for p in write_study(root, spec, suffix=".dcm")]
+    with sandbox_server.client() as client:
+        result = client.store_instances(paths)
+    assert len(result.stored) + len(result.with_status("already_stored")) == len(paths)
+    return sandbox_server
+
+
+def run(account, destination: str | Path, **parameters):
+    """Run the flow; returns (state, summary or None)."""
+    state = nightly_order_export(
+        credentials=account.credentials(), destination=str(destination), return_state=True, **parameters
+    )
+    result = state.result(raise_on_failure=False)
+    return state, (None if isinstance(result, BaseException) else result)
+
+
+WINDOW = {"study_date_from": DAY1, "study_date_to": DAY2}
+
+
+def read_pandas(root: Path, table: str) -> pd.DataFrame:
+    return pd.read_parquet(root / table, partitioning=hive_partitioning())
+
+
+def canonical(root: Path, table: str) -> pd.DataFrame:
+    """A table's rows in a fixed order, for comparing two exports."""
+    frame = read_pandas(root, table)
+    keys = [c for c in ("export_date", "patient_order_uuid", "series_instance_uid", "sop_instance_uid", "tag") if c in frame]
+    return frame.sort_values(keys).reset_index(drop=True).astype(str)
+
+
+def visible_parquet(root: Path) -> list[str]:
+    """Files any reader of ``<table>/*/*.parquet`` would pick up."""
+    return sorted(str(p.relative_to(root)) for t in TABLES for p in (root / t).glob("*/*"))
+
+
+def test_export_reads_back_the_same_in_pandas_duckdb_and_polars(prefect_harness, account, tmp_path):
+    dest = tmp_path / "export"
+    state, summary = run(account, dest, **WINDOW)
+    assert state.is_completed(), state.message
+
+    assert summary.orders == 4 and summary.rows["orders"] == 4
+    assert summary.rows["studies"] == 4
+    assert summary.rows["series"] == 5
+    assert summary.rows["tags"] > 0
+    assert summary.orders_per_modality == {"CT": 2, "MR": 1, "US": 1}
+    assert sorted({(p.table, p.export_date) for p in summary.partitions}) == sorted(
+        (t, d) for t in TABLES for d in (DAY1, DAY2)
+    )
+    for table in TABLES:
+        glob = f"{dest}/{table}/*/*.parquet"
+        duck = duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}', hive_partitioning=true)").fetchall()[0][0]
+        polars = pl.scan_parquet(glob, hive_partitioning=True).collect()
+        frame = read_pandas(dest, table)
+        assert duck == polars.height == len(frame) == summary.rows[table], table
+        assert polars.schema["export_date"] == pl.Date
+
+    orders = duckdb.sql(
+        f"SELECT * FROM read_parquet('{dest}/orders/*/*.parquet', hive_partitioning=true)"
+    ).arrow().read_all()
+    assert orders.schema.field("study_date").type == pa.date32()
+    assert orders.schema.field("number_of_study_related_instances").type == pa.int64()
+    assert orders.schema.field("modalities_in_study").type == pa.list_(pa.string())
+    assert set(orders.column("patient_name").to_pylist()) == NAMES
+    by_name = {r["patient_name"]: r for r in orders.to_pylist()}
+    assert by_name["Muñoz^José"]["export_date"] == DAY1 and by_name["Smith^Anna"]["export_date"] == DAY2
+    assert by_name["Muñoz^José"]["number_of_study_related_instances"] == 4
+
+    studies = pl.scan_parquet(f"{dest}/studies/*/*.parquet", hive_partitioning=True).collect()
+    assert studies.schema["study_date"] == pl.Date and studies.schema["study_time"] == pl.Time
+    assert studies.schema["number_of_study_related_series"] == pl.Int64
+    assert set(studies["patient_name"].to_list()) == NAMES
+    assert studies.filter(pl.col("patient_id") == "EXP-001")["study_time"].to_list() == [dt.time(9, 30)]
+
+    tags = read_pandas(dest, "tags")
+    names = set(tags.loc[tags["keyword"] == "PatientName", "value"])
+    assert names == NAMES
+    spacing = tags.loc[tags["keyword"] == "PixelSpacing"].iloc[0]
+    assert list(spacing["values"]) == ["0.7", "0.7"] and spacing["value_number"] == pytest.approx(0.7)
+    assert set(tags.loc[tags["keyword"] == "StudyDate", "value_date"]) == {DAY1, DAY2}
+
+    series = read_pandas(dest, "series")
+    assert series["patient_series_uuid"].notna().all()
+    assert str(series["series_number"].dtype) == "int64"
+
+    manifest = (dest / "_manifests" / "orders" / f"export_date={DAY1}.json").read_text(encoding="utf-8")
+    assert f'"rows": 3' in manifest and summary.run_id in manifest
+    assert account.password not in manifest
+
+
+def test_rerunning_the_window_replaces_instead_of_adding(prefect_harness, account, tmp_path):
+    dest = tmp_path / "export"
+    _, first = run(account, dest, **WINDOW)
+    files_before = visible_parquet(dest)
+    state, second = run(account, dest, **WINDOW)
+    assert state.is_completed()
+
+    assert second.rows == first.rows
+    assert second.chunks_from_cache == second.chunks > 0, "per-chunk fetches come from the cache"
+    assert second.requests == 0
+    for table in TABLES:
+        assert len(read_pandas(dest, table)) == first.rows[table]
+    assert len(visible_parquet(dest)) == len(files_before)
+    assert visible_parquet(dest) != files_before, "the files of the first run were replaced, not kept"
+
+
+def test_a_run_killed_mid_export_then_rerun_gives_the_uninterrupted_tables(prefect_harness, account, tmp_path, monkeypatch):
+    # Its own tag list gives chunk cache keys that no other test of the session has filled.
+    own_tags = {"dicom_tag_id_list": ["PatientName", "StudyDate", "Modality", "PixelSpacing", "SeriesNumber"]}
+    reference = tmp_path / "reference"
+    _, expected = run(account, reference, cache_hours=0, **WINDOW, **own_tags)
+    dest = tmp_path / "export"
+    _, good = run(account, dest, cache_hours=0, study_date_from=DAY1, **own_tags)
+    previous = {t: canonical(dest, t) for t in TABLES}
+
+    real = PostDicomClient.get_dicom_tag_content
+    victim = {}
+
+    def dies_on_one_order(self, **kwargs):
+        victim.setdefault("uuid", kwargs["patient_order_uuid"])
+        if kwargs["patient_order_uuid"] == victim["uuid"]:
+            raise RuntimeError("worker killed")
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(PostDicomClient, "get_dicom_tag_content", dies_on_one_order)
+    state, _ = run(account, dest, **WINDOW, **own_tags)
+    assert state.is_failed()
+    for table in TABLES:
+        pd.testing.assert_frame_equal(canonical(dest, table), previous[table])
+    assert not (dest / "orders" / f"export_date={DAY2}").exists()
+    assert all("export_date=" in f and f.endswith(".parquet") for f in visible_parquet(dest))
+
+    monkeypatch.setattr(PostDicomClient, "get_dicom_tag_content", real)
+    state, resumed = run(account, dest, **WINDOW, **own_tags)
+    assert state.is_completed()
+    for table in TABLES:
+        pd.testing.assert_frame_equal(canonical(dest, table), canonical(reference, table))
+    assert resumed.rows == expected.rows
+    assert resumed.chunks_from_cache == resumed.chunks - 2, "only the failed chunk and DAY2's (never reached) are fetched"
+    assert resumed.requests < expected.requests
+    assert good.rows["orders"] == 3
+
+
+def test_default_window_is_yesterday_in_the_time_zone(prefect_harness, account, tmp_path, monkeypatch):
+    tokyo = ZoneInfo("Asia/Tokyo")
+    monkeypatch.setattr(export_module, "now", lambda zone: dt.datetime(2031, 5, 7, 0, 30, tzinfo=tokyo).astimezone(zone))
+    dest = tmp_path / "export"
+    state, summary = run(account, dest, time_zone="Asia/Tokyo")
+    assert state.is_completed()
+    assert (summary.study_date_from, summary.study_date_to) == (DAY1, DAY1)
+    assert state.state_details.flow_run_id
+    assert summary.rows["orders"] == 3
+    assert sorted(p.name for p in (dest / "orders").iterdir()) == [f"export_date={DAY1}"]
+
+
+def test_resolve_window_rules(monkeypatch):
+    instant = dt.datetime(2031, 5, 7, 20, 0, tzinfo=dt.UTC)
+    monkeypatch.setattr(export_module, "now", lambda zone: instant.astimezone(zone))
+    assert resolve_window(None, None, "UTC") == (DAY1, DAY1)
+    assert resolve_window(None, None, "Asia/Tokyo") == (DAY2, DAY2)
+    assert resolve_window(DAY1, None, "UTC") == (DAY1, DAY1)
+    assert resolve_window(None, "2031-05-07", "UTC") == (DAY2, DAY2)
+    with pytest.raises(ValueError, match="after"):
+        resolve_window(DAY2, DAY1, "UTC")
+
+
+def test_cached_results_and_artifacts_hold_no_secret(prefect_harness, account, tmp_path):
+    dest = tmp_path / "export"
+    state, summary = run(account, dest, study_date_from=DAY2)
+    assert state.is_completed() and summary.orders == 1
+    storage = Path(os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"])
+    stored = [p for p in storage.rglob("*") if p.is_file()]
+    assert stored, "chunk results are persisted for resume"
+    secret = account.password.encode("utf-8")
+    assert not [p for p in stored if secret in p.read_bytes()]
+    assert account.password not in summary.model_dump_json()
+
+
+def test_chunks_are_stable_when_an_order_arrives_late():
+    orders = [{"PatientOrderUuid": str(uuid.UUID(int=n * 7919)), "InstitutionUuid": "i"} for n in range(1, 5001)]
+    before = plan_chunks(orders, orders_per_chunk=50, concurrency=8)
+    assert 64 <= len(before) <= 128 and sum(map(len, before)) == 5000
+    after = plan_chunks([*orders, {"PatientOrderUuid": str(uuid.uuid4()), "InstitutionUuid": "i"}], 50, 8)
+    changed = [c for c in after if c not in before]
+    assert len(changed) == 1
+    small = plan_chunks(orders[:10], orders_per_chunk=50, concurrency=8)
+    assert len(small) > 1, "a small day still runs in parallel"
