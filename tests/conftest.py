@@ -7,7 +7,6 @@ import tempfile
 _PREFECT_HOME = tempfile.mkdtemp(prefix="pdf-tests-prefect-")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
-os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = os.path.join(_PREFECT_HOME, "storage")
 os.environ.setdefault("PREFECT_API_URL", "")
