@@ -15,10 +15,16 @@ from .errors import (
     ValidationError,
     is_transient,
 )
+from .dicomweb import InstanceOutcome, StowResult
 from .http import RetryPolicy
+from .upload import FileEntry, UploadReport
 
 __all__ = [
     "DIALECTS",
+    "FileEntry",
+    "InstanceOutcome",
+    "StowResult",
+    "UploadReport",
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
