@@ -56,6 +56,8 @@ def build_deployments(
     default ``credentials`` parameter of all three, so the scheduled export can
     run unattended and the UI's run forms come pre-filled; without it the form
     asks for a block. ``destination`` is the export's default destination.
+    The export's ``time_zone`` parameter is set to the schedule's zone, so
+    "yesterday" is the day that just ended where the cron fires.
     """
     from prefect.schedules import Cron
 
@@ -63,7 +65,7 @@ def build_deployments(
 
     schedule = Cron(cron, timezone=check_timezone(timezone))
     common: dict[str, Any] = {} if credentials is None else {"credentials": credentials}
-    export_parameters = dict(common)
+    export_parameters: dict[str, Any] = {**common, "time_zone": timezone}
     if destination is not None:
         export_parameters["destination"] = destination
     return [

@@ -1,0 +1,287 @@
+"""The deployments load: prefect.yaml, ``postdicom-flows serve``'s objects, and the block type.
+
+A deployment that does not load is only discovered at 02:00 by a worker; these
+tests find the broken entrypoint, the unparsable schedule or the parameter the
+flow does not accept while the change is still on the developer's screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+from prefect.flows import Flow, load_flow_from_entrypoint
+from prefect.server.schemas.schedules import CronSchedule
+from prefect.utilities.callables import parameter_schema
+from prefect.utilities.schema_tools.validation import validate
+
+import flows
+from deployments import serve
+
+REPO = Path(__file__).resolve().parents[1]
+PREFECT_YAML = REPO / "deployments" / "prefect.yaml"
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+FLOW_OF_DEPLOYMENT = {
+    "nightly-export": flows.nightly_order_export,
+    "upload-and-share": flows.bulk_upload_and_share,
+    "reassignment": flows.batch_reassignment,
+}
+
+
+@pytest.fixture
+def at_repo_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Entrypoints are relative to the repository root, as for ``prefect deploy``."""
+    monkeypatch.chdir(REPO)
+    yield REPO
+
+
+def _yaml() -> dict[str, Any]:
+    return yaml.safe_load(PREFECT_YAML.read_text(encoding="utf-8"))
+
+
+def _next_runs(cron: str, timezone: str, n: int = 3, start: dt.date = dt.date(2026, 6, 1)) -> list[dt.datetime]:
+    """The next run times from noon of ``start`` on, as the Prefect server computes them."""
+    schedule = CronSchedule(cron=cron, timezone=timezone)
+    begin = dt.datetime.combine(start, dt.time(12, 0), tzinfo=ZoneInfo(timezone))
+    return asyncio.run(schedule.get_dates(n=n, start=begin))
+
+
+def _api_env() -> dict[str, str]:
+    """Environment for a ``prefect`` CLI subprocess talking to the test harness's server."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = dict(os.environ)
+    env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    env["PWD"] = str(REPO)
+    return env
+
+
+# --- prefect.yaml -------------------------------------------------------------------
+
+
+def test_prefect_yaml_declares_the_three_deployments_on_one_process_pool() -> None:
+    config = _yaml()
+    names = [d["name"] for d in config["deployments"]]
+    assert sorted(names) == sorted(FLOW_OF_DEPLOYMENT)
+    pools = {d["work_pool"]["name"] for d in config["deployments"]}
+    assert pools == {"postdicom-pool"}
+
+
+@pytest.mark.parametrize("name", sorted(FLOW_OF_DEPLOYMENT))
+def test_prefect_yaml_entrypoint_imports_the_flow(name: str, at_repo_root: Path) -> None:
+    deployment = next(d for d in _yaml()["deployments"] if d["name"] == name)
+    path, _, function = deployment["entrypoint"].partition(":")
+    assert (at_repo_root / path).is_file(), f"{deployment['entrypoint']} does not exist"
+    loaded = load_flow_from_entrypoint(deployment["entrypoint"], use_placeholder_flow=False)
+    assert isinstance(loaded, Flow)
+    assert loaded.name == FLOW_OF_DEPLOYMENT[name].name
+    schema = parameter_schema(loaded).model_dump_for_openapi()
+    assert "credentials" in schema["properties"]
+    assert "credentials" in schema.get("required", []), "a run without an account cannot do anything"
+
+
+@pytest.mark.parametrize("name", sorted(FLOW_OF_DEPLOYMENT))
+def test_prefect_yaml_parameters_fit_the_flow_schema(name: str, at_repo_root: Path) -> None:
+    deployment = next(d for d in _yaml()["deployments"] if d["name"] == name)
+    loaded = load_flow_from_entrypoint(deployment["entrypoint"], use_placeholder_flow=False)
+    schema = parameter_schema(loaded).model_dump_for_openapi()
+    parameters = deployment.get("parameters") or {}
+    assert set(parameters) <= set(schema["properties"]), "a parameter the flow does not take"
+    errors = validate(parameters, schema, raise_on_error=False, ignore_required=True)
+    assert errors == [], [e.message for e in errors]
+    reference = parameters["credentials"]["$ref"]
+    assert reference == {"block_document_slug": "postdicom-credentials/sandbox-demo"}
+
+
+def test_prefect_yaml_export_runs_at_two_in_its_time_zone_and_the_others_are_ad_hoc() -> None:
+    by_name = {d["name"]: d for d in _yaml()["deployments"]}
+    (schedule,) = by_name["nightly-export"]["schedules"]
+    assert schedule["cron"] == "0 2 * * *"
+    ZoneInfo(schedule["timezone"])
+    runs = _next_runs(schedule["cron"], schedule["timezone"])
+    assert [r.astimezone(ZoneInfo(schedule["timezone"])).time() for r in runs] == [dt.time(2, 0)] * 3
+    assert by_name["nightly-export"]["parameters"]["time_zone"] == schedule["timezone"], "yesterday must be the cron's"
+    assert by_name["upload-and-share"]["schedules"] == []
+    assert by_name["reassignment"]["schedules"] == []
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+@pytest.mark.parametrize("around", [dt.date(2026, 3, 26), dt.date(2026, 10, 22)])
+def test_nightly_cron_runs_once_per_local_day_across_daylight_saving_changes(around: dt.date) -> None:
+    """02:00 does not exist in Madrid on the last Sunday of March and happens twice in October.
+
+    The export must still run exactly once each night (at 03:00 on the
+    spring-forward night), or a day would be missing or exported twice.
+    """
+    runs = _next_runs("0 2 * * *", "Europe/Madrid", n=7, start=around)
+    local = [run.astimezone(ZoneInfo("Europe/Madrid")) for run in runs]
+    days = [moment.date() for moment in local]
+    assert days == [around + dt.timedelta(days=k) for k in range(1, 8)]
+    assert all(moment.hour in (2, 3) for moment in local)
+
+
+def test_prefect_yaml_never_inlines_a_block_placeholder() -> None:
+    """``{{ prefect.blocks.… }}`` would copy the block's password into the deployment."""
+    config = _yaml()
+    assert not [s for s in _strings(config["deployments"]) if "prefect.blocks." in s]
+
+
+# --- postdicom-flows serve ----------------------------------------------------------
+
+
+def test_build_deployments_returns_the_three_with_the_export_scheduled() -> None:
+    built = serve.build_deployments(timezone="America/New_York", cron="0 2 * * *")
+    by_name = {d.name: d for d in built}
+    assert sorted(by_name) == sorted(FLOW_OF_DEPLOYMENT)
+    for name, deployment in by_name.items():
+        assert deployment.flow_name == FLOW_OF_DEPLOYMENT[name].name
+        assert "credentials" in deployment._parameter_openapi_schema.properties
+    (export_schedule,) = by_name["nightly-export"].schedules
+    assert export_schedule.schedule.cron == "0 2 * * *"
+    assert export_schedule.schedule.timezone == "America/New_York"
+    runs = _next_runs(export_schedule.schedule.cron, export_schedule.schedule.timezone)
+    assert [r.astimezone(ZoneInfo("America/New_York")).hour for r in runs] == [2, 2, 2]
+    assert by_name["nightly-export"].parameters["time_zone"] == "America/New_York"
+    assert not by_name["upload-and-share"].schedules
+    assert not by_name["reassignment"].schedules
+
+
+def test_build_deployments_takes_another_cron_and_the_export_destination() -> None:
+    built = serve.build_deployments(timezone="Asia/Tokyo", cron="30 5 * * 1-5", destination="s3://bucket/exports")
+    export = next(d for d in built if d.name == "nightly-export")
+    (schedule,) = export.schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone) == ("30 5 * * 1-5", "Asia/Tokyo")
+    assert export.parameters["destination"] == "s3://bucket/exports"
+    runs = _next_runs(schedule.schedule.cron, schedule.schedule.timezone, n=5)
+    assert all(r.astimezone(ZoneInfo("Asia/Tokyo")).weekday() < 5 for r in runs)
+
+
+@pytest.mark.parametrize(
+    ("timezone", "cron", "message"),
+    [("Europe/Madird", "0 2 * * *", "time zone"), ("Europe/Madrid", "0 2 * *", "cron")],
+)
+def test_build_deployments_refuses_a_bad_zone_or_cron(timezone: str, cron: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        serve.build_deployments(timezone=timezone, cron=cron)
+
+
+def test_serve_refuses_to_run_without_a_server(capsys: pytest.CaptureFixture[str]) -> None:
+    """The ephemeral API dies with the process and has no UI: serving on it would show nothing."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: None}):
+        assert serve.main(["--credentials", ""]) == 2
+    assert "prefect server start" in capsys.readouterr().err
+
+
+# --- against a real Prefect server ---------------------------------------------------
+
+
+def test_block_register_cli_registers_the_credentials_type(prefect_harness: None) -> None:
+    from prefect import get_client
+
+    from blocks import PostDicomCredentials
+
+    result = subprocess.run(
+        [PREFECT, "--no-prompt", "block", "register", "-m", "blocks"],
+        env=_api_env(),
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Successfully registered 1 block" in result.stdout
+
+    async def read() -> tuple[Any, Any]:
+        async with get_client() as client:
+            block_type = await client.read_block_type_by_slug("postdicom-credentials")
+            schema = await client.read_block_schema_by_checksum(
+                PostDicomCredentials._calculate_schema_checksum()
+            )
+            return block_type, schema
+
+    block_type, schema = asyncio.run(read())
+    assert block_type.name == "PostDICOM Credentials"
+    assert schema.block_type_id == block_type.id
+    fields = schema.fields["properties"]
+    assert {"username", "password", "web_address", "dialect"} <= set(fields)
+    assert fields["password"]["format"] == "password"
+    assert schema.fields["secret_fields"] == ["password"]
+
+
+def test_prefect_deploy_all_registers_three_deployments_without_the_password(
+    prefect_harness: None, at_repo_root: Path
+) -> None:
+    """The real ``prefect deploy --all``; the stored parameters keep only a reference to the block."""
+    from prefect import get_client
+    from prefect.blocks.core import Block
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    from blocks import PostDicomCredentials
+
+    secret = "deploy-test-s3cret-password"
+    PostDicomCredentials(
+        username="deploy@example.org", password=secret, web_address="http://127.0.0.1:9/dicomweb"
+    ).save("sandbox-demo", overwrite=True)
+
+    async def create_pool() -> None:
+        async with get_client() as client:
+            try:
+                await client.create_work_pool(WorkPoolCreate(name="postdicom-pool", type="process"))
+            except ObjectAlreadyExists:
+                pass
+
+    asyncio.run(create_pool())
+    result = subprocess.run(
+        [PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", str(PREFECT_YAML)],
+        env=_api_env(),
+        cwd=at_repo_root,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    async def read() -> dict[str, Any]:
+        async with get_client() as client:
+            found = {}
+            for name, flow_object in FLOW_OF_DEPLOYMENT.items():
+                found[name] = await client.read_deployment_by_name(f"{flow_object.name}/{name}")
+            return found
+
+    deployments = asyncio.run(read())
+    export = deployments["nightly-export"]
+    (schedule,) = export.schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 2 * * *", "Europe/Madrid")
+    assert export.work_pool_name == "postdicom-pool"
+    assert not deployments["upload-and-share"].schedules
+    assert not deployments["reassignment"].schedules
+    for name, deployment in deployments.items():
+        assert secret not in deployment.model_dump_json(), f"{name} stored the password"
+        assert deployment.parameter_openapi_schema["properties"]["credentials"]
+        credentials = Block.load_from_ref(deployment.parameters["credentials"]["$ref"])
+        assert isinstance(credentials, PostDicomCredentials)
+        assert credentials.password.get_secret_value() == secret
