@@ -24,6 +24,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import TypedDict
+
+from typing_extensions import Unpack
 
 import httpx
 
@@ -143,6 +146,24 @@ def _never_sent(exc: httpx.TransportError) -> bool:
     return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
+class RequestOptions(TypedDict, total=False):
+    """What a request may carry besides its method and path.
+
+    ``query`` is an already-encoded query string (see ``postdicom.query`` for
+    why httpx's own encoding is not used); ``body`` a factory so a retry
+    rebuilds it; ``idempotent=False`` stops retries once the request may have
+    reached the server; ``accept_status`` lets a caller take an error status as
+    an answer (STOW bodies are read whatever the status).
+    """
+
+    query: str | None
+    headers: Mapping[str, str] | None
+    body: BodyFactory | bytes | None
+    idempotent: bool
+    retry: RetryPolicy | None
+    accept_status: Callable[[int], bool] | None
+
+
 class HttpSession:
     """Authenticated, retrying, throttled HTTP access to one DICOMweb base URL.
 
@@ -211,51 +232,33 @@ class HttpSession:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        body: BodyFactory | bytes | None = None,
-        idempotent: bool = True,
-        retry: RetryPolicy | None = None,
-        accept_status: Callable[[int], bool] | None = None,
-    ) -> httpx.Response:
+    def request(self, method: str, path: str, **options: Unpack[RequestOptions]) -> httpx.Response:
         """Send a request and read its whole answer.
 
-        ``query`` is an already-encoded query string (see ``postdicom.query``
-        for why httpx's own encoding is not used). ``accept_status`` lets a
-        caller take an error status as an answer (STOW bodies are read
-        whatever the status). Raises a :class:`~postdicom.errors.PostDicomError`.
+        A connection lost while the answer is being read counts as a transient
+        failure like any other: an idempotent request is sent again.
+        Raises a :class:`~postdicom.errors.PostDicomError`.
         """
-        with self.stream(
-            method,
-            path,
-            query=query,
-            headers=headers,
-            body=body,
-            idempotent=idempotent,
-            retry=retry,
-            accept_status=accept_status,
-        ) as response:
-            try:
-                response.read()
-            except httpx.TransportError as exc:
-                raise TransportError(
-                    f"connection lost while reading the answer ({type(exc).__name__})",
-                    method=method,
-                    url=str(response.request.url),
-                ) from None
+        with self._exchange(method, path, read=True, **options) as response:
             return response
 
+    def stream(self, method: str, path: str, **options: Unpack[RequestOptions]):
+        """Send a request and yield the answer with its body not yet read.
+
+        Use as a context manager. Error statuses are raised (and retried)
+        before anything is yielded; the body is then the caller's to iterate
+        (``iter_bytes``/``iter_raw``), and a failure while doing so is the
+        caller's to retry (only it knows what it already consumed).
+        """
+        return self._exchange(method, path, read=False, **options)
+
     @contextlib.contextmanager
-    def stream(
+    def _exchange(
         self,
         method: str,
         path: str,
         *,
+        read: bool,
         query: str | None = None,
         headers: Mapping[str, str] | None = None,
         body: BodyFactory | bytes | None = None,
@@ -263,11 +266,6 @@ class HttpSession:
         retry: RetryPolicy | None = None,
         accept_status: Callable[[int], bool] | None = None,
     ) -> Iterator[httpx.Response]:
-        """Send a request and yield the answer with its body not yet read.
-
-        Error statuses are raised (and retried) before anything is yielded;
-        the body is then the caller's to iterate (``iter_bytes``/``iter_raw``).
-        """
         policy = retry or self.retry
         url = self.url(path, query)
         attempt = 0
@@ -277,20 +275,25 @@ class HttpSession:
                 self._throttle.acquire()
             content = body() if callable(body) else body
             request = self._client.build_request(method, url, headers=headers, content=content)
+            response = None
             try:
                 response = self._client.send(request, stream=True)
+                ok = response.status_code < 400 or bool(accept_status and accept_status(response.status_code))
+                if ok and read:
+                    response.read()
             except httpx.TransportError as exc:
+                if response is not None:
+                    response.close()
                 error = TransportError(
                     f"could not complete the request ({type(exc).__name__}: {exc})",
                     method=method,
                     url=url,
                 )
-                may_retry = idempotent or _never_sent(exc)
+                may_retry = idempotent or (response is None and _never_sent(exc))
                 if may_retry and attempt < policy.attempts:
                     self._wait(policy, attempt, None, error)
                     continue
                 raise error from None
-            ok = response.status_code < 400 or (accept_status and accept_status(response.status_code))
             if ok:
                 try:
                     yield response
