@@ -18,7 +18,6 @@ import pydicom
 from pydicom.datadict import dictionary_keyword, dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.tag import Tag
 
 BULK_PLACEHOLDER = "{bulk}"
 """Stored JSON keeps BulkDataURIs relative; the request's base replaces this at answer time."""

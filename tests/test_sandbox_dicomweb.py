@@ -13,6 +13,7 @@ import httpx
 import pydicom
 import pytest
 from dicomweb_client import DICOMwebClient
+from dicomweb_client.session_utils import create_session_from_user_pass
 
 from postdicom.synthetic import StudySpec, write_odd_files, write_study
 from tests.fixtures.sandbox_server import api_client, stow_body, vendor_stow
@@ -261,8 +262,8 @@ def test_unauthenticated_and_wrong_password_get_401(sandbox_server):
 
 def test_dicomweb_client_stores_searches_and_retrieves(sandbox_server, tmp_path):
     spec, paths = unique_study(tmp_path, "US", series=1, per_series=3, patient_name="Yamada^Taro")
-    client = DICOMwebClient(url=sandbox_server.web_address)
-    client._session.auth = (sandbox_server.username, sandbox_server.password)
+    session = create_session_from_user_pass(sandbox_server.username, sandbox_server.password)
+    client = DICOMwebClient(url=sandbox_server.web_address, session=session)
     datasets = [pydicom.dcmread(p) for p in paths]
     result = client.store_instances(datasets)
     assert len(result.ReferencedSOPSequence) == 3
