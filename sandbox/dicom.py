@@ -17,7 +17,6 @@ from typing import Any
 import pydicom
 from pydicom.datadict import dictionary_keyword, dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 BULK_PLACEHOLDER = "{bulk}"
 """Stored JSON keeps BulkDataURIs relative; the request's base replaces this at answer time."""
@@ -80,8 +79,6 @@ def read_instance(path: Path) -> ParsedInstance:
         with path.open("rb") as handle:
             ds = pydicom.dcmread(handle, stop_before_pixels=True)
             stopped_at = handle.tell()
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise StowReject(FAILURE_CANNOT_UNDERSTAND, f"not a readable DICOM file: {exc}") from exc
     except Exception as exc:  # pydicom raises many types on corrupt input; all mean "cannot parse"
         raise StowReject(FAILURE_CANNOT_UNDERSTAND, f"not a readable DICOM file: {exc}") from exc
     meta = getattr(ds, "file_meta", None)
