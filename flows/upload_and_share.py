@@ -33,6 +33,8 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field, SecretStr, computed_field
 
 from blocks import PostDicomCredentials
+from postdicom.dicomweb import check_uid
+from postdicom.errors import ValidationError
 from postdicom.upload import STATUSES as FILE_STATUSES
 from postdicom.upload import DicomHeader, FileEntry, NotDicom, _already_stored, inspect_file, walk_regular_files
 from tasks.policies import read_task_options, write_task_options
@@ -149,7 +151,8 @@ def upload_files_batch(batch: list[Path], credentials: PostDicomCredentials) -> 
         else:
             headers.append(found)
     with credentials.get_client() as client:
-        present = _already_stored(client, headers) if headers else set()
+        checkable = [header for header in headers if _queryable(header)]
+        present = _already_stored(client, checkable) if checkable else set()
         to_send = [header for header in headers if header.sop_instance_uid not in present]
         for header in headers:
             if header.sop_instance_uid in present:
@@ -170,6 +173,17 @@ def upload_files_batch(batch: list[Path], credentials: PostDicomCredentials) -> 
                     outcome.path, outcome.status, outcome.reason, outcome.sop_instance_uid, studies.get(outcome.path)
                 )
     return [entries[path] for path in batch]
+
+
+def _queryable(header: DicomHeader) -> bool:
+    """Whether the file's UIDs can go into a QIDO query; malformed ones are sent unchecked for the server to judge."""
+    try:
+        check_uid(header.study_instance_uid, "StudyInstanceUID")
+        if header.series_instance_uid:
+            check_uid(header.series_instance_uid, "SeriesInstanceUID")
+    except ValidationError:
+        return False
+    return True
 
 
 def upload_all(
