@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import pandas as pd
 import pytest
 
+from flows import batch_reassignment
 from flows._common import AssignmentCandidate, plan_assignments
 from flows.reassignment import read_assignment_rows, validate_rows
+from tests.fixtures.sandbox_server import sandbox_faults
 
 ORDER_A = str(uuid.uuid4())
 ORDER_B = str(uuid.uuid4())
@@ -107,3 +110,133 @@ def test_plan_compares_with_the_current_assignment_and_a_dry_run_sends_nothing()
     assert to_send == []
     dry = next(r for r in decided if r.row == 2)
     assert dry.status == "skipped" and dry.reason.startswith("dry run: would assign") and dry.previous_uuid == USER_2
+
+
+# ----------------------------------------------------------------- on the sandbox
+
+
+def make_orders(info, count: int, *, modality: str = "CT", study_date: dt.date | None = None) -> list[str]:
+    """``count`` new scheduled orders with unique patient ids and accession numbers (shared sandbox)."""
+    tag = uuid.uuid4().hex[:8]
+    scheduled = dt.datetime.combine(study_date or dt.date(2026, 1, 5), dt.time(9, 0))
+    with info.client() as client:
+        return [
+            client.create_patient_order(
+                institution_uuid=info.extra["institution_uuid"],
+                patient_name=f"Reassign^Patient{n}",
+                patient_id=f"RA-{tag}-{n}",
+                patient_birthdate=dt.date(1980, 1, 1),
+                modality=modality,
+                accession_number=f"RA-{tag}-{n}",
+                order_scheduled_datetime=scheduled,
+            ).raw["PatientOrderUuid"]
+            for n in range(count)
+        ]
+
+
+def assignments_of(info, order_uuids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    """``{order: (assigned user, assigned group)}`` read back from the order properties."""
+    out = {}
+    with info.client() as client:
+        for order in order_uuids:
+            raw = client.get_patient_order_properties(
+                patient_order_institution_uuid=info.extra["institution_uuid"], patient_order_uuid=order
+            ).raw
+            out[order] = (raw["AssignedUserUuid"], raw["AssignedUserGroupUuid"])
+    return out
+
+
+def run(**parameters):
+    """Run the flow; return ``(state, report)`` whether it ended Completed or Failed."""
+    state = batch_reassignment(return_state=True, **parameters)
+    result = state.result(raise_on_failure=False)
+    return state, getattr(result, "report", result)
+
+
+@pytest.fixture(scope="module")
+def people(sandbox_server):
+    institution = sandbox_server.extra["account"]["Institutions"][0]
+    return {
+        "ana": institution["Users"][0]["UserUuid"],
+        "ben": institution["Users"][1]["UserUuid"],
+        "neuro": institution["UserGroups"][0]["UserGroupUuid"],
+        "other_institution_user": sandbox_server.extra["account"]["Institutions"][1]["Users"][0]["UserUuid"],
+    }
+
+
+def test_a_csv_of_200_rows_assigns_every_good_row_and_reports_the_bad_ones(
+    prefect_harness, sandbox_server, people, tmp_path
+):
+    orders = make_orders(sandbox_server, 197)
+    rows = [
+        {"patient_order_uuid": order, "assigned_user_uuid": people["ana"] if n % 2 else "", "assigned_user_group_uuid": "" if n % 2 else people["neuro"]}
+        for n, order in enumerate(orders[:196])
+    ]
+    rows += [
+        {"patient_order_uuid": "definitely-not-a-uuid", "assigned_user_uuid": people["ana"], "assigned_user_group_uuid": ""},
+        {"patient_order_uuid": str(uuid.uuid4()), "assigned_user_uuid": people["ana"], "assigned_user_group_uuid": ""},
+        {"patient_order_uuid": orders[0], "assigned_user_uuid": "", "assigned_user_group_uuid": people["neuro"]},
+        {"patient_order_uuid": orders[196], "assigned_user_uuid": people["other_institution_user"], "assigned_user_group_uuid": ""},
+    ]
+    path = tmp_path / "handover.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+    dry_state, dry = run(credentials=sandbox_server.credentials(), assignments=str(path), dry_run=True)
+    assert dry_state.is_completed()
+    assert set(assignments_of(sandbox_server, orders[:10]).values()) == {(None, None)}
+    assert dry.counts["skipped"] == 200 and dry.counts["assigned"] == 0
+    assert sum(r.reason.startswith("dry run: would assign") for r in dry.rows) == 197
+
+    state, report = run(credentials=sandbox_server.credentials(), assignments=str(path), concurrency=3, batch_size=40)
+
+    assert state.is_failed()  # row 200 names a user of another institution
+    assert [r.row for r in report.rows] == list(range(1, 201))
+    by_row = {r.row: r for r in report.rows}
+    assert by_row[197].status == "skipped" and "not a UUID" in by_row[197].reason
+    assert by_row[198].status == "skipped" and "unknown order" in by_row[198].reason
+    assert by_row[199].status == "skipped" and by_row[199].reason == "duplicate of row 1"
+    assert by_row[200].status == "failed" and "404" in by_row[200].reason
+    assert report.counts == {"assigned": 196, "unchanged": 0, "failed": 1, "skipped": 3}
+    current = assignments_of(sandbox_server, orders)
+    assert current[orders[196]] == (None, None)
+    for n, order in enumerate(orders[:196]):
+        expected = (people["ana"], None) if n % 2 else (None, people["neuro"])
+        assert current[order] == expected
+
+    state, rerun = run(credentials=sandbox_server.credentials(), assignments=str(path))
+    assert rerun.counts["unchanged"] == 196 and rerun.counts["assigned"] == 0
+
+
+def test_a_selection_by_modality_and_date_reassigns_exactly_the_matching_orders(
+    prefect_harness, sandbox_server, people
+):
+    day = dt.date(2025, 3, 1) + dt.timedelta(days=uuid.uuid4().int % 300)
+    matching = make_orders(sandbox_server, 4, modality="MR", study_date=day)
+    other_modality = make_orders(sandbox_server, 2, modality="CT", study_date=day)
+    other_day = make_orders(sandbox_server, 2, modality="MR", study_date=day + dt.timedelta(days=1))
+
+    state, report = run(
+        credentials=sandbox_server.credentials(),
+        modality_list=["MR"],
+        study_date_from=day,
+        study_date_to=day,
+        assigned_user_uuid=people["ben"],
+    )
+
+    assert state.is_completed()
+    assert sorted(r.patient_order_uuid for r in report.rows if r.status == "assigned") == sorted(matching)
+    current = assignments_of(sandbox_server, matching + other_modality + other_day)
+    assert all(current[o] == (people["ben"], None) for o in matching)
+    assert all(current[o] == (None, None) for o in other_modality + other_day)
+
+
+def test_faults_neither_lose_nor_duplicate_an_assignment(prefect_harness, sandbox_server, people):
+    orders = make_orders(sandbox_server, 40)
+    rows = [{"patient_order_uuid": o, "assigned_user_uuid": people["ana"]} for o in orders]
+
+    with sandbox_faults(sandbox_server, "503:0.3@custom,drop:0.15@custom"):
+        state, report = run(credentials=sandbox_server.credentials(), assignments=rows, batch_size=10)
+
+    assert state.is_completed(), [r.reason for r in report.rows if r.status == "failed"]
+    assert report.counts["assigned"] == 40 and len(report.rows) == 40
+    assert set(assignments_of(sandbox_server, orders).values()) == {(people["ana"], None)}

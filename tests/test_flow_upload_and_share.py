@@ -1,0 +1,302 @@
+"""bulk_upload_and_share on a private sandbox: accounting, idempotent reruns, faults, links, no leaked password.
+
+The flow's promises are about the server's state (one order per study, one
+folder, every good file stored once), so these tests read that state back
+from the server rather than trusting the flow's own summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from pydicom.uid import generate_uid
+
+from flows import bulk_upload_and_share
+from flows._common import FlowRunFailed
+from postdicom.synthetic import StudySpec, make_instance, write_study
+from tests.fixtures.sandbox_server import launch, sandbox_faults
+from tests.fixtures.servers import ServerInfo
+
+EXPIRE = dt.date.today() + dt.timedelta(days=14)
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory) -> Iterator[ServerInfo]:
+    """A sandbox of this module's own: counts of folders, orders and instances are exact."""
+    process = launch(tmp_path_factory.mktemp("upload-share-sandbox"))
+    yield process.info(0)
+    process.stop()
+
+
+def run(**parameters: Any) -> tuple[Any, Any]:
+    """Run the flow; return ``(state, summary)`` whether it ended Completed or Failed."""
+    state = bulk_upload_and_share(return_state=True, **parameters)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, FlowRunFailed):
+        result = result.report
+    return state, result
+
+
+def unique_specs(count: int, **overrides: Any) -> list[StudySpec]:
+    tag = uuid.uuid4().hex[:8]
+    modalities = ("CT", "MR", "US")
+    return [
+        StudySpec(
+            f"Test^Patient{n}",
+            f"U-{tag}-{n}",
+            modalities[n % 3],
+            seed=f"{tag}-{n}",
+            accession_number=f"ACC-{tag}-{n}",
+            **overrides,
+        )
+        for n in range(count)
+    ]
+
+
+def orders_of(client: Any, patient_ids: list[str]) -> list[dict[str, Any]]:
+    rows = client.get_patient_order_list(institution_uuid_list=[]).raw["PatientOrderList"]
+    return [row for row in rows if row["PatientId"] in patient_ids]
+
+
+def stored_sop_uids(client: Any, study_uid: str) -> list[str]:
+    """Every SOP Instance UID the server lists for a study (duplicates kept, to be counted)."""
+    matches = client.search_for_instances(study_instance_uid=study_uid, fields=("SOPInstanceUID",))
+    return [match["00080018"]["Value"][0] for match in matches]
+
+
+def sop_uid(path: Path) -> str:
+    import pydicom
+
+    return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+
+def test_disk_uploaded_filed_assigned_and_shared_then_a_rerun_changes_nothing(
+    prefect_harness, sandbox, three_patient_disk
+):
+    root, disk = three_patient_disk
+    credentials = sandbox.credentials()
+    user = sandbox.extra["account"]["Institutions"][0]["Users"][1]["UserUuid"]
+    folder_name = f"Handover {uuid.uuid4().hex[:6]}"
+    password = "correct horse " + uuid.uuid4().hex[:6]
+    parameters = dict(
+        credentials=credentials,
+        directory=str(root),
+        expire_date=EXPIRE,
+        share_password=SecretStr(password),
+        folder_name=folder_name,
+        assign_to_user_uuid=user,
+        batch_size=3,
+        concurrency=3,
+    )
+    every_file = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    good = [path for paths in disk["studies"].values() for path in paths]
+    patient_ids = list(disk["studies"])
+
+    state, first = run(**parameters)
+
+    assert state.is_completed(), first.problems
+    assert first.total_files == len(every_file) == sum(first.counts.values())
+    assert first.counts == {"stored": len(good), "already_stored": 0, "rejected": 0, "not_dicom": 5, "failed": 0}
+    assert sorted(issue.path for issue in first.files_not_stored) == sorted(
+        str(path.relative_to(root)) for path in disk["odd"].values()
+    )
+    with credentials.get_client() as client:
+        orders = orders_of(client, patient_ids)
+        assert sorted(order["StudyInstanceUid"] for order in orders) == sorted(s.study_uid() for s in disk["specs"])
+        assert sorted(first.patient_order_uuids) == sorted(order["PatientOrderUuid"] for order in orders)
+        folders = [
+            f
+            for f in client.search_folder(folder_name=folder_name, get_orders_in_folder=True).raw["FolderList"]
+            if f["FolderName"] == folder_name
+        ]
+        assert [f["FolderUuid"] for f in folders] == [first.folder_uuid] and first.folder_created
+        assert sorted(folders[0]["PatientOrderUuidList"]) == sorted(first.patient_order_uuids)
+        for order in orders:
+            properties = client.get_patient_order_properties(
+                patient_order_institution_uuid=order["InstitutionUuid"], patient_order_uuid=order["PatientOrderUuid"]
+            )
+            assert properties.raw["AssignedUserUuid"] == user
+            assert first.folder_uuid in properties.raw["FolderUuidList"]
+
+    (url,) = first.share_urls
+    with httpx.Client(follow_redirects=True, timeout=30) as browser:
+        locked = browser.get(url)
+        assert locked.status_code == 200 and 'type="password"' in locked.text
+        assert not any(patient in locked.text for patient in patient_ids)
+        assert browser.post(url, data={"password": "wrong"}).status_code == 403
+        opened = browser.post(url, data={"password": password})
+        assert opened.status_code == 200
+        assert all(patient in opened.text for patient in patient_ids)
+
+    state, second = run(**parameters)
+
+    assert state.is_completed(), second.problems
+    assert second.counts == {"stored": 0, "already_stored": len(good), "rejected": 0, "not_dicom": 5, "failed": 0}
+    assert second.folder_uuid == first.folder_uuid and not second.folder_created
+    assert second.orders_added_to_folder == 0
+    assert sorted(second.patient_order_uuids) == sorted(first.patient_order_uuids)
+    assert [row.status for row in second.assignments] == ["unchanged"] * len(orders)
+    with credentials.get_client() as client:
+        assert len(orders_of(client, patient_ids)) == len(disk["specs"])
+        same_name = [
+            f for f in client.search_folder(folder_name=folder_name).raw["FolderList"] if f["FolderName"] == folder_name
+        ]
+        assert len(same_name) == 1
+        for spec in disk["specs"]:
+            uids = stored_sop_uids(client, spec.study_uid())
+            assert sorted(uids) == sorted(sop_uid(p) for p in disk["studies"][spec.patient_id])
+
+
+def test_artifacts_show_progress_files_not_stored_and_the_links(prefect_harness, sandbox, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    specs = unique_specs(2)
+    for spec in specs:
+        write_study(tmp_path, spec, suffix="")
+    (tmp_path / "notes.txt").write_text("not an image")
+    state, summary = run(
+        credentials=sandbox.credentials(), directory=str(tmp_path), expire_date=EXPIRE, share_per="patient"
+    )
+    assert state.is_completed()
+    assert len(summary.share_urls) == 2
+    with httpx.Client(follow_redirects=True, timeout=30) as browser:
+        for link in summary.shares:
+            page = browser.get(link.share_url).text
+            assert link.patient_id in page
+            assert all(spec.patient_id not in page for spec in specs if spec.patient_id != link.patient_id)
+
+    with get_client(sync_client=True) as prefect_client:
+        artifacts = prefect_client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    by_key = {artifact.key: artifact for artifact in artifacts}
+    assert by_key["upload-and-share-progress"].data == 100.0
+    table = by_key["upload-and-share-files-not-stored"].data
+    assert "notes.txt" in str(table) and "not_dicom" in str(table)
+    markdown = by_key["upload-and-share-summary"].data
+    assert all(url in markdown for url in summary.share_urls)
+
+
+def test_faults_on_stow_still_store_every_good_file_exactly_once(prefect_harness, sandbox, tmp_path):
+    specs = unique_specs(3, series_count=2, instances_per_series=5)
+    written = {spec.study_uid(): write_study(tmp_path, spec) for spec in specs}
+    credentials = sandbox.credentials()
+
+    with sandbox_faults(sandbox, "503:0.3@stow,drop:0.1@stow,503:0.1@qido"):
+        state, summary = run(credentials=credentials, directory=str(tmp_path), expire_date=EXPIRE, batch_size=4)
+
+    assert state.is_completed(), summary.problems
+    assert summary.counts["failed"] == 0
+    assert summary.counts["stored"] + summary.counts["already_stored"] == sum(map(len, written.values()))
+    with credentials.get_client() as client:
+        for study_uid, paths in written.items():
+            assert sorted(stored_sop_uids(client, study_uid)) == sorted(sop_uid(p) for p in paths)
+        assert len(orders_of(client, [spec.patient_id for spec in specs])) == len(specs)
+
+
+def test_unsendable_files_fail_the_run_with_the_summary_written_and_the_rerun_sends_them(
+    prefect_harness, sandbox, tmp_path
+):
+    (spec,) = unique_specs(1, instances_per_series=3)
+    good = write_study(tmp_path, spec)
+    broken = make_instance(
+        spec, study_uid=generate_uid(), series_uid=generate_uid(), series_number=9, instance_number=1,
+        sop_uid=generate_uid(),
+    )
+    del broken.SeriesInstanceUID  # the sandbox refuses an instance without one
+    broken.save_as(tmp_path / "no-series.dcm", enforce_file_format=True)
+    parameters = dict(credentials=sandbox.credentials(max_retries=0), directory=str(tmp_path), expire_date=EXPIRE)
+
+    with sandbox_faults(sandbox, "503:1/1@stow"):
+        with pytest.raises(FlowRunFailed) as raised:
+            bulk_upload_and_share(**parameters)
+    failed = raised.value.report
+    assert failed.counts["failed"] == len(good) + 1
+    assert "could not be sent" in failed.problems[0]
+    assert {issue.status for issue in failed.files_not_stored} == {"failed"}
+
+    state, retried = run(**parameters)
+    assert state.is_completed(), retried.problems
+    assert retried.counts["stored"] == len(good) and retried.counts["rejected"] == 1
+    (rejected,) = retried.files_not_stored
+    assert rejected.path == "no-series.dcm" and "A900" in rejected.reason
+
+    state, again = run(**parameters)
+    assert state.is_completed()
+    assert again.counts["already_stored"] == len(good) and again.counts["rejected"] == 1
+
+
+def test_a_missing_or_empty_directory_is_refused_before_any_request(prefect_harness, tmp_path):
+    from blocks import PostDicomCredentials
+
+    nowhere = PostDicomCredentials(username="u@example.org", password="p", web_address="http://127.0.0.1:9")
+    with pytest.raises(ValueError, match="does not exist"):
+        bulk_upload_and_share(credentials=nowhere, directory=str(tmp_path / "absent"), expire_date=EXPIRE)
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no files"):
+        bulk_upload_and_share(credentials=nowhere, directory=str(tmp_path / "empty"), expire_date=EXPIRE)
+
+
+@pytest.fixture
+def verbose_run_logs() -> Iterator[None]:
+    """Run loggers at DEBUG for one test, so every line the flow and its tasks can log reaches Prefect."""
+    loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs", "postdicom")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+    yield
+    for logger, level in zip(loggers, levels):
+        logger.setLevel(level)
+
+
+def test_the_share_password_is_nowhere_in_prefect(prefect_harness, sandbox, tmp_path, verbose_run_logs):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_HOME
+
+    secret_password = "s3cret-" + uuid.uuid4().hex
+    plain_password = "plain-" + uuid.uuid4().hex
+    run_ids = []
+    for password, directory in ((SecretStr(secret_password), tmp_path / "a"), (plain_password, tmp_path / "b")):
+        write_study(directory, unique_specs(1)[0])
+        state, summary = run(
+            credentials=sandbox.credentials(), directory=str(directory), expire_date=EXPIRE, share_password=password
+        )
+        assert state.is_completed() and summary.shares[0].password_protected
+        assert secret_password not in summary.model_dump_json() and plain_password not in summary.model_dump_json()
+        run_ids.append(state.state_details.flow_run_id)
+
+    APILogHandler().flush()
+    with get_client(sync_client=True) as prefect_client:
+        seen: list[str] = []
+        for run_id in run_ids:
+            flow_run = prefect_client.read_flow_run(run_id)
+            assert flow_run.parameters["share_password"] == "**********"
+            seen.append(flow_run.model_dump_json())
+            run_filter = FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+            seen += [t.model_dump_json() for t in prefect_client.read_task_runs(flow_run_filter=run_filter)]
+            seen += [a.model_dump_json() for a in prefect_client.read_artifacts(flow_run_filter=run_filter)]
+            logs = prefect_client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+            assert logs
+            seen += [log.message for log in logs]
+    for text in seen:
+        assert secret_password not in text and plain_password not in text
+
+    # The password given as a SecretStr was never written anywhere Prefect keeps data.
+    database = Path(PREFECT_API_DATABASE_CONNECTION_URL.value().split("///", 1)[1])
+    roots = {database.parent, Path(PREFECT_HOME.value())}
+    files = [path for root in roots for path in root.rglob("*") if path.is_file()]
+    database_files = [path for path in files if path.name.startswith(database.name)]
+    assert any(b"bulk-upload-and-share" in path.read_bytes() for path in database_files)
+    for path in files:
+        assert secret_password.encode() not in path.read_bytes(), path
