@@ -28,6 +28,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -44,6 +45,8 @@ FOLDER_NAME = "Demo upload"
 SHARE_DAYS = 30
 SANDBOX_START_TIMEOUT = 60.0
 SERVER_START_TIMEOUT = 120.0
+RUN_TAGS = ("postdicom", "demo")
+"""Tags on the demo's flow and task runs, so the UI's tag filter tells them from real work."""
 
 
 def _quiet_prefect_console(verbose: bool) -> None:
@@ -393,6 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = DemoPaths(args.data_dir.resolve())
     paths.root.mkdir(parents=True, exist_ok=True)
     started: list[subprocess.Popen[bytes]] = []
+    previous_sigterm = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         return _run(args, paths, console, started)
     except KeyboardInterrupt:
@@ -404,6 +408,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for process in reversed(started):
             stop_process(process)
+        signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    """Treat ``kill`` like Ctrl-C: the children run in their own sessions and would otherwise outlive the demo."""
+    raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
@@ -439,15 +449,15 @@ def _run(args: argparse.Namespace, paths: DemoPaths, console: Any, started: list
         if args.ui:
             with _step(console, "Starting the Prefect server and UI") as step:
                 ui = start_prefect_server(paths)
+                step["detail"] = ui.url if ui.owned else f"{ui.url} (already running)"
                 if ui.owned:
                     assert ui.process is not None
                     started.append(ui.process)
                 from prefect.settings import PREFECT_API_URL, temporary_settings
 
                 settings_stack.enter_context(temporary_settings(updates={PREFECT_API_URL: f"{ui.url}/api"}))
-                step["detail"] = ui.url
 
-        with _step(console, "Connecting to Prefect and saving the credentials block") as step:
+        with _step(console, "Connecting to Prefect (the first time it creates its database) and saving the block") as step:
             from blocks import PostDicomCredentials
 
             credentials = PostDicomCredentials(username=account.email, password=account.password, web_address=sandbox.url)
@@ -461,8 +471,11 @@ def _run(args: argparse.Namespace, paths: DemoPaths, console: Any, started: list
             step["detail"] = f"{len(files)} files in {paths.disk}"
         window = (min(dates), max(dates)) if dates else (dt.date.today() - dt.timedelta(days=1),) * 2
 
+        from prefect import tags
+
         from flows import batch_reassignment, bulk_upload_and_share, nightly_order_export
 
+        settings_stack.enter_context(tags(*RUN_TAGS))
         runs: list[tuple[str, str, str, str]] = []
         with _step(console, "Uploading and sharing (flow bulk-upload-and-share)") as step:
             state, upload = run_flow(
@@ -580,8 +593,10 @@ def _summary(
         line(f"  {link}")
     if sandbox.owned and not args.keep_running:
         port = sandbox.url.rsplit(":", 1)[1].split("/", 1)[0]
-        line(f"[dim]  They open while the sandbox runs: rerun with --keep-running, or start it with[/dim]")
+        line("[dim]  They open while the sandbox runs: rerun with --keep-running, or start it with[/dim]")
         line(f"[dim]  postdicom-flows sandbox --port {port} --data-dir {paths.sandbox_data}[/dim]")
+    else:
+        line(f"[dim]  The sandbox keeps running for them (pid {sandbox.pid}); stop it with: kill {sandbox.pid}[/dim]")
 
     line()
     line(f"[bold]Parquet export[/bold] ({_export_line(export)}):")
