@@ -5,6 +5,7 @@ from .errors import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    HeaderTooLargeError,
     HTTPStatusError,
     NotFoundError,
     PostDicomError,
@@ -16,6 +17,7 @@ from .errors import (
     is_transient,
 )
 from .dicomweb import InstanceOutcome, StowResult
+from . import models
 from .http import RetryPolicy
 from .upload import FileEntry, UploadReport
 
@@ -29,6 +31,7 @@ __all__ = [
     "BadRequestError",
     "ConflictError",
     "HTTPStatusError",
+    "HeaderTooLargeError",
     "NotFoundError",
     "PostDicomClient",
     "PostDicomError",
@@ -39,4 +42,5 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "is_transient",
+    "models",
 ]

@@ -45,7 +45,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_snake
 
 from . import wire
-from .errors import NotFoundError, PostDicomError, ProtocolError, ThrottledError, ValidationError, is_transient
+from .errors import HeaderTooLargeError, NotFoundError, PostDicomError, ProtocolError, ThrottledError, ValidationError, is_transient
 from .models import (
     AddOrderToFolderAnswer,
     Answer,
@@ -605,14 +605,6 @@ def endpoint(name: str) -> Endpoint:
 
 
 # --- the one request function -------------------------------------------------------------
-
-
-class HeaderTooLargeError(ValidationError):
-    """The parameter header would exceed the safe size and the call cannot be split.
-
-    A plain :class:`ValidationError` subclass (same constructor), so it pickles
-    like every other client error (Prefect stores failed states).
-    """
 
 
 def _too_large(row: Endpoint, size: int, limit: int, why: str) -> HeaderTooLargeError:

@@ -108,6 +108,10 @@ class ValidationError(PostDicomError, ValueError):
     """Input refused before any request was sent (names the parameter at fault)."""
 
 
+class HeaderTooLargeError(ValidationError):
+    """A custom endpoint's parameter header would exceed the safe size and the call cannot be split."""
+
+
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
