@@ -34,6 +34,13 @@ class PostDicomCredentials(CredentialsBlock):
     _logo_url = "https://raw.githubusercontent.com/PrefectHQ/prefect/main/docs/images/logos/prefect.png"
     _documentation_url = "https://github.com/postdicom/dicomWeb-client"
     _description = "Account e-mail, password and WebAddress of a PostDICOM DICOMweb account."
+    _code_example = """
+    from blocks import PostDicomCredentials
+
+    credentials = PostDicomCredentials.load("BLOCK_NAME")
+    with credentials.get_client() as client:
+        studies = client.search_for_studies({"PatientID": "12345"})
+    """
 
     username: str = Field(
         ...,
