@@ -318,7 +318,8 @@ def assign_one(client: Any, item: PlannedAssignment) -> RowResult:
         return row_result(item, "assigned", "", item.current_uuid)
     # It differed when planned and is right now: a repeated request whose first
     # answer was lost, or someone else's identical change. The row is done either way.
-    return row_result(item, "assigned", "already so when sent (repeated request or concurrent change)", item.current_uuid)
+    reason = "already so when sent (repeated request or concurrent change)"
+    return row_result(item, "assigned", reason, item.current_uuid)
 
 
 @task(name="assign-orders-batch", cache_policy=NO_CACHE, tags=["postdicom-writes"])

@@ -162,7 +162,9 @@ def validate_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[list[AssignmentCan
             numbers = ", ".join(str(member.row) for member in members)
             for member in members:
                 skipped.append(
-                    row_result(member, "skipped", f"conflict: rows {numbers} give this order different {member.target}s")
+                    row_result(
+                        member, "skipped", f"conflict: rows {numbers} give this order different {member.target}s"
+                    )
                 )
             continue
         kept.append(first)

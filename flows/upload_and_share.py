@@ -44,6 +44,7 @@ from ._common import (
     AssignmentCandidate,
     FlowRunFailed,
     RowResult,
+    TargetKind,
     answer_dict,
     assign_orders_batch,
     bounded_task_runner,
@@ -495,8 +496,48 @@ def bulk_upload_and_share(
     """
     logger = get_run_logger()
     files = list_directory(directory)
-    root = Path(directory).expanduser()
     folder_name = folder_name.strip() if folder_name else None
+    targets = _check_parameters(
+        expire_date, folder_name, parent_folder_uuid, assign_to_user_uuid, assign_to_user_group_uuid
+    )
+    if share_password is not None:
+        mask_stored_password()
+    password = resolve_share_password(share_password, share_password_block)
+
+    entries = upload_all(files, credentials, batch_size=batch_size, concurrency=concurrency)
+    summary = summarise_upload(Path(directory).expanduser(), entries)
+    logger.info("upload: %s", ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n))
+    orders = locate_orders(credentials, entries, summary)
+    try:
+        if folder_name and orders:
+            folder_uuid, created, present = ensure_folder(credentials, folder_name, parent_folder_uuid)
+            summary.folder_uuid, summary.folder_created = folder_uuid, created
+            missing = [uuid_ for uuid_ in summary.patient_order_uuids if uuid_ not in set(map(canonical_uuid, present))]
+            summary.orders_added_to_folder = add_orders_to_folder(credentials, folder_uuid, missing) if missing else 0
+        if targets and orders:
+            summary.assignments = assign_orders(credentials, orders, targets)
+            failed = sum(row.status == "failed" for row in summary.assignments)
+            if failed:
+                summary.problems.append(f"{failed} assignments failed")
+        summary.shares = create_share_links(
+            credentials, share_requests(orders, share_per), expire_date, password, downloadable
+        )
+    finally:
+        _publish(summary, folder_name)
+    logger.info("%d orders, %d share links", len(summary.patient_order_uuids), len(summary.shares))
+    if summary.problems:
+        raise FlowRunFailed("; ".join(summary.problems), summary)
+    return summary
+
+
+def _check_parameters(
+    expire_date: dt.date,
+    folder_name: str | None,
+    parent_folder_uuid: str | None,
+    assign_to_user_uuid: str | None,
+    assign_to_user_group_uuid: str | None,
+) -> list[tuple[TargetKind, str]]:
+    """Refuse impossible parameters before any request; return the assignment targets given."""
     for name, value in (
         ("parent_folder_uuid", parent_folder_uuid),
         ("assign_to_user_uuid", assign_to_user_uuid),
@@ -508,39 +549,13 @@ def bulk_upload_and_share(
         raise ValueError("parent_folder_uuid needs a folder_name")
     if expire_date < dt.date.today():
         raise ValueError(f"expire_date {expire_date} is in the past")
-    if share_password is not None:
-        mask_stored_password()
-    password = resolve_share_password(share_password, share_password_block)
+    given: list[tuple[TargetKind, str | None]] = [("user", assign_to_user_uuid), ("group", assign_to_user_group_uuid)]
+    return [(kind, str(canonical_uuid(value))) for kind, value in given if value]
 
-    entries = upload_all(files, credentials, batch_size=batch_size, concurrency=concurrency)
+
+def summarise_upload(root: Path, entries: Sequence[FileEntry]) -> UploadAndShareSummary:
+    """The summary's upload part: counts, the files not stored, and a problem if any could not be sent."""
     counts = count_by((entry.status for entry in entries), FILE_STATUSES)
-    logger.info("upload: %s", ", ".join(f"{n} {status}" for status, n in counts.items() if n))
-    problems: list[str] = []  # copied into the summary below; later problems go to summary.problems
-    if counts["failed"]:
-        problems.append(f"{counts['failed']} files could not be sent (run the flow again to retry them)")
-
-    study_uids = list(
-        dict.fromkeys(
-            entry.study_instance_uid
-            for entry in entries
-            if entry.status in ("stored", "already_stored") and entry.study_instance_uid
-        )
-    )
-    orders = find_orders_of_studies(credentials, study_uids) if study_uids else []
-    by_study = {pick(order, "StudyInstanceUid"): order for order in orders}
-    studies = [
-        StudyOrder(
-            study_instance_uid=uid,
-            patient_id=pick(by_study[uid], "PatientId") if uid in by_study else None,
-            patient_order_uuid=canonical_uuid(pick(by_study[uid], "PatientOrderUuid")) if uid in by_study else None,
-            institution_uuid=canonical_uuid(pick(by_study[uid], "InstitutionUuid")) if uid in by_study else None,
-        )
-        for uid in study_uids
-    ]
-    if len(by_study) < len(study_uids):
-        problems.append(f"{len(study_uids) - len(by_study)} stored studies have no patient order on the server")
-    order_uuids = [study.patient_order_uuid for study in studies if study.patient_order_uuid]
-
     summary = UploadAndShareSummary(
         directory=str(root),
         total_files=len(entries),
@@ -550,42 +565,58 @@ def bulk_upload_and_share(
             for entry in entries
             if entry.status not in ("stored", "already_stored")
         ],
-        studies=studies,
-        patient_order_uuids=order_uuids,
-        problems=problems,
+        studies=[],
+        patient_order_uuids=[],
     )
-    try:
-        if folder_name and order_uuids:
-            folder_uuid, created, present = ensure_folder(credentials, folder_name, parent_folder_uuid)
-            summary.folder_uuid, summary.folder_created = folder_uuid, created
-            missing = [uuid_ for uuid_ in order_uuids if uuid_ not in set(map(canonical_uuid, present))]
-            summary.orders_added_to_folder = add_orders_to_folder(credentials, folder_uuid, missing) if missing else 0
-
-        targets = [(kind, canonical_uuid(value)) for kind, value in (("user", assign_to_user_uuid), ("group", assign_to_user_group_uuid)) if value]
-        pairs = [(order_uuid, kind, target) for order_uuid in order_uuids for kind, target in targets]
-        candidates = [
-            AssignmentCandidate(row=number, patient_order_uuid=order_uuid, target=kind, target_uuid=target)
-            for number, (order_uuid, kind, target) in enumerate(pairs, start=1)
-        ]
-        if candidates:
-            to_send, decided = plan_assignments(
-                candidates, {canonical_uuid(pick(o, "PatientOrderUuid")): o for o in orders}, dry_run=False
-            )
-            sent = assign_orders_batch(to_send, credentials, None) if to_send else []
-            summary.assignments = sorted(decided + sent, key=lambda row: row.row)
-            failed = sum(row.status == "failed" for row in summary.assignments)
-            if failed:
-                summary.problems.append(f"{failed} assignments failed")
-
-        summary.shares = create_share_links(
-            credentials, share_requests(orders, share_per), expire_date, password, downloadable
-        )
-    finally:
-        _publish(summary, folder_name)
-    logger.info("%d orders, %d share links", len(order_uuids), len(summary.shares))
-    if summary.problems:
-        raise FlowRunFailed("; ".join(summary.problems), summary)
+    if counts["failed"]:
+        summary.problems.append(f"{counts['failed']} files could not be sent (run the flow again to retry them)")
     return summary
+
+
+def locate_orders(
+    credentials: PostDicomCredentials, entries: Sequence[FileEntry], summary: UploadAndShareSummary
+) -> list[dict[str, Any]]:
+    """Find the order of every study with a file on the server; record them (and any missing) in ``summary``."""
+    study_uids = list(
+        dict.fromkeys(
+            entry.study_instance_uid
+            for entry in entries
+            if entry.status in ("stored", "already_stored") and entry.study_instance_uid
+        )
+    )
+    orders = find_orders_of_studies(credentials, study_uids) if study_uids else []
+    by_study = {pick(order, "StudyInstanceUid"): order for order in orders}
+    for uid in study_uids:
+        order = by_study.get(uid, {})
+        summary.studies.append(
+            StudyOrder(
+                study_instance_uid=uid,
+                patient_id=pick(order, "PatientId"),
+                patient_order_uuid=canonical_uuid(pick(order, "PatientOrderUuid")),
+                institution_uuid=canonical_uuid(pick(order, "InstitutionUuid")),
+            )
+        )
+    summary.patient_order_uuids = [study.patient_order_uuid for study in summary.studies if study.patient_order_uuid]
+    if len(by_study) < len(study_uids):
+        summary.problems.append(f"{len(study_uids) - len(by_study)} stored studies have no patient order on the server")
+    return orders
+
+
+def assign_orders(
+    credentials: PostDicomCredentials, orders: Sequence[dict[str, Any]], targets: Sequence[tuple[TargetKind, str]]
+) -> list[RowResult]:
+    """Assign every order to each target, through the same compare-then-send path as batch_reassignment."""
+    pairs = [(pick(order, "PatientOrderUuid"), kind, target) for order in orders for kind, target in targets]
+    candidates = [
+        AssignmentCandidate(
+            row=number, patient_order_uuid=str(canonical_uuid(order_uuid)), target=kind, target_uuid=target
+        )
+        for number, (order_uuid, kind, target) in enumerate(pairs, start=1)
+    ]
+    by_uuid = {canonical_uuid(pick(order, "PatientOrderUuid")): order for order in orders}
+    to_send, decided = plan_assignments(candidates, by_uuid, dry_run=False)
+    sent = assign_orders_batch(to_send, credentials, None) if to_send else []
+    return sorted(decided + sent, key=lambda row: row.row)
 
 
 def _publish(summary: UploadAndShareSummary, folder_name: str | None) -> None:

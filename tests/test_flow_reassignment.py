@@ -168,15 +168,18 @@ def test_a_csv_of_200_rows_assigns_every_good_row_and_reports_the_bad_ones(
     prefect_harness, sandbox_server, people, tmp_path
 ):
     orders = make_orders(sandbox_server, 197)
+    def row(order: str, user: str = "", group: str = "") -> dict[str, str]:
+        return {"patient_order_uuid": order, "assigned_user_uuid": user, "assigned_user_group_uuid": group}
+
     rows = [
-        {"patient_order_uuid": order, "assigned_user_uuid": people["ana"] if n % 2 else "", "assigned_user_group_uuid": "" if n % 2 else people["neuro"]}
+        row(order, user=people["ana"]) if n % 2 else row(order, group=people["neuro"])
         for n, order in enumerate(orders[:196])
     ]
     rows += [
-        {"patient_order_uuid": "definitely-not-a-uuid", "assigned_user_uuid": people["ana"], "assigned_user_group_uuid": ""},
-        {"patient_order_uuid": str(uuid.uuid4()), "assigned_user_uuid": people["ana"], "assigned_user_group_uuid": ""},
-        {"patient_order_uuid": orders[0], "assigned_user_uuid": "", "assigned_user_group_uuid": people["neuro"]},
-        {"patient_order_uuid": orders[196], "assigned_user_uuid": people["other_institution_user"], "assigned_user_group_uuid": ""},
+        row("definitely-not-a-uuid", user=people["ana"]),  # 197
+        row(str(uuid.uuid4()), user=people["ana"]),  # 198: no such order
+        row(orders[0], group=people["neuro"]),  # 199: same as row 1
+        row(orders[196], user=people["other_institution_user"]),  # 200: the server refuses (404)
     ]
     path = tmp_path / "handover.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
