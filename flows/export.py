@@ -63,6 +63,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from blocks import PostDicomCredentials
+from postdicom import PostDicomClient
 from postdicom.errors import NotFoundError
 from tasks import get_patient_order_list
 from tasks.policies import READ_RETRIES, READ_RETRY_DELAYS, RETRY_JITTER, retry_on_transient
@@ -191,7 +192,7 @@ class ChunkRows:
     vanished: list[str] = field(default_factory=list)
 
 
-def fetch_order(client: Any, ref: Mapping[str, str], tags: Sequence[str]) -> tuple[dict[str, list[dict[str, Any]]], int] | None:
+def fetch_order(client: PostDicomClient, ref: Mapping[str, str], tags: Sequence[str]) -> tuple[dict[str, list[dict[str, Any]]], int] | None:
     """One order's rows for the four tables and the number of requests made; None if it vanished."""
     try:
         properties = answer_dict(

@@ -13,6 +13,7 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
+from prefect import get_client
 
 from flows import export as export_module
 from flows.export import nightly_order_export, plan_chunks, resolve_window
@@ -190,7 +191,8 @@ def test_default_window_is_yesterday_in_the_time_zone(prefect_harness, account, 
     state, summary = run(account, dest, time_zone="Asia/Tokyo")
     assert state.is_completed()
     assert (summary.study_date_from, summary.study_date_to) == (DAY1, DAY1)
-    assert state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(state.state_details.flow_run_id).name == f"order-export-{DAY1}"
     assert summary.rows["orders"] == 3
     assert sorted(p.name for p in (dest / "orders").iterdir()) == [f"export_date={DAY1}"]
 
