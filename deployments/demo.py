@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import importlib.util
 import dataclasses
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,7 +37,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+    from rich.console import Console
 
 BLOCK_NAME = "sandbox-demo"
 DEFAULT_PORT = 8765
@@ -45,6 +51,7 @@ FOLDER_NAME = "Demo upload"
 SHARE_DAYS = 30
 SANDBOX_START_TIMEOUT = 60.0
 SERVER_START_TIMEOUT = 120.0
+SHARE_PASSWORD_ENV = "POSTDICOM_SHARE_PASSWORD"
 RUN_TAGS = ("postdicom", "demo")
 """Tags on the demo's flow and task runs, so the UI's tag filter tells them from real work."""
 
@@ -379,7 +386,11 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--data-dir", type=Path, default=Path("demo-data"), help="where the demo writes (default %(default)s)")
     parser.add_argument("--port", type=int, default=None, help=f"sandbox port (default {DEFAULT_PORT}, or a free one)")
-    parser.add_argument("--share-password", default=None, help="protect the share link with this password")
+    parser.add_argument(
+        "--share-password",
+        action="store_true",
+        help=f"protect the share link with a password, read from ${SHARE_PASSWORD_ENV} or asked for (never an argument: ps shows those)",
+    )
     parser.add_argument("--keep-running", action="store_true", help="leave the sandbox running at the end (share links keep working)")
     parser.add_argument("--ui", action="store_true", help=f"start the Prefect server and UI on port {UI_PORT} and wait for Ctrl-C at the end")
     parser.add_argument("--verbose", action="store_true", help="show Prefect's own log lines too")
@@ -417,7 +428,7 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
 
 
 @contextlib.contextmanager
-def _step(console: Any, title: str) -> Iterator[dict[str, str]]:
+def _step(console: Console, title: str) -> Iterator[dict[str, str]]:
     """One line of progress: a spinner while the step runs, then a tick, its time and a short result."""
     outcome: dict[str, str] = {"detail": "", "style": "green", "mark": "✓"}
     began = time.monotonic()
@@ -428,9 +439,21 @@ def _step(console: Any, title: str) -> Iterator[dict[str, str]]:
     console.print(f"[{outcome['style']}]{outcome['mark']}[/{outcome['style']}] {title}{detail} [dim]({seconds:.1f} s)[/dim]")
 
 
-def _run(args: argparse.Namespace, paths: DemoPaths, console: Any, started: list[subprocess.Popen[bytes]]) -> int:
+def _share_password(wanted: bool) -> SecretStr | None:
+    """The share password, from the environment or a prompt; kept a ``SecretStr`` from the first moment."""
     from pydantic import SecretStr
 
+    if not wanted:
+        return None
+    value = os.environ.get(SHARE_PASSWORD_ENV) or getpass.getpass("Share password: ")
+    if not value:
+        raise RuntimeError(f"--share-password needs a password (set {SHARE_PASSWORD_ENV} or type one)")
+    return SecretStr(value)
+
+
+def _run(args: argparse.Namespace, paths: DemoPaths, console: Console, started: list[subprocess.Popen[bytes]]) -> int:
+    """The demo's steps in order; ``started`` collects the children ``main`` must stop at the end."""
+    share_password = _share_password(args.share_password)
     console.rule("[bold]postdicom-flows demo[/bold]")
     with _step(console, "Reading the sandbox's demo account") as step:
         account = sandbox_account()
@@ -483,7 +506,7 @@ def _run(args: argparse.Namespace, paths: DemoPaths, console: Any, started: list
                 credentials=credentials,
                 directory=str(paths.disk),
                 expire_date=dt.date.today() + dt.timedelta(days=SHARE_DAYS),
-                share_password=SecretStr(args.share_password) if args.share_password else None,
+                share_password=share_password,
                 folder_name=FOLDER_NAME,
             )
             runs.append((bulk_upload_and_share.name, *flow_run_name(state), state.name))
@@ -547,16 +570,25 @@ def _export_line(export: Any) -> str:
     return ", ".join(f"{n} {table}" for table, n in dict(rows).items()) or "no rows"
 
 
-def _python_command() -> str:
-    """The interpreter running the demo (it has pandas, and duckdb with the dev extra), short when under the cwd."""
-    executable = Path(sys.executable)
+def _command(name: str) -> str:
+    """How to call a program of the demo's environment from this shell.
+
+    ``make demo`` installs into ``.venv`` without activating it, so ``python``
+    or ``prefect`` typed at the prompt may be other programs, or none: give
+    the environment's own path (short when under the working directory)
+    unless the plain name already finds it.
+    """
+    executable = Path(sys.executable).with_name(name) if name != "python" else Path(sys.executable)
+    found = shutil.which(name)
+    if found and Path(found).resolve() == executable.resolve():
+        return name
     with contextlib.suppress(ValueError):
         return str(executable.relative_to(Path.cwd()))
     return str(executable)
 
 
 def _summary(
-    console: Any,
+    console: Console,
     args: argparse.Namespace,
     paths: DemoPaths,
     sandbox: RunningProcess,
@@ -602,7 +634,7 @@ def _summary(
     line(f"[bold]Parquet export[/bold] ({_export_line(export)}):")
     line(f"  {paths.export}/<table>/export_date=YYYY-MM-DD/*.parquet   tables: orders, studies, series, tags")
     orders_glob = f"{paths.export}/orders/*/*.parquet"
-    python = _python_command()
+    python = _command("python")
     duckdb_missing = "" if importlib.util.find_spec("duckdb") else "  (pip install duckdb)"
     line(f"  DuckDB:{duckdb_missing}")
     line(
@@ -633,5 +665,5 @@ def _summary(
         home = PREFECT_HOME.value()
         prefix = f"PREFECT_HOME={home} " if "PREFECT_HOME" in os.environ else ""
         line(f"[bold]See them in the Prefect UI[/bold] (they are kept in {home}/prefect.db):")
-        line(f"  {prefix}prefect server start")
+        line(f"  {prefix}{_command('prefect')} server start")
         line(f"  then open http://127.0.0.1:{UI_PORT}/runs   (or run the demo with --ui)")
