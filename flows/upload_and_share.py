@@ -33,10 +33,8 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field, SecretStr, computed_field
 
 from blocks import PostDicomCredentials
-from postdicom.dicomweb import check_uid
-from postdicom.errors import ValidationError
 from postdicom.upload import STATUSES as FILE_STATUSES
-from postdicom.upload import DicomHeader, FileEntry, NotDicom, _already_stored, inspect_file, walk_regular_files
+from postdicom.upload import FileEntry, upload_files, walk_regular_files
 from tasks.policies import read_task_options, write_task_options
 
 from ._common import (
@@ -143,48 +141,9 @@ def upload_files_batch(batch: list[Path], credentials: PostDicomCredentials) -> 
     ``already_stored`` and not sent again. Repeating the whole task is harmless
     for the same reason, so Prefect may retry it on a transient error.
     """
-    entries: dict[Path, FileEntry] = {}
-    headers: list[DicomHeader] = []
-    for path in batch:
-        found = inspect_file(path)
-        if isinstance(found, NotDicom):
-            entries[path] = FileEntry(path, "not_dicom", found.reason)
-        else:
-            headers.append(found)
     with credentials.get_client() as client:
-        checkable = [header for header in headers if _queryable(header)]
-        present = _already_stored(client, checkable) if checkable else set()
-        to_send = [header for header in headers if header.sop_instance_uid not in present]
-        for header in headers:
-            if header.sop_instance_uid in present:
-                entries[header.path] = FileEntry(
-                    header.path,
-                    "already_stored",
-                    "the server already holds this SOP instance",
-                    header.sop_instance_uid,
-                    header.study_instance_uid,
-                )
-        if to_send:
-            studies = {header.path: header.study_instance_uid for header in to_send}
-            result = client.store_instances(
-                [header.path for header in to_send], batch_size=STOW_FILES_PER_REQUEST, concurrency=1
-            )
-            for outcome in result.outcomes:
-                entries[outcome.path] = FileEntry(
-                    outcome.path, outcome.status, outcome.reason, outcome.sop_instance_uid, studies.get(outcome.path)
-                )
-    return [entries[path] for path in batch]
-
-
-def _queryable(header: DicomHeader) -> bool:
-    """Whether the file's UIDs can go into a QIDO query; malformed ones are sent unchecked for the server to judge."""
-    try:
-        check_uid(header.study_instance_uid, "StudyInstanceUID")
-        if header.series_instance_uid:
-            check_uid(header.series_instance_uid, "SeriesInstanceUID")
-    except ValidationError:
-        return False
-    return True
+        report = upload_files(client, batch, batch_size=STOW_FILES_PER_REQUEST, concurrency=1)
+    return report.files
 
 
 def upload_all(

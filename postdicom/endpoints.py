@@ -45,7 +45,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_snake
 
 from . import wire
-from .errors import HeaderTooLargeError, NotFoundError, PostDicomError, ProtocolError, ThrottledError, ValidationError, is_transient
+from .errors import HeaderTooLargeError, NotFoundError, PostDicomError, ProtocolError, ThrottledError, is_transient
 from .models import (
     AddOrderToFolderAnswer,
     Answer,

@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import stat
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -40,6 +40,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from .errors import NotFoundError, ValidationError
+from .uids import check_uid
 
 if TYPE_CHECKING:
     from .dicomweb import DicomWebMixin
@@ -92,7 +93,7 @@ class UploadReport:
     {'stored': 40, 'already_stored': 0, 'rejected': 0, 'not_dicom': 3, 'failed': 0}
     """
 
-    directory: Path
+    directory: Path | None = None
     files: list[FileEntry] = field(default_factory=list)
 
     @property
@@ -231,10 +232,8 @@ def upload_folder(
         The client (its STOW and QIDO methods are used).
     directory
         Folder walked recursively; file names and suffixes do not matter.
-    skip_existing
-        Look each series up first and do not send instances already stored.
-    batch_size, max_batch_bytes, concurrency, on_progress
-        Passed to the STOW upload (see ``store_instances``).
+    skip_existing, batch_size, max_batch_bytes, concurrency, on_progress
+        See :func:`upload_files`.
 
     Returns
     -------
@@ -253,19 +252,57 @@ def upload_folder(
         raise ValidationError(f"directory does not exist: {str(root)!r}")
     if not root.is_dir():
         raise ValidationError(f"directory is not a folder: {str(root)!r}")
-    report = UploadReport(directory=root)
+    report = upload_files(
+        client,
+        list(walk_regular_files(root)),
+        skip_existing=skip_existing,
+        batch_size=batch_size,
+        max_batch_bytes=max_batch_bytes,
+        concurrency=concurrency,
+        on_progress=on_progress,
+    )
+    report.directory = root
+    return report
+
+
+def upload_files(
+    client: DicomWebMixin,
+    paths: Sequence[Path],
+    *,
+    skip_existing: bool = True,
+    batch_size: int = 20,
+    max_batch_bytes: int = 32 * 1024 * 1024,
+    concurrency: int = 4,
+    on_progress: ProgressCallback | None = None,
+) -> UploadReport:
+    """Classify, pre-check and store a list of files; one report entry per path, in order.
+
+    This is the unit a flow hands to one task: any slice of a folder.
+
+    Parameters
+    ----------
+    client
+        The client (its STOW and QIDO methods are used).
+    paths
+        Regular files; what is DICOM is decided by content, not by name.
+    skip_existing
+        Look each series up first (:func:`already_stored`) and do not send
+        instances the server holds: they are reported ``already_stored``,
+        which makes a rerun cheap and honest.
+    batch_size, max_batch_bytes, concurrency, on_progress
+        Passed to the STOW upload (see ``store_instances``).
+    """
     entries: dict[Path, FileEntry] = {}
     headers: list[DicomHeader] = []
-    order: list[Path] = []
-    for path in walk_regular_files(root):
-        order.append(path)
+    for path in paths:
         found = inspect_file(path)
         if isinstance(found, NotDicom):
             entries[path] = FileEntry(path, "not_dicom", found.reason)
         else:
             headers.append(found)
+    to_send = headers
     if skip_existing and headers:
-        present = _already_stored(client, headers)
+        present = already_stored(client, headers)
         to_send = []
         for header in headers:
             if header.sop_instance_uid in present:
@@ -278,8 +315,6 @@ def upload_folder(
                 )
             else:
                 to_send.append(header)
-    else:
-        to_send = headers
     if to_send:
         result = client._store_headers(
             to_send,
@@ -297,15 +332,26 @@ def upload_folder(
                 outcome.sop_instance_uid,
                 studies.get(outcome.path),
             )
-    report.files = [entries[path] for path in order]
+    report = UploadReport(directory=None)
+    report.files = [entries[path] for path in paths]
     return report
 
 
-def _already_stored(client: DicomWebMixin, headers: list[DicomHeader]) -> set[str]:
-    """SOP Instance UIDs the server holds, one QIDO instance query per series in the folder."""
+def already_stored(client: DicomWebMixin, headers: Sequence[DicomHeader]) -> set[str]:
+    """SOP Instance UIDs the server holds, one QIDO instance query per series of ``headers``.
+
+    A series whose UIDs are malformed cannot be looked up; its files are
+    left for the server to judge (it will reject them with a reason).
+    """
     series = dict.fromkeys((h.study_instance_uid, h.series_instance_uid) for h in headers)
     present: set[str] = set()
     for study_uid, series_uid in series:
+        try:
+            check_uid(study_uid, "StudyInstanceUID")
+            if series_uid:
+                check_uid(series_uid, "SeriesInstanceUID")
+        except ValidationError:
+            continue
         try:
             matches = client.search_for_instances(
                 study_instance_uid=study_uid,
