@@ -285,3 +285,46 @@ def test_prefect_deploy_all_registers_three_deployments_without_the_password(
         credentials = Block.load_from_ref(deployment.parameters["credentials"]["$ref"])
         assert isinstance(credentials, PostDicomCredentials)
         assert credentials.password.get_secret_value() == secret
+
+
+# --- postdicom-flows demo -------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_demo_ends_with_parquet_files_and_a_share_link_and_runs_again_without_change(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's first command, twice: files and links on screen, then nothing uploaded or reassigned again."""
+    import re
+
+    import duckdb
+
+    from deployments import demo
+
+    monkeypatch.setenv("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "ERROR")
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv(demo.SHARE_PASSWORD_ENV, "demo-test-share-pw")
+    monkeypatch.chdir(REPO)
+    data = tmp_path / "demo-data"
+    port = demo.free_port()
+    argv = ["--data-dir", str(data), "--port", str(port), "--share-password"]
+
+    assert demo.main(argv) == 0
+    first = capsys.readouterr().out
+    assert re.search(rf"http://127\.0\.0\.1:{port}/share/\S{{30,}}", first), first
+    assert "(password protected)" in first
+    assert "26 stored, 5 not dicom" in first
+    orders = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{data}/export/orders/*/*.parquet', hive_partitioning=true)"
+    ).fetchall()
+    assert orders == [(5,)]
+    assert "2 assigned" in first
+    assert demo.port_is_free(port), "the sandbox was left running"
+
+    assert demo.main(argv) == 0
+    second = capsys.readouterr().out
+    assert "26 already stored, 5 not dicom" in second
+    assert "2 unchanged" in second
+    assert "5 orders" in second
+    assert "demo-test-share-pw" not in first + second
+    assert demo.port_is_free(port)
