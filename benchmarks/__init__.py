@@ -1,0 +1,1 @@
+"""Benchmarks of postdicom-flows against the alternatives and the limit: ``python -m benchmarks --help``."""

@@ -1,0 +1,547 @@
+"""What every benchmark shares: servers, a delaying proxy, synthetic data, measured subprocesses, output.
+
+* **Servers.** :func:`orthanc` and :func:`sandbox` start a fresh server in a
+  temporary folder and stop it afterwards, so a benchmark run always stores
+  into an empty server (no duplicate short-circuits, no index grown by the
+  previous run). Orthanc gets a small config of its own here rather than the
+  test fixture's: benchmarks do not import ``tests``.
+* **Wide-area link.** :func:`delay_proxy` starts ``python -m benchmarks._common
+  proxy`` (its own process, so its work does not share the measured client's
+  GIL): a TCP relay on 127.0.0.1 that holds every chunk for ``delay_ms`` in
+  each direction. A request and its answer therefore cost one round trip of
+  ``2 * delay_ms`` more, as against a far-away account; bandwidth is not
+  limited.
+* **Measured workers.** :func:`run_worker` runs one method of one benchmark in
+  a fresh Python process (``python -m benchmarks._common worker MODULE
+  JSON``), so its peak RSS (``ru_maxrss``) is that method's alone. The worker
+  calls ``ready()`` once its imports and set-up are done; the clock and the
+  RSS baseline start there.
+* **Output.** :func:`print_table` and :func:`write_json` (to
+  ``benchmarks/out/``, which git ignores), with :func:`machine` describing
+  where the figures were taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import importlib
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT_DIR = ROOT / "benchmarks" / "out"
+MiB = 1024 * 1024
+MB = 1_000_000
+
+ORTHANC_BINARY = os.environ.get("ORTHANC_BINARY", "/usr/sbin/Orthanc")
+DICOMWEB_PLUGIN = os.environ.get("ORTHANC_DICOMWEB_PLUGIN", "/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+ORTHANC_USER, ORTHANC_PASSWORD = "bench", "bench-password"
+VENDOR_BOUNDARY = "DICOM DATA BOUNDARY"
+"""The boundary the vendor's sample sends (quoted, because it holds spaces)."""
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ---------------------------------------------------------------- servers
+
+
+@dataclass
+class Server:
+    """A running DICOMweb server as the benchmarks see it (picklable to JSON for workers)."""
+
+    name: str
+    web_address: str
+    username: str
+    password: str
+    dialect: str
+    """``standard`` (Orthanc) or ``postdicom`` (the sandbox)."""
+    stow_path: str
+    """Where STOW bodies go, relative to the web address (PostDICOM: ``/``; PS3.18: ``/studies``)."""
+    root_url: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def via(self, web_address: str) -> Server:
+        """The same server reached at another address (through the delaying proxy)."""
+        return replace(self, web_address=web_address)
+
+    @property
+    def stow_url(self) -> str:
+        return self.web_address + self.stow_path
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _wait_until_up(url: str, auth: tuple[str, str], process: subprocess.Popen, log: Path, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{_tail(log)}")
+        try:
+            if httpx.get(url, auth=auth, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            _stop(process)
+            raise RuntimeError(f"{what} did not answer within 60 s:\n{_tail(log)}")
+        time.sleep(0.1)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def orthanc() -> Iterator[Server]:
+    """A fresh Orthanc + DICOMweb plugin (default settings, empty storage), removed afterwards."""
+    work = Path(tempfile.mkdtemp(prefix="bench-orthanc-"))
+    http_port, dicom_port = free_port(), free_port()
+    config = {
+        "Name": "postdicom-flows-bench",
+        "StorageDirectory": str(work / "storage"),
+        "IndexDirectory": str(work / "index"),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "RemoteAccessAllowed": True,
+        "AuthenticationEnabled": True,
+        "RegisteredUsers": {ORTHANC_USER: ORTHANC_PASSWORD},
+        "Plugins": [DICOMWEB_PLUGIN],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+    }
+    (work / "orthanc.json").write_text(json.dumps(config), encoding="utf-8")
+    log = work / "orthanc.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen([ORTHANC_BINARY, str(work / "orthanc.json")], stdout=sink,
+                                   stderr=subprocess.STDOUT, cwd=work)
+    root = f"http://127.0.0.1:{http_port}"
+    try:
+        _wait_until_up(f"{root}/dicom-web/studies", (ORTHANC_USER, ORTHANC_PASSWORD), process, log, "Orthanc")
+        yield Server("orthanc", f"{root}/dicom-web", ORTHANC_USER, ORTHANC_PASSWORD, "standard", "/studies",
+                     root_url=root, extra={"pid": process.pid})
+    finally:
+        _stop(process)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def sandbox_account() -> tuple[str, str]:
+    """The demo account of the packaged seed (sandbox-only credentials the sandbox prints itself)."""
+    account = json.loads((ROOT / "sandbox" / "seed.json").read_text(encoding="utf-8"))["Accounts"][0]
+    return account["Email"], account["Password"]
+
+
+@contextlib.contextmanager
+def sandbox(latency_ms: int = 0) -> Iterator[Server]:
+    """A fresh sandbox (``python -m sandbox``, empty data folder), removed afterwards."""
+    work = Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
+    port = free_port()
+    user, password = sandbox_account()
+    log = work / "sandbox.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", "--port", str(port), "--data-dir", str(work / "data"),
+             "--latency-ms", str(latency_ms)],
+            cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
+        )
+    address = f"http://127.0.0.1:{port}/dicomweb"
+    try:
+        _wait_until_up(f"{address}/studies", (user, password), process, log, "the sandbox")
+        yield Server("sandbox", address, user, password, "postdicom", "/", root_url=f"http://127.0.0.1:{port}",
+                     extra={"pid": process.pid})
+    finally:
+        _stop(process)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+SERVERS: dict[str, Callable[[], contextlib.AbstractContextManager[Server]]] = {"orthanc": orthanc, "sandbox": sandbox}
+
+
+def stored_instances(server: Server, study_uids: Sequence[str]) -> int:
+    """Instances the server holds in these studies (QIDO ``NumberOfStudyRelatedInstances``)."""
+    total = 0
+    with httpx.Client(auth=(server.username, server.password), timeout=60) as client:
+        for uid in study_uids:
+            answer = client.get(f"{server.web_address}/studies?0020000D={uid}&includefield=00201208")
+            answer.raise_for_status()
+            for study in answer.json() if answer.content else []:
+                total += int((study.get("00201208", {}).get("Value") or [0])[0])
+    return total
+
+
+def server_versions(servers: Sequence[Server]) -> dict[str, str]:
+    """What each server says it is (Orthanc: core and DICOMweb plugin versions)."""
+    versions = {}
+    for server in servers:
+        if server.name == "orthanc":
+            auth = (server.username, server.password)
+            core = httpx.get(f"{server.root_url}/system", auth=auth, timeout=5).json().get("Version", "?")
+            plugin = httpx.get(f"{server.root_url}/plugins/dicom-web", auth=auth, timeout=5).json().get("Version", "?")
+            versions["orthanc"] = f"Orthanc {core} + DICOMweb plugin {plugin}"
+        else:
+            versions[server.name] = "sandbox (python -m sandbox, this repository; Starlette + uvicorn, SQLite)"
+    return versions
+
+
+# ---------------------------------------------------------------- delaying proxy
+
+
+@contextlib.contextmanager
+def delay_proxy(web_address: str, delay_ms: float) -> Iterator[str]:
+    """Relay to ``web_address``'s host with ``delay_ms`` added each way; yields the address through it."""
+    target = urlsplit(web_address)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks._common", "proxy", "--listen", str(port), "--target",
+         str(target.port), "--delay-ms", str(delay_ms)],
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            break
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(process)
+            raise RuntimeError("the delaying proxy did not start")
+        time.sleep(0.05)
+    try:
+        yield urlunsplit(target._replace(netloc=f"127.0.0.1:{port}"))
+    finally:
+        _stop(process)
+
+
+async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+    """Copy one direction, each chunk released ``delay`` seconds after it arrived (order kept)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(maxsize=512)
+
+    async def receive() -> None:
+        while True:
+            try:
+                data = await reader.read(256 * 1024)
+            except ConnectionError:
+                data = b""
+            await queue.put((loop.time() + delay, data))
+            if not data:
+                return
+
+    async def release() -> None:
+        while True:
+            due, data = await queue.get()
+            wait = due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not data:
+                with contextlib.suppress(OSError):
+                    writer.write_eof()
+                return
+            writer.write(data)
+            await writer.drain()
+
+    try:
+        await asyncio.gather(receive(), release())
+    except ConnectionError:
+        pass
+
+
+async def _serve_proxy(listen: int, target: int, delay: float) -> None:
+    async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target)
+        except OSError:
+            client_writer.close()
+            return
+        for sock_writer in (client_writer, server_writer):
+            sock = sock_writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await asyncio.gather(
+            _relay(client_reader, server_writer, delay),
+            _relay(server_reader, client_writer, delay),
+            return_exceptions=True,
+        )
+        for sock_writer in (client_writer, server_writer):
+            sock_writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", listen)
+    async with server:
+        await server.serve_forever()
+
+
+# ---------------------------------------------------------------- data
+
+
+def generate_studies(directory: Path, count: int, size_bytes: int, tag: str, per_study: int = 100) -> list[str]:
+    """Write ``count`` synthetic instances of about ``size_bytes`` in studies of ``per_study``; their study UIDs.
+
+    Seeded by ``tag``: the same tag gives the same UIDs, another tag other UIDs.
+    """
+    from postdicom.synthetic import StudySpec, size_for_bytes, write_study
+
+    rows, columns = size_for_bytes(size_bytes)
+    uids = []
+    for number, start in enumerate(range(0, count, per_study)):
+        spec = StudySpec(f"Bench^{tag}{number}", f"BENCH-{tag}-{number}", "CT", series_count=1,
+                         instances_per_series=min(per_study, count - start), rows=rows, columns=columns,
+                         seed=f"bench-{tag}-{number}")
+        write_study(directory, spec)
+        uids.append(spec.study_uid())
+    return uids
+
+
+def dicom_files(directory: Path) -> list[Path]:
+    """The ``.dcm`` files under ``directory`` in a stable order (what the vendor sample walks)."""
+    return sorted(directory.rglob("*.dcm"))
+
+
+def multipart_body(paths: Sequence[Path], boundary: str = VENDOR_BOUNDARY) -> bytes:
+    """A STOW body holding ``paths`` as ``application/dicom`` parts, as the vendor sample builds it."""
+    chunks = []
+    for path in paths:
+        chunks += [f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode(), path.read_bytes(), b"\r\n"]
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks)
+
+
+def vendor_content_type(boundary: str = VENDOR_BOUNDARY) -> str:
+    return f'multipart/related; type="application/dicom"; boundary="{boundary}"'
+
+
+# ---------------------------------------------------------------- measured workers
+
+
+class PeakSampler(threading.Thread):
+    """Samples this process's RSS every ``interval`` s; shows when the peak happened, not only its height."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval = interval
+        self._done = threading.Event()
+        self.peak = self._process.memory_info().rss
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, self._process.memory_info().rss)
+            time.sleep(self._interval)
+
+    def stop(self) -> int:
+        self._done.set()
+        self.join()
+        return self.peak
+
+
+def _high_water_mark() -> int:
+    """This process's peak RSS in bytes (``VmHWM``).
+
+    Not ``ru_maxrss``: Linux carries that across ``fork``/``exec``, so a worker
+    would report its parent's peak when the parent was bigger.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _cpu_seconds(times: os.times_result) -> float:
+    """CPU time of this process and its waited-for children (curl), user and system."""
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def _worker_main(module_name: str, spec: dict) -> dict:
+    """Run ``spec['method']`` of ``benchmarks.<module_name>`` and add time and memory to its figures."""
+    import psutil
+
+    module = importlib.import_module(f"benchmarks.{module_name}")
+    method = module.WORKERS[spec["method"]]
+    server_pid = ((spec.get("server") or {}).get("extra") or {}).get("pid")
+    server = psutil.Process(server_pid) if server_pid else None
+    marks: dict[str, float] = {}
+    sampler: list[PeakSampler] = []
+
+    def ready() -> None:
+        marks["baseline"] = psutil.Process().memory_info().rss
+        sampler.append(PeakSampler())
+        sampler[0].start()
+        marks["cpu"] = _cpu_seconds(os.times())
+        marks["server_cpu"] = sum(server.cpu_times()[:2]) if server else 0.0
+        marks["start"] = time.perf_counter()
+
+    figures = method(spec, ready) or {}
+    seconds = time.perf_counter() - marks["start"]
+    client_cpu = _cpu_seconds(os.times()) - marks["cpu"]
+    server_cpu = sum(server.cpu_times()[:2]) - marks["server_cpu"] if server else None
+    sampled = sampler[0].stop()
+    peak = _high_water_mark()
+    figures.update(
+        seconds=round(seconds, 3),
+        client_cpu_s=round(client_cpu, 3),
+        server_cpu_s=None if server_cpu is None else round(server_cpu, 3),
+        baseline_rss_mb=round(marks["baseline"] / MiB, 1),
+        peak_rss_mb=round(max(peak, sampled) / MiB, 1),
+    )
+    figures["rss_growth_mb"] = round(figures["peak_rss_mb"] - figures["baseline_rss_mb"], 1)
+    return figures
+
+
+def run_worker(module: str, spec: dict, *, env: dict | None = None, timeout: float = 1800) -> dict:
+    """Run one measured method in a fresh process and return its figures (raises with its stderr)."""
+    environment = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", **(env or {}))
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks._common", "worker", module, json.dumps(spec)],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"{module} {spec.get('method')} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return json.loads(lines[-1])
+
+
+def interleaved(repeats: int, labels: Sequence[str], measure: Callable[[str], dict], key: str = "seconds",
+                progress: Callable[[str, dict], None] | None = None) -> dict[str, dict]:
+    """Measure every label ``repeats`` times, round-robin; per label, its fastest run's figures.
+
+    Round-robin, so that a burst of other work on this shared machine slows
+    one run of each method rather than every run of one. The fastest run is
+    the least disturbed; ``runs`` keeps every ``key`` value and
+    ``spread_pct`` how far apart they were (the noise); ``peak_rss_mb`` is
+    the highest of all runs.
+    """
+    runs: dict[str, list[dict]] = {label: [] for label in labels}
+    for _ in range(repeats):
+        for label in labels:
+            figures = measure(label)
+            runs[label].append(figures)
+            if progress is not None:
+                progress(label, figures)
+    best = {}
+    for label, results in runs.items():
+        values = [r[key] for r in results]
+        chosen = dict(min(results, key=lambda r: r[key]))
+        chosen.update(
+            runs=values,
+            median=statistics.median(values),
+            spread_pct=round(100 * (max(values) - min(values)) / min(values), 1) if min(values) else 0.0,
+            peak_rss_mb=max(r["peak_rss_mb"] for r in results),
+        )
+        best[label] = chosen
+    return best
+
+
+# ---------------------------------------------------------------- output
+
+
+def machine() -> dict:
+    """Where the figures come from."""
+    import dicomweb_client
+    import httpcore
+    import pydicom
+
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "ram_gb": round(memory / 2**30, 1),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "httpx": httpx.__version__,
+        "httpcore": httpcore.__version__,
+        "pydicom": pydicom.__version__,
+        "dicomweb_client": getattr(dicomweb_client, "__version__", "?"),
+        "curl": subprocess.run(["curl", "--version"], capture_output=True, text=True, check=False).stdout.split()[1],
+    }
+
+
+def print_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]]) -> None:
+    """Print ``rows`` as an aligned table; ``columns`` are ``(key, heading)``."""
+    cells = [[heading for _, heading in columns]]
+    for row in rows:
+        cells.append([_cell(row.get(key)) for key, _ in columns])
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    for n, line in enumerate(cells):
+        print("  ".join(text.rjust(width) if n and i else text.ljust(width)
+                        for i, (text, width) in enumerate(zip(line, widths, strict=True))))
+        if n == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def write_json(name: str, payload: dict) -> Path:
+    """Write ``payload`` to ``benchmarks/out/<name>-<UTC time>.json`` and return the path."""
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = OUT_DIR / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    print(f"\nwrote {path.relative_to(ROOT)}")
+    return path
+
+
+def _main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Internal entry points of the benchmarks (proxy, worker).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    proxy = commands.add_parser("proxy", help="run the delaying TCP proxy until killed")
+    proxy.add_argument("--listen", type=int, required=True)
+    proxy.add_argument("--target", type=int, required=True)
+    proxy.add_argument("--delay-ms", type=float, required=True)
+    worker = commands.add_parser("worker", help="run one measured method and print its figures as JSON")
+    worker.add_argument("module")
+    worker.add_argument("spec")
+    args = parser.parse_args(argv)
+    if args.command == "proxy":
+        asyncio.run(_serve_proxy(args.listen, args.target, args.delay_ms / 1000))
+    else:
+        print(json.dumps(_worker_main(args.module, json.loads(args.spec))))
+
+
+if __name__ == "__main__":
+    _main()
