@@ -136,19 +136,50 @@ def _check_accept_json(request: Request) -> None:
         raise ApiError(406, "QIDO answers are application/dicom+json only")
 
 
-def _counts(conn: sqlite3.Connection, column: str, account_uuid: str) -> dict[str, int]:
-    return {r[0]: r[1] for r in conn.execute(
-        f"SELECT {column}, COUNT(*) FROM instances WHERE account_uuid = ? GROUP BY {column}", (account_uuid,))}
+def _counts(conn: sqlite3.Connection, column: str, account_uuid: str,
+            study_uid: str | None = None) -> dict[str, int]:
+    sql = f"SELECT {column}, COUNT(*) FROM instances WHERE account_uuid = ?"
+    args: list[Any] = [account_uuid]
+    if study_uid:
+        sql += " AND study_instance_uid = ?"
+        args.append(study_uid)
+    return {r[0]: r[1] for r in conn.execute(sql + f" GROUP BY {column}", args)}
 
 
-def _study_rows(conn: sqlite3.Connection, account: model.Account, base: str) -> list[dict[str, Any]]:
-    orders = conn.execute("SELECT uuid, study_instance_uid, study_attrs FROM orders WHERE account_uuid = ? "
-                          "AND study_instance_uid IS NOT NULL ORDER BY id", (account.uuid,)).fetchall()
-    instances = _counts(conn, "order_uuid", account.uuid)
+def _exact_uid(query: QidoQuery, tag: str, from_path: str | None) -> str | None:
+    """The one UID a search is pinned to (path or exact query key), so SQL can narrow it.
+
+    Only an optimisation: every row found is still checked against the whole
+    query, so a wildcard or list value simply means "no narrowing".
+    """
+    if from_path:
+        return from_path
+    for key, _vr, value in query.filters:
+        if key == tag and value and not any(c in value for c in "*?,\\"):
+            return value
+    return None
+
+
+def _study_rows(conn: sqlite3.Connection, account: model.Account, base: str,
+                study_uid: str | None) -> list[dict[str, Any]]:
+    sql = "SELECT uuid, study_instance_uid, study_attrs FROM orders WHERE account_uuid = ? AND study_instance_uid "
+    args: list[Any] = [account.uuid]
+    if study_uid:
+        sql += "= ?"
+        args.append(study_uid)
+    else:
+        sql += "IS NOT NULL"
+    orders = conn.execute(sql + " ORDER BY id", args).fetchall()
+    instances = _counts(conn, "order_uuid", account.uuid, study_uid)
     series_count: dict[str, int] = defaultdict(int)
     modalities: dict[str, list[str]] = defaultdict(list)
-    for row in conn.execute("SELECT order_uuid, modality FROM series WHERE account_uuid = ? ORDER BY id",
-                            (account.uuid,)):
+    series_sql = "SELECT order_uuid, modality FROM series WHERE account_uuid = ?"
+    if study_uid:
+        series_sql += " AND order_uuid IN (SELECT uuid FROM orders WHERE account_uuid = ? AND study_instance_uid = ?)"
+        args = [account.uuid, account.uuid, study_uid]
+    else:
+        args = [account.uuid]
+    for row in conn.execute(series_sql + " ORDER BY id", args):
         series_count[row["order_uuid"]] += 1
         if row["modality"] and row["modality"] not in modalities[row["order_uuid"]]:
             modalities[row["order_uuid"]].append(row["modality"])
@@ -167,29 +198,32 @@ def _study_rows(conn: sqlite3.Connection, account: model.Account, base: str) -> 
 
 
 def _series_rows(conn: sqlite3.Connection, account: model.Account, base: str,
-                 study_uid: str | None) -> list[dict[str, Any]]:
+                 study_uid: str | None, series_uid: str | None) -> list[dict[str, Any]]:
     sql = ("SELECT s.uuid, s.attrs, o.study_instance_uid FROM series s JOIN orders o ON o.uuid = s.order_uuid "
            "WHERE s.account_uuid = ?")
     args: list[Any] = [account.uuid]
     if study_uid:
         sql += " AND o.study_instance_uid = ?"
         args.append(study_uid)
-    counts = _counts(conn, "series_uuid", account.uuid)
+    if series_uid:
+        sql += " AND s.series_instance_uid = ?"
+        args.append(series_uid)
+    counts = _counts(conn, "series_uuid", account.uuid, study_uid)
     out = []
     for row in conn.execute(sql + " ORDER BY o.id, s.series_number IS NULL, s.series_number, s.id", args):
         attrs = json.loads(row["attrs"])
-        series_uid = attrs["0020000E"]["Value"][0]
+        uid = attrs["0020000E"]["Value"][0]
         attrs["00201209"] = json_element("IS", [counts.get(row["uuid"], 0)])
         attrs["00080056"] = json_element("CS", ["ONLINE"])
-        attrs["00081190"] = json_element("UR", [f"{base}/studies/{row['study_instance_uid']}/series/{series_uid}"])
+        attrs["00081190"] = json_element("UR", [f"{base}/studies/{row['study_instance_uid']}/series/{uid}"])
         out.append(attrs)
     return out
 
 
 def _instance_rows(conn: sqlite3.Connection, account: model.Account, base: str, study_uid: str | None,
-                   series_uid: str | None) -> list[dict[str, Any]]:
+                   series_uid: str | None, sop_uid: str | None) -> list[dict[str, Any]]:
     out = []
-    for row in _instances(conn, account, study_uid, series_uid, None):
+    for row in _instances(conn, account, study_uid, series_uid, sop_uid):
         attrs = json.loads(row["attrs"])
         attrs["00080056"] = json_element("CS", ["ONLINE"])
         attrs["00081190"] = json_element("UR", [_instance_url(base, row)])
@@ -225,17 +259,18 @@ def _qido(level: str):
         account: model.Account = request.state.account
         store: Store = request.app.state.store
         base = api_base(request)
-        study_uid = request.path_params.get("study")
-        series_uid = request.path_params.get("series")
+        study_uid = _exact_uid(query, "0020000D", request.path_params.get("study"))
+        series_uid = _exact_uid(query, "0020000E", request.path_params.get("series"))
+        sop_uid = _exact_uid(query, "00080018", None)
 
         def search() -> tuple[list[dict[str, Any]], int]:
             conn = store.read()
             if level == "study":
-                rows = _study_rows(conn, account, base)
+                rows = _study_rows(conn, account, base, study_uid)
             elif level == "series":
-                rows = _series_rows(conn, account, base, study_uid)
+                rows = _series_rows(conn, account, base, study_uid, series_uid)
             else:
-                rows = _instance_rows(conn, account, base, study_uid, series_uid)
+                rows = _instance_rows(conn, account, base, study_uid, series_uid, sop_uid)
             found = [project(r, defaults, query) for r in rows if matches(r, query)]
             end = len(found) if query.limit is None else query.offset + query.limit
             return found[query.offset:end], max(0, len(found) - end)
