@@ -2,12 +2,18 @@
 
 The benchmarks owned by other parts of the project (``export``, ``sandbox-stow``,
 ``memory``) are scripts of their own; they are run as they are, with the
-options given after their name.
+options given after their name. ``export`` is run against a sandbox started
+here, so that the sandbox's raw request rate (the export's own four requests
+per order, sent by curl at the export's concurrency, on the same data) can be
+measured in the same run: the ceiling the export's requests/s compares with.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +39,47 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+EXPORT_ROW = re.compile(r"^\s*(\d+)\s+(cold|warm)\s+([\d.]+)\s+(\d+)\s+(\d+)\s+(\d+)")
+
+
+def export_with_raw_rate(script: Path, rest: list[str]) -> int:
+    """Run the export benchmark on a sandbox started here, then measure that sandbox's raw request rate."""
+    from benchmarks import _common
+
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--concurrency", type=int, default=8)
+    options.add_argument("--latency-ms", type=int, default=0)
+    options.add_argument("--raw-orders", type=int, default=500)
+    known, forwarded = options.parse_known_args(rest)
+    with _common.sandbox(latency_ms=known.latency_ms) as server:
+        command = [sys.executable, str(script), "--web-address", server.web_address, "--username", server.username,
+                   "--concurrency", str(known.concurrency), *forwarded]
+        done = subprocess.run(command, cwd=HERE.parent, env=dict(os.environ, BENCH_PASSWORD=server.password),
+                              capture_output=True, text=True, check=False)
+        print(done.stdout, end="")
+        if done.returncode != 0:
+            print(done.stderr[-4000:], file=sys.stderr)
+            return done.returncode
+        orders = [o for o in _common.sandbox_orders(server) if o.get("StudyInstanceUid")][: known.raw_orders]
+        requests = [request for order in orders for request in _common.export_requests(server, order)]
+        raw = _common.raw_request_rate(server, requests, known.concurrency)
+    rows = []
+    for match in filter(None, map(EXPORT_ROW.match, done.stdout.splitlines())):
+        orders, run, seconds, orders_per_s, requests_per_s, peak = match.groups()
+        rows.append({"orders": int(orders), "run": run, "seconds": float(seconds), "orders_per_s": int(orders_per_s),
+                     "requests_per_s": int(requests_per_s), "peak_rss_mb": int(peak),
+                     "vs_raw_rate": round(int(requests_per_s) / raw["requests_per_s"], 2)})
+    print(f"\nraw request rate of the same sandbox: {raw['requests_per_s']} requests/s "
+          f"({raw['requests']} requests: the export's 4 per order for {len(orders)} orders, curl --parallel-max "
+          f"{known.concurrency})")
+    _common.print_table(rows, [("orders", "orders"), ("run", "run"), ("orders_per_s", "orders/s"),
+                               ("requests_per_s", "requests/s"), ("vs_raw_rate", "x raw rate"),
+                               ("peak_rss_mb", "peak RSS MB")])
+    _common.write_json("export", {"machine": _common.machine(), "arguments": rest, "raw_rate": raw, "results": rows,
+                                  "output": done.stdout.splitlines()})
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
@@ -45,6 +92,8 @@ def main(argv: list[str]) -> int:
         if not script.exists():
             print(f"{script.name} is not in this checkout yet", file=sys.stderr)
             return 2
+        if name == "export" and not {"-h", "--help", "--web-address"} & set(rest):
+            return export_with_raw_rate(script, rest)
         return subprocess.call([sys.executable, str(script), *rest], cwd=HERE.parent)
     print(f"unknown benchmark {name!r}\n\n{usage()}", file=sys.stderr)
     return 2

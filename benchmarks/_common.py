@@ -465,6 +465,64 @@ def interleaved(repeats: int, labels: Sequence[str], measure: Callable[[str], di
     return best
 
 
+# ---------------------------------------------------------------- raw request rate
+
+
+def sandbox_orders(server: Server) -> list[dict]:
+    """Every patient order of the account (GetPatientOrderList over all its institutions)."""
+    parameters = json.dumps({"InstitutionUuidList": ""})
+    answer = httpx.get(f"{server.web_address}/getpatientorderlist", auth=(server.username, server.password),
+                       headers={"GetPatientOrderListParameters": parameters}, timeout=300)
+    answer.raise_for_status()
+    return answer.json()["PatientOrderList"]
+
+
+def export_requests(server: Server, order: dict) -> list[tuple[str, dict[str, str]]]:
+    """The four requests the order export makes per order: properties, tag contents, QIDO study and series."""
+    ids = json.dumps({"PatientOrderInstitutionUuid": order["InstitutionUuid"],
+                      "PatientOrderUuid": order["PatientOrderUuid"]})
+    study = order.get("StudyInstanceUid") or ""
+    return [
+        (f"{server.web_address}/getpatientorderproperties", {"GetPatientOrderPropertiesParameters": ids}),
+        (f"{server.web_address}/getdicomtagcontent", {"GetDicomTagContentParameters": ids}),
+        (f"{server.web_address}/studies?0020000D={study}", {"Accept": "application/dicom+json"}),
+        (f"{server.web_address}/studies/series?0020000D={study}", {"Accept": "application/dicom+json"}),
+    ]
+
+
+def raw_request_rate(server: Server, requests: Sequence[tuple[str, dict[str, str]]], concurrency: int) -> dict:
+    """Requests/s the server answers when the client costs nothing: ``curl --parallel`` on these GETs.
+
+    Every answer must be a 200, so an error page cannot pass for speed.
+    """
+    work = Path(tempfile.mkdtemp(prefix="bench-raw-"))
+    try:
+        lines = []
+        for url, headers in requests:
+            lines += [f'url = "{url}"', f'user = "{server.username}:{server.password}"', 'output = "/dev/null"',
+                      'write-out = "%{http_code}\\n"']
+            lines += [f'header = "{name}: {curl_quote(value)}"' for name, value in headers.items()]
+            lines.append("next")
+        config = work / "curl.config"
+        config.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
+        started = time.perf_counter()
+        done = subprocess.run(["curl", "--silent", "--show-error", "--parallel", "--parallel-max", str(concurrency),
+                               "--config", str(config)], capture_output=True, text=True, check=True)
+        seconds = time.perf_counter() - started
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    statuses = done.stdout.split()
+    if len(statuses) != len(requests) or set(statuses) != {"200"}:
+        raise RuntimeError(f"raw requests answered {sorted(set(statuses))} ({len(statuses)} of {len(requests)})")
+    return {"requests": len(requests), "concurrency": concurrency, "seconds": round(seconds, 3),
+            "requests_per_s": round(len(requests) / seconds, 1)}
+
+
+def curl_quote(value: str) -> str:
+    """A value inside double quotes of a curl config file."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 # ---------------------------------------------------------------- output
 
 

@@ -113,7 +113,7 @@ def _curl(spec: dict, ready: Callable[[], None]) -> dict:
     answers = Path(spec["bodies"]) / "answers"
     shutil.rmtree(answers, ignore_errors=True)
     answers.mkdir()
-    content_type = _common.vendor_content_type().replace('"', '\\"')  # quotes escaped for curl's config syntax
+    content_type = _common.curl_quote(_common.vendor_content_type())
     config = []
     for body in bodies:
         config += [
