@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 
 from blocks import PostDicomCredentials
 from postdicom.errors import PostDicomError, is_transient
-from tasks.policies import read_task_options
+from tasks.policies import WRITE_TAGS, read_task_options
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -322,7 +322,7 @@ def assign_one(client: Any, item: PlannedAssignment) -> RowResult:
     return row_result(item, "assigned", reason, item.current_uuid)
 
 
-@task(name="assign-orders-batch", cache_policy=NO_CACHE, tags=["postdicom-writes"])
+@task(name="assign-orders-batch", cache_policy=NO_CACHE, tags=WRITE_TAGS)
 def assign_orders_batch(
     batch: list[PlannedAssignment],
     credentials: PostDicomCredentials,

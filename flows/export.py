@@ -426,7 +426,7 @@ def nightly_order_export(
         "flow_run_id": run_id,
     }
     days = _days(first, last)
-    progress = Progress(create_progress_artifact(progress=0.0, description="Share of the window exported"), len(days))
+    progress = Progress(create_progress_artifact(progress=0.0, key="order-export-progress", description="Share of the window exported"), len(days))
     logger.info("Exporting %d day(s) %s..%s to %s", len(days), first, last, summary.destination)
 
     with ThreadPoolTaskRunner(max_workers=concurrency) as runner:

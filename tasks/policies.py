@@ -16,6 +16,10 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 from postdicom.errors import is_transient
 
 READ_RETRIES = 2
+READ_TAGS = ["postdicom", "postdicom-read"]
+WRITE_TAGS = ["postdicom", "postdicom-write"]
+"""Task-run tags: filter runs in the UI, or cap them with a tag concurrency limit
+(``prefect concurrency-limit create postdicom-write 4``) across every flow."""
 READ_RETRY_DELAYS = [2, 10]
 RETRY_JITTER = 0.5
 
@@ -45,6 +49,7 @@ def read_cache_policy() -> CachePolicy:
 def read_task_options(*, cached: bool = True) -> dict:
     """``@task`` keyword arguments for a read: transient retries, optional short-lived cache."""
     options: dict = dict(
+        tags=READ_TAGS,
         retries=READ_RETRIES,
         retry_delay_seconds=READ_RETRY_DELAYS,
         retry_jitter_factor=RETRY_JITTER,
@@ -63,7 +68,7 @@ def write_task_options(*, idempotent: bool) -> dict:
     """``@task`` keyword arguments for a mutation: never cached; retried only if repeating is harmless."""
     from prefect.cache_policies import NO_CACHE
 
-    options: dict = dict(cache_policy=NO_CACHE)
+    options: dict = dict(cache_policy=NO_CACHE, tags=WRITE_TAGS)
     if idempotent:
         options.update(
             retries=READ_RETRIES,

@@ -1,0 +1,56 @@
+"""The shared task policies: every task tagged, reads cached and retried on transient errors only."""
+
+import pytest
+from prefect.states import Completed, Failed
+
+import tasks
+from postdicom.errors import BadRequestError, NotFoundError, ServerError, ThrottledError, TransportError
+from tasks.policies import READ_TAGS, WRITE_TAGS, read_task_options, retry_on_transient
+
+READS = {
+    "qido_search",
+    "retrieve_images_using_wado_rs",
+    "search_folder",
+    "get_patient_order_properties",
+    "get_patient_order_list",
+    "get_dicom_tag_content",
+}
+
+
+def test_every_documented_function_is_a_task_in_the_package():
+    assert len(tasks.__all__) == 16
+    for name in tasks.__all__:
+        assert hasattr(getattr(tasks, name), "submit"), name
+
+
+@pytest.mark.parametrize("name", sorted(tasks.__all__))
+def test_each_task_is_tagged_as_a_read_or_a_write(name):
+    task = getattr(tasks, name)
+    expected = READ_TAGS if name in READS else WRITE_TAGS
+    assert set(expected) <= set(task.tags), (name, task.tags)
+
+
+@pytest.mark.parametrize(
+    "error, retried",
+    [
+        (TransportError("connection refused"), True),
+        (ServerError("server error", status=503), True),
+        (ThrottledError("slow down", status=429), True),
+        (BadRequestError("bad request", status=400), False),
+        (NotFoundError("gone", status=404), False),
+        (ValueError("not a UUID"), False),
+    ],
+)
+def test_only_transient_failures_are_retried(error, retried):
+    assert retry_on_transient(None, None, Failed(data=error)) is retried
+
+
+def test_a_completed_state_is_never_retried():
+    assert retry_on_transient(None, None, Completed(data=1)) is False
+
+
+def test_the_read_cache_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("POSTDICOM_CACHE_MINUTES", "0")
+    assert "cache_policy" not in read_task_options()
+    monkeypatch.setenv("POSTDICOM_CACHE_MINUTES", "5")
+    assert read_task_options()["cache_expiration"].total_seconds() == 300
