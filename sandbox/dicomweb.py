@@ -173,11 +173,13 @@ def _study_rows(conn: sqlite3.Connection, account: model.Account, base: str,
     instances = _counts(conn, "order_uuid", account.uuid, study_uid)
     series_count: dict[str, int] = defaultdict(int)
     modalities: dict[str, list[str]] = defaultdict(list)
-    series_sql = "SELECT order_uuid, modality FROM series WHERE account_uuid = ?"
     if study_uid:
-        series_sql += " AND order_uuid IN (SELECT uuid FROM orders WHERE account_uuid = ? AND study_instance_uid = ?)"
-        args = [account.uuid, account.uuid, study_uid]
+        # Through the order: the (order_uuid, ...) index, not every series of the account.
+        series_sql = ("SELECT order_uuid, modality FROM series WHERE order_uuid IN "
+                      "(SELECT uuid FROM orders WHERE account_uuid = ? AND study_instance_uid = ?)")
+        args = [account.uuid, study_uid]
     else:
+        series_sql = "SELECT order_uuid, modality FROM series WHERE account_uuid = ?"
         args = [account.uuid]
     for row in conn.execute(series_sql + " ORDER BY id", args):
         series_count[row["order_uuid"]] += 1
@@ -199,12 +201,15 @@ def _study_rows(conn: sqlite3.Connection, account: model.Account, base: str,
 
 def _series_rows(conn: sqlite3.Connection, account: model.Account, base: str,
                  study_uid: str | None, series_uid: str | None) -> list[dict[str, Any]]:
-    sql = ("SELECT s.uuid, s.attrs, o.study_instance_uid FROM series s JOIN orders o ON o.uuid = s.order_uuid "
-           "WHERE s.account_uuid = ?")
     args: list[Any] = [account.uuid]
     if study_uid:
-        sql += " AND o.study_instance_uid = ?"
+        # CROSS JOIN makes SQLite start from the one order, then its series by index.
+        sql = ("SELECT s.uuid, s.attrs, o.study_instance_uid FROM orders o CROSS JOIN series s "
+               "ON s.order_uuid = o.uuid WHERE o.account_uuid = ? AND o.study_instance_uid = ?")
         args.append(study_uid)
+    else:
+        sql = ("SELECT s.uuid, s.attrs, o.study_instance_uid FROM series s JOIN orders o ON o.uuid = s.order_uuid "
+               "WHERE s.account_uuid = ?")
     if series_uid:
         sql += " AND s.series_instance_uid = ?"
         args.append(series_uid)

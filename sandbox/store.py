@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS instances (
     UNIQUE (account_uuid, sop_instance_uid));
 CREATE INDEX IF NOT EXISTS instances_by_study ON instances (account_uuid, study_instance_uid);
 CREATE INDEX IF NOT EXISTS instances_by_series ON instances (series_uuid);
+CREATE INDEX IF NOT EXISTS instances_by_series_uid ON instances (account_uuid, series_instance_uid);
 CREATE TABLE IF NOT EXISTS folders (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     uuid TEXT NOT NULL UNIQUE,
