@@ -54,19 +54,21 @@ def export_with_raw_rate(script: Path, rest: list[str]) -> int:
     with _common.sandbox(latency_ms=known.latency_ms) as server:
         command = [sys.executable, str(script), "--web-address", server.web_address, "--username", server.username,
                    "--concurrency", str(known.concurrency), *forwarded]
-        done = subprocess.run(command, cwd=HERE.parent, env=dict(os.environ, BENCH_PASSWORD=server.password),
-                              capture_output=True, text=True, check=False)
-        print(done.stdout, end="")
-        if done.returncode != 0:
-            print(done.stderr[-4000:], file=sys.stderr)
-            return done.returncode
+        lines = []
+        with subprocess.Popen(command, cwd=HERE.parent, env=dict(os.environ, BENCH_PASSWORD=server.password),
+                              stdout=subprocess.PIPE, text=True) as child:
+            for line in child.stdout or ():
+                print(line, end="", flush=True)
+                lines.append(line.rstrip("\n"))
+        if child.returncode != 0:
+            return child.returncode
         orders = [o for o in _common.sandbox_orders(server) if o.get("StudyInstanceUid")][: known.raw_orders]
         requests = [request for order in orders for request in _common.export_requests(server, order)]
         raw = _common.raw_request_rate(server, requests, known.concurrency)
     rows = []
-    for match in filter(None, map(EXPORT_ROW.match, done.stdout.splitlines())):
-        orders, run, seconds, orders_per_s, requests_per_s, peak = match.groups()
-        rows.append({"orders": int(orders), "run": run, "seconds": float(seconds), "orders_per_s": int(orders_per_s),
+    for match in filter(None, map(EXPORT_ROW.match, lines)):
+        count, run, seconds, orders_per_s, requests_per_s, peak = match.groups()
+        rows.append({"orders": int(count), "run": run, "seconds": float(seconds), "orders_per_s": int(orders_per_s),
                      "requests_per_s": int(requests_per_s), "peak_rss_mb": int(peak),
                      "vs_raw_rate": round(int(requests_per_s) / raw["requests_per_s"], 2)})
     print(f"\nraw request rate of the same sandbox: {raw['requests_per_s']} requests/s "
@@ -76,7 +78,7 @@ def export_with_raw_rate(script: Path, rest: list[str]) -> int:
                                ("requests_per_s", "requests/s"), ("vs_raw_rate", "x raw rate"),
                                ("peak_rss_mb", "peak RSS MB")])
     _common.write_json("export", {"machine": _common.machine(), "arguments": rest, "raw_rate": raw, "results": rows,
-                                  "output": done.stdout.splitlines()})
+                                  "output": lines})
     return 0
 
 
