@@ -32,7 +32,7 @@ import re
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -173,28 +173,37 @@ def _stow_reads_body(status: int) -> bool:
 
 
 def batches(
-    headers: Sequence[DicomHeader], batch_size: int, max_batch_bytes: int
+    headers: Iterable[DicomHeader], batch_size: int, max_batch_bytes: int
 ) -> list[list[DicomHeader]]:
     """Group files in order into requests of at most ``batch_size`` files and ``max_batch_bytes``.
 
     A file larger than the budget travels alone (it cannot be split).
     """
-    if batch_size < 1:
-        raise ValidationError(f"batch_size must be at least 1, not {batch_size}")
-    if max_batch_bytes < 1:
-        raise ValidationError(f"max_batch_bytes must be positive, not {max_batch_bytes}")
-    groups: list[list[DicomHeader]] = []
+    _check_batch_limits(batch_size, max_batch_bytes)
+    return list(iter_batches(headers, batch_size, max_batch_bytes))
+
+
+def iter_batches(
+    headers: Iterable[DicomHeader], batch_size: int, max_batch_bytes: int
+) -> Iterator[list[DicomHeader]]:
+    """:func:`batches`, each group yielded as soon as it is complete (``headers`` may still be being read)."""
     current: list[DicomHeader] = []
     current_bytes = 0
     for header in headers:
         if current and (len(current) >= batch_size or current_bytes + header.size > max_batch_bytes):
-            groups.append(current)
+            yield current
             current, current_bytes = [], 0
         current.append(header)
         current_bytes += header.size
     if current:
-        groups.append(current)
-    return groups
+        yield current
+
+
+def _check_batch_limits(batch_size: int, max_batch_bytes: int) -> None:
+    if batch_size < 1:
+        raise ValidationError(f"batch_size must be at least 1, not {batch_size}")
+    if max_batch_bytes < 1:
+        raise ValidationError(f"max_batch_bytes must be positive, not {max_batch_bytes}")
 
 
 def _first_value(item: Mapping[str, Any], tag: str) -> Any:
@@ -352,35 +361,56 @@ class DicomWebMixin:
 
     def _store_headers(
         self,
-        headers: Sequence[DicomHeader],
+        headers: Iterable[DicomHeader],
         *,
         batch_size: int,
         max_batch_bytes: int,
         concurrency: int,
         on_progress: Callable[[int, int], None] | None,
     ) -> StowResult:
-        """STOW files whose headers are already read (shared by ``store_instances`` and uploads)."""
+        """STOW files whose headers are read (shared by ``store_instances`` and uploads).
+
+        ``headers`` may be a generator still reading files: each batch is sent
+        as soon as it is full, so reading the next headers (and an upload's
+        QIDO pre-checks) overlaps the requests instead of delaying the first
+        one. At most ``2 * concurrency`` batches wait their turn, so memory
+        stays small whatever the number of files. ``on_progress`` receives
+        ``(files done, files queued so far)``; the second number is final once
+        ``headers`` is exhausted.
+        """
         if concurrency < 1:
             raise ValidationError(f"concurrency must be at least 1, not {concurrency}")
-        groups = batches(headers, batch_size, max_batch_bytes)
+        _check_batch_limits(batch_size, max_batch_bytes)
+        order: list[Path] = []
         outcomes: dict[Path, InstanceOutcome] = {}
+        pending: set[Future] = set()
         done = 0
+
+        def settle(block: bool) -> None:
+            """Take in the finished requests (waiting for one if ``block``); a batch's error is raised here."""
+            nonlocal pending, done
+            finished, pending = wait(pending, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            for future in finished:
+                sent = future.result()
+                for outcome in sent:
+                    outcomes[outcome.path] = outcome
+                done += len(sent)
+                if on_progress is not None:
+                    on_progress(done, len(order))
+
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="stow") as pool:
-            pending: set[Future] = {pool.submit(self._store_batch, group) for group in groups}
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for future in finished:
-                    error = future.exception()
-                    if error is not None:
-                        for other in pending:
-                            other.cancel()
-                        raise error
-                    for outcome in future.result():
-                        outcomes[outcome.path] = outcome
-                    done += len(future.result())
-                    if on_progress is not None:
-                        on_progress(done, len(headers))
-        return StowResult([outcomes[h.path] for h in headers])
+            try:
+                for group in iter_batches(headers, batch_size, max_batch_bytes):
+                    order.extend(h.path for h in group)
+                    pending.add(pool.submit(self._store_batch, group))
+                    settle(block=len(pending) >= 2 * concurrency)
+                while pending:
+                    settle(block=True)
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+        return StowResult([outcomes[path] for path in order])
 
     def _store_batch(self, batch: Sequence[DicomHeader]) -> list[InstanceOutcome]:
         """One STOW request; transport and server errors become ``failed`` outcomes."""

@@ -17,10 +17,15 @@ rules here:
   complaint, and servers tend to store it too, so the archive would end up
   with a broken image nobody notices. The check compares where each top-level
   element ends with the file size, without reading the pixel data.
-* **Already stored instances are not sent again**: before uploading, each
-  series found in the folder is looked up with one QIDO instance query, and
-  files whose SOP Instance UID is there are reported ``already_stored``. A
-  rerun after an interruption therefore uploads only what is missing.
+* **Already stored instances are not sent again**: before any of its files
+  is sent, each series found in the folder is looked up with one QIDO
+  instance query, and files whose SOP Instance UID is there are reported
+  ``already_stored``. A rerun after an interruption therefore uploads only
+  what is missing.
+* **Reading overlaps sending**: files are classified (and their series
+  looked up) as the upload goes, and each batch leaves as soon as it is
+  full, so a large folder does not wait for every header to be read before
+  the first byte goes out.
 
 Special files (FIFOs, sockets, devices) are not regular files and are left
 out: opening a FIFO would block the walk.
@@ -286,52 +291,59 @@ def upload_files(
     paths
         Regular files; what is DICOM is decided by content, not by name.
     skip_existing
-        Look each series up first (:func:`already_stored`) and do not send
+        Look each series up before sending any of its files
+        (:func:`already_stored`) and do not send
         instances the server holds: they are reported ``already_stored``,
         which makes a rerun cheap and honest.
     batch_size, max_batch_bytes, concurrency, on_progress
         Passed to the STOW upload (see ``store_instances``).
     """
     entries: dict[Path, FileEntry] = {}
-    headers: list[DicomHeader] = []
-    for path in paths:
-        found = inspect_file(path)
-        if isinstance(found, NotDicom):
-            entries[path] = FileEntry(path, "not_dicom", found.reason)
-        else:
-            headers.append(found)
-    to_send = headers
-    if skip_existing and headers:
-        present = already_stored(client, headers)
-        to_send = []
-        for header in headers:
-            if header.sop_instance_uid in present:
-                entries[header.path] = FileEntry(
-                    header.path,
-                    "already_stored",
-                    "the server already holds this SOP instance",
-                    header.sop_instance_uid,
-                    header.study_instance_uid,
-                )
-            else:
-                to_send.append(header)
-    if to_send:
-        result = client._store_headers(
-            to_send,
-            batch_size=batch_size,
-            max_batch_bytes=max_batch_bytes,
-            concurrency=concurrency,
-            on_progress=on_progress,
+    studies: dict[Path, str] = {}
+    present: dict[tuple[str, str], set[str]] = {}
+
+    def to_send() -> Iterator[DicomHeader]:
+        """Classify the files and pre-check each series when its first file is met.
+
+        ``_store_headers`` consumes this lazily, so earlier batches are
+        already uploading while later files are read and looked up.
+        """
+        for path in paths:
+            found = inspect_file(path)
+            if isinstance(found, NotDicom):
+                entries[path] = FileEntry(path, "not_dicom", found.reason)
+                continue
+            if skip_existing:
+                series = (found.study_instance_uid, found.series_instance_uid)
+                if series not in present:
+                    present[series] = already_stored(client, [found])
+                if found.sop_instance_uid in present[series]:
+                    entries[path] = FileEntry(
+                        path,
+                        "already_stored",
+                        "the server already holds this SOP instance",
+                        found.sop_instance_uid,
+                        found.study_instance_uid,
+                    )
+                    continue
+            studies[path] = found.study_instance_uid
+            yield found
+
+    result = client._store_headers(
+        to_send(),
+        batch_size=batch_size,
+        max_batch_bytes=max_batch_bytes,
+        concurrency=concurrency,
+        on_progress=on_progress,
+    )
+    for outcome in result.outcomes:
+        entries[outcome.path] = FileEntry(
+            outcome.path,
+            outcome.status,
+            outcome.reason,
+            outcome.sop_instance_uid,
+            studies.get(outcome.path),
         )
-        studies = {h.path: h.study_instance_uid for h in to_send}
-        for outcome in result.outcomes:
-            entries[outcome.path] = FileEntry(
-                outcome.path,
-                outcome.status,
-                outcome.reason,
-                outcome.sop_instance_uid,
-                studies.get(outcome.path),
-            )
     report = UploadReport(directory=None)
     report.files = [entries[path] for path in paths]
     return report
