@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -51,7 +50,17 @@ from .errors import (
 from .http import error_reason
 from .multipart import MultipartWriter, ReceivedPart, parse_content_type, split_to_files
 from .query import FilterValue, attribute_tag, build_query
-from .upload import DicomHeader, NotDicom, UploadReport, inspect_file, upload_folder
+from .upload import (
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    UNREADABLE_SYNTAXES,
+    DicomHeader,
+    NotDicom,
+    UploadReport,
+    element_header,
+    inspect_file,
+    ui_text,
+    upload_folder,
+)
 
 if TYPE_CHECKING:
     from .http import HttpSession
@@ -880,12 +889,7 @@ def _sop_uid_of(part: ReceivedPart) -> str | None:
     return None
 
 
-_IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-_UNREADABLE_SYNTAXES = frozenset({"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1"})
-"""Big-endian and deflated data sets: left to pydicom."""
-_LONG_LENGTH_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
 _SOP_INSTANCE_UID_TAG = 0x00080018
-_UNDEFINED = 0xFFFFFFFF
 
 
 def _uids_from_head(head: bytes) -> tuple[str, str] | None:
@@ -898,56 +902,33 @@ def _uids_from_head(head: bytes) -> tuple[str, str] | None:
         return None
     meta: dict[int, bytes] = {}
     position = 132
-    while True:  # file meta: explicit VR little endian, group 0002
-        element = _next_element(head, position, implicit=False)
+    while head[position : position + 2] == b"\x02\x00":  # file meta: group 0002, explicit VR little endian
+        element = _element_in(head, position, implicit=False)
         if element is None:
             return None
         tag, value_start, length = element
-        if tag >> 16 != 0x0002:
-            break
         meta[tag & 0xFFFF] = head[value_start : value_start + length]
         position = value_start + length
-    syntax = _ui_text(meta.get(0x0010, b""))
-    if not syntax or syntax in _UNREADABLE_SYNTAXES:
+    syntax = ui_text(meta.get(0x0010, b""))
+    if not syntax or syntax in UNREADABLE_SYNTAXES:
         return None
-    media_uid = _ui_text(meta.get(0x0003, b""))
-    implicit = syntax == _IMPLICIT_VR_LITTLE_ENDIAN
+    media_uid = ui_text(meta.get(0x0003, b""))
+    implicit = syntax == IMPLICIT_VR_LITTLE_ENDIAN
     while True:
-        element = _next_element(head, position, implicit=implicit)
+        element = _element_in(head, position, implicit=implicit)
         if element is None:
             return None
         tag, value_start, length = element
         if tag > _SOP_INSTANCE_UID_TAG:
             return "", media_uid
         if tag == _SOP_INSTANCE_UID_TAG:
-            return _ui_text(head[value_start : value_start + length]), media_uid
+            return ui_text(head[value_start : value_start + length]), media_uid
         position = value_start + length
 
 
-def _next_element(head: bytes, position: int, *, implicit: bool) -> tuple[int, int, int] | None:
-    """``(tag, value start, value length)`` of the little-endian element at ``position``.
-
-    ``None`` if it does not lie wholly within ``head`` or has an undefined length.
-    """
-    if position + 8 > len(head):
+def _element_in(head: bytes, position: int, *, implicit: bool) -> tuple[int, int, int] | None:
+    """:func:`~postdicom.upload.element_header`, also ``None`` when the value is not wholly in ``head``."""
+    element = element_header(head, position, implicit=implicit)
+    if element is None or element[1] + element[2] > len(head):
         return None
-    group, number = struct.unpack_from("<HH", head, position)
-    if implicit:
-        (length,) = struct.unpack_from("<I", head, position + 4)
-        start = position + 8
-    elif head[position + 4 : position + 6] in _LONG_LENGTH_VRS:
-        if position + 12 > len(head):
-            return None
-        (length,) = struct.unpack_from("<I", head, position + 8)
-        start = position + 12
-    else:
-        (length,) = struct.unpack_from("<H", head, position + 6)
-        start = position + 8
-    if length == _UNDEFINED or start + length > len(head):
-        return None
-    return group << 16 | number, start, length
-
-
-def _ui_text(value: bytes) -> str:
-    """A UI value as pydicom gives it: ASCII, trailing NUL/space padding removed."""
-    return value.decode("ascii", "replace").rstrip("\x00 ").strip()
+    return element
