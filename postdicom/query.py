@@ -1,6 +1,6 @@
 """QIDO-RS query strings, built by hand and checked before they are sent.
 
-Two facts about real servers shape this module (``../shared/field-notes.md``):
+Two facts about real servers shape this module (observed on Orthanc 1.10.1):
 
 * Orthanc 1.10 does not percent-decode query strings, while httpx's
   ``params=`` percent-encodes ``*``, ``^`` and ``,``. A wildcard
