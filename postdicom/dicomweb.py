@@ -2,7 +2,7 @@
 
 PostDICOM puts its DICOMweb routes on non-standard paths (``POST {base}/``,
 ``/studies/series?0020000D=...``, ``/studies/series/{SeriesInstanceUID}``, see
-``../shared/postdicom-wire-protocol.md``); PS3.18 servers such as Orthanc use
+``docs/wire-protocol.md``); PS3.18 servers such as Orthanc use
 ``/studies/{study}/series/{series}/...`` and need the parent UIDs, which the
 ``standard`` dialect looks up with QIDO when the caller gave only a series or
 SOP Instance UID. Everything else is shared:
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -50,6 +49,7 @@ from .errors import (
 from .http import error_reason
 from .multipart import MultipartWriter, ReceivedPart, parse_content_type, split_to_files
 from .query import FilterValue, attribute_tag, build_query
+from .uids import check_uid, is_uid
 from .upload import (
     IMPLICIT_VR_LITTLE_ENDIAN,
     UNREADABLE_SYNTAXES,
@@ -81,7 +81,6 @@ TAG_REFERENCED_SOP_UID = "00081155"
 TAG_FAILURE_REASON = "00081197"
 TAG_WARNING_REASON = "00081196"
 
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 # PS3.18 / PS3.4 FailureReason codes, by exact value then by range.
 _FAILURE_CODES = {
@@ -106,13 +105,6 @@ _WARNING_CODES = {
 
 OutcomeStatus = Literal["stored", "rejected", "failed"]
 Level = Literal["study", "series", "instance"]
-
-
-def check_uid(value: str, name: str) -> str:
-    """Refuse anything that is not a DICOM UID before it goes into a URL path or a file name."""
-    if not isinstance(value, str) or not _UID.match(value) or len(value) > 64:
-        raise ValidationError(f"{name} is not a DICOM UID: {value!r}")
-    return value
 
 
 def failure_text(code: int) -> str:
@@ -884,7 +876,7 @@ def _sop_uid_of(part: ReceivedPart) -> str | None:
             uid = ""
     if not uid and "/instances/" in part.content_location:
         uid = part.content_location.rsplit("/instances/", 1)[1].split("/")[0].split("?")[0]
-    if uid and _UID.match(uid) and len(uid) <= 64:
+    if is_uid(uid):
         return uid
     return None
 

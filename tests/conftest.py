@@ -14,6 +14,7 @@ os.environ.setdefault("PREFECT_API_URL", "")
 pytest_plugins = [
     "tests.fixtures.prefect_harness",
     "tests.fixtures.dicom_files",
+    "tests.fixtures.mock_server",
     "tests.fixtures.orthanc",
     "tests.fixtures.sandbox_server",
     "tests.fixtures.server_matrix",

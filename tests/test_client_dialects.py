@@ -1,100 +1,29 @@
 """Which URLs each client method requests, in the ``postdicom`` and the ``standard`` dialect.
 
-Requests are captured with ``httpx.MockTransport``; the helpers at the top
-(``Recorder``, ``make_client``, ``stow_answer``, ``wado_body``) are shared by
-the other ``test_client_*`` modules.
+Requests are captured with ``httpx.MockTransport`` (helpers in
+``tests/fixtures/mock_server.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from urllib.parse import unquote
 
 import httpx
 import pydicom
 import pytest
 
-from postdicom import NotFoundError, PostDicomClient, ProtocolError, RetryPolicy, ValidationError
-from postdicom.multipart import MultipartWriter
-from postdicom.synthetic import StudySpec, write_study
+from postdicom import NotFoundError, ProtocolError, ValidationError
 
-BASE = "https://pacs.example.org/dicomweb"
-STUDY = "1.2.3.4"
-SERIES = "1.2.3.4.5"
-SOP = "1.2.3.4.5.6"
-
-
-class Recorder:
-    """A MockTransport handler that records every request (with its body) and answers via ``respond``."""
-
-    def __init__(self, respond: Callable[[httpx.Request], httpx.Response]) -> None:
-        self.respond = respond
-        self.requests: list[httpx.Request] = []
-        self.bodies: list[bytes] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.bodies.append(request.read())
-        self.requests.append(request)
-        return self.respond(request)
-
-    @property
-    def targets(self) -> list[str]:
-        """``METHOD path?query`` of each request, the path relative to the base."""
-        out = []
-        for r in self.requests:
-            target = r.url.raw_path.decode()
-            out.append(f"{r.method} {target[len('/dicomweb'):]}")
-        return out
-
-
-def make_client(respond, dialect="postdicom", attempts=1, **kwargs) -> tuple[PostDicomClient, Recorder]:
-    recorder = Recorder(respond)
-    client = PostDicomClient(
-        BASE,
-        "user@example.org",
-        "pw-Ünïcode",
-        dialect=dialect,
-        retry=RetryPolicy(attempts=attempts, backoff=0.001, jitter=0),
-        transport=httpx.MockTransport(recorder),
-        **kwargs,
-    )
-    return client, recorder
-
-
-def uid_item(tag: str, uid: str) -> dict:
-    return {tag: {"vr": "UI", "Value": [uid]}}
-
-
-def stow_answer(stored=(), failed=()) -> dict:
-    """A DICOM JSON STOW answer: ``stored`` UIDs referenced, ``failed`` ``(uid, code)`` pairs."""
-    answer: dict = {}
-    if stored:
-        answer["00081199"] = {"vr": "SQ", "Value": [uid_item("00081155", u) for u in stored]}
-    if failed:
-        answer["00081198"] = {
-            "vr": "SQ",
-            "Value": [{**uid_item("00081155", u), "00081197": {"vr": "US", "Value": [c]}} for u, c in failed],
-        }
-    return answer
-
-
-def wado_body(files) -> tuple[bytes, str]:
-    """A multipart WADO answer carrying the given files' bytes, and its Content-Type."""
-    writer = MultipartWriter([f.read_bytes() for f in files])
-    return b"".join(writer()), writer.content_type
-
-
-def qido_match(study=STUDY, series=SERIES, sop=None) -> dict:
-    match = {**uid_item("0020000D", study), **uid_item("0020000E", series)}
-    if sop:
-        match.update(uid_item("00080018", sop))
-    return match
-
-
-@pytest.fixture
-def small_study(tmp_path):
-    spec = StudySpec("Doe^Jane", "D-1", series_count=1, instances_per_series=2, seed="dialects")
-    return write_study(tmp_path / "src", spec)
+from tests.fixtures.mock_server import (
+    BASE,
+    SERIES,
+    SOP,
+    STUDY,
+    make_client,
+    qido_match,
+    stow_answer,
+    wado_body,
+)
 
 
 def _qido_router(request: httpx.Request) -> httpx.Response:

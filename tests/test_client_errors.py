@@ -17,7 +17,7 @@ from postdicom import (
     TransportError,
 )
 from postdicom.multipart import MultipartWriter
-from tests.test_client_dialects import STUDY, make_client, small_study, stow_answer  # noqa: F401 - fixture
+from tests.fixtures.mock_server import STUDY, make_client, stow_answer
 
 
 @pytest.fixture

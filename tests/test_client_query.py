@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from postdicom import ProtocolError, ValidationError
 from postdicom.query import attribute_tag, build_query, quote_value
-from tests.test_client_dialects import make_client, uid_item
+from tests.fixtures.mock_server import make_client, uid_item
 
 
 @given(st.text())

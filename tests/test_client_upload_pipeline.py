@@ -16,7 +16,7 @@ import postdicom.upload
 from postdicom.multipart import read_parts
 from postdicom.synthetic import StudySpec, write_study
 from postdicom.upload import inspect_file, upload_files
-from tests.test_client_dialects import make_client, qido_match, stow_answer
+from tests.fixtures.mock_server import make_client, qido_match, stow_answer
 
 
 def _study(tmp_path, series: int, per_series: int, seed: str):
