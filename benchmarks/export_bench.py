@@ -128,8 +128,39 @@ def seed_scheduled(web_address: str, username: str, password: str, day: dt.date,
     return time.monotonic() - started
 
 
+def trace_commits(path: str) -> None:
+    """Diagnostic (``--tracemalloc PATH``): snapshot Python allocations when a day's partitions commit.
+
+    That is when everything the day's export still holds (order list, chunk
+    results, writer buffers) is alive, so diffing the snapshots of a K-order
+    and a 2K-order day (``Snapshot.compare_to``) shows what grows with the
+    day. Tracing slows the run down: its
+    seconds are not comparable with untraced runs.
+    """
+    import tracemalloc
+
+    import pyarrow as pa
+
+    from flows import parquet_writer
+
+    tracemalloc.start(12)
+    commit = parquet_writer.PartitionSet.commit
+
+    def traced(self, *args, **kwargs):
+        tracemalloc.take_snapshot().dump(path)
+        current, peak = tracemalloc.get_traced_memory()
+        with open(path + ".json", "w") as handle:
+            json.dump({"python_current_mb": current / 2**20, "python_peak_mb": peak / 2**20,
+                       "arrow_allocated_mb": pa.total_allocated_bytes() / 2**20}, handle)
+        return commit(self, *args, **kwargs)
+
+    parquet_writer.PartitionSet.commit = traced
+
+
 def export_child(args: argparse.Namespace) -> None:
     """Run inside the child: one export, then print its figures as JSON on the last line."""
+    if args.tracemalloc:
+        trace_commits(args.tracemalloc)
     from blocks import PostDicomCredentials
     from flows.export import nightly_order_export
 
@@ -162,6 +193,8 @@ def run_export(args: argparse.Namespace, web_address: str, username: str, passwo
         "--password-env", "BENCH_PASSWORD", "--destination", str(destination), "--day", day.isoformat(),
         "--concurrency", str(args.concurrency),
     ]
+    if args.tracemalloc:
+        command += ["--tracemalloc", str(Path(args.tracemalloc).resolve() / f"{day}-{prefect_home.name}-{time.time_ns()}.snap")]
     done = subprocess.run(command, cwd=ROOT, env={**env, "BENCH_PASSWORD": password}, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"export failed:\n{done.stderr[-4000:]}")
@@ -177,6 +210,9 @@ def main() -> int:
     parser.add_argument("--web-address", help="use a running sandbox instead of starting one")
     parser.add_argument("--username")
     parser.add_argument("--password-env", default="BENCH_PASSWORD", help="environment variable holding the password")
+    parser.add_argument("--tracemalloc", metavar="FOLDER",
+                        help="diagnostic: each export dumps a tracemalloc snapshot into FOLDER as its day commits"
+                             " (slower: seconds are then not comparable)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--destination", help=argparse.SUPPRESS)
     parser.add_argument("--day", type=dt.date.fromisoformat, help=argparse.SUPPRESS)

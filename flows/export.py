@@ -45,11 +45,12 @@ import datetime as dt
 import hashlib
 import json
 import math
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
@@ -66,7 +67,7 @@ from blocks import PostDicomCredentials
 from postdicom import PostDicomClient
 from postdicom.errors import NotFoundError
 from tasks import get_patient_order_list
-from tasks.policies import READ_RETRIES, READ_RETRY_DELAYS, RETRY_JITTER, retry_on_transient
+from tasks.policies import READ_RETRIES, READ_RETRY_DELAYS, READ_TAGS, RETRY_JITTER, retry_on_transient
 
 from ._common import answer_dict, pick
 from .export_schema import ORDERS, SCHEMA_VERSION, SERIES, STUDIES, TABLES, normalize_tag, order_row, series_rows, study_rows, tag_rows
@@ -146,32 +147,79 @@ def redact_url(url: str) -> str:
 # --------------------------------------------------------------------------
 
 
-def order_ref(entry: Mapping[str, Any]) -> dict[str, str]:
-    """What a chunk needs of an order-list entry: its ids and a digest of the entry (for the cache key)."""
+class OrderRef(NamedTuple):
+    """What a chunk needs of an order-list entry: its ids and a digest of the entry (for the cache key).
+
+    The day's order list is the one thing held for the whole day (the API
+    does not page it), so each order is kept as this tuple of three strings
+    (the institution shared between its orders), about 0.25 KB, instead of
+    the answer's parsed entry (about 3.5 KB with its raw dict).
+    """
+
+    patient_order_uuid: str
+    institution_uuid: str
+    digest: str
+
+
+def order_ref(entry: Mapping[str, Any]) -> OrderRef:
+    """The entry's :class:`OrderRef`; the digest changes whenever anything in the entry does."""
     digest = hashlib.sha256(json.dumps(entry, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:20]
-    return {
-        "patient_order_uuid": str(pick(entry, "PatientOrderUuid") or "").lower(),
-        "institution_uuid": str(pick(entry, "InstitutionUuid") or "").lower(),
-        "digest": digest,
-    }
+    return OrderRef(
+        str(pick(entry, "PatientOrderUuid") or "").lower(),
+        sys.intern(str(pick(entry, "InstitutionUuid") or "").lower()),
+        digest,
+    )
 
 
-def plan_chunks(entries: Sequence[Mapping[str, Any]], orders_per_chunk: int, concurrency: int) -> list[list[dict[str, str]]]:
-    """Deal the orders into stable chunks: bucket = hash(order UUID) mod a power of two.
+def plan_chunks(
+    entries: Sequence[OrderRef | Mapping[str, Any]], orders_per_chunk: int, concurrency: int
+) -> list[list[OrderRef]]:
+    """Deal the orders (refs, or order-list entries) into stable chunks: bucket = hash(order UUID) mod a power of two.
 
     At least ``concurrency`` buckets (when there are that many orders) so a
     small day still runs in parallel; sorted inside a bucket so the same
     orders always make the same chunk (the same cache key).
     """
-    refs = [order_ref(e) for e in entries]
+    refs = [e if isinstance(e, OrderRef) else order_ref(e) for e in entries]
     if not refs:
         return []
     wanted = max(math.ceil(len(refs) / max(1, orders_per_chunk)), min(concurrency, len(refs)))
     buckets = 1 << (wanted - 1).bit_length()
-    chunks: list[list[dict[str, str]]] = [[] for _ in range(buckets)]
+    chunks: list[list[OrderRef]] = [[] for _ in range(buckets)]
     for ref in refs:
-        chunks[int(hashlib.sha1(ref["patient_order_uuid"].encode()).hexdigest()[:8], 16) % buckets].append(ref)
-    return [sorted(c, key=lambda r: r["patient_order_uuid"]) for c in chunks if c]
+        chunks[int(hashlib.sha1(ref.patient_order_uuid.encode()).hexdigest()[:8], 16) % buckets].append(ref)
+    return [sorted(c) for c in chunks if c]
+
+
+@task(
+    name="list-day-orders",
+    tags=READ_TAGS,
+    retries=READ_RETRIES,
+    retry_delay_seconds=READ_RETRY_DELAYS,
+    retry_jitter_factor=RETRY_JITTER,
+    retry_condition_fn=retry_on_transient,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    cache_result_in_memory=False,
+)
+def list_day_orders(
+    credentials: PostDicomCredentials, institution_uuid_list: list[str], modality_list: list[str] | None, day: dt.date
+) -> list[OrderRef]:
+    """GetPatientOrderList for one study date, reduced to :class:`OrderRef` before it leaves the task.
+
+    The parsed answer (models plus raw dicts, ~3.5 KB an order) is dropped
+    here instead of being handed to the flow, where Prefect kept it alive
+    until the flow ended. Not cached: a rerun must see orders added or
+    deleted since.
+    """
+    answer = get_patient_order_list.fn(
+        credentials,
+        institution_uuid_list=institution_uuid_list,
+        modality_list=modality_list,
+        study_date_from=day,
+        study_date_to=day,
+    )
+    return [order_ref(answer_dict(entry)) for entry in pick(answer, "PatientOrderList") or []]
 
 
 # --------------------------------------------------------------------------
@@ -192,12 +240,12 @@ class ChunkRows:
     vanished: list[str] = field(default_factory=list)
 
 
-def fetch_order(client: PostDicomClient, ref: Mapping[str, str], tags: Sequence[str]) -> tuple[dict[str, list[dict[str, Any]]], int] | None:
+def fetch_order(client: PostDicomClient, ref: OrderRef, tags: Sequence[str]) -> tuple[dict[str, list[dict[str, Any]]], int] | None:
     """One order's rows for the four tables and the number of requests made; None if it vanished."""
     try:
         properties = answer_dict(
             client.get_patient_order_properties(
-                patient_order_institution_uuid=ref["institution_uuid"], patient_order_uuid=ref["patient_order_uuid"]
+                patient_order_institution_uuid=ref.institution_uuid, patient_order_uuid=ref.patient_order_uuid
             )
         )
     except NotFoundError:
@@ -207,8 +255,8 @@ def fetch_order(client: PostDicomClient, ref: Mapping[str, str], tags: Sequence[
     study_uid = pick(properties, "StudyInstanceUid")
     if study_uid:
         contents = client.get_dicom_tag_content(
-            patient_order_institution_uuid=ref["institution_uuid"],
-            patient_order_uuid=ref["patient_order_uuid"],
+            patient_order_institution_uuid=ref.institution_uuid,
+            patient_order_uuid=ref.patient_order_uuid,
             dicom_tag_id_list=list(tags),
         )
         rows["tags"] = tag_rows(properties, pick(contents, "DicomTagContentList") or [])
@@ -228,14 +276,19 @@ def fetch_order(client: PostDicomClient, ref: Mapping[str, str], tags: Sequence[
     retry_condition_fn=retry_on_transient,
     cache_policy=INPUTS + TASK_SOURCE,
     cache_expiration=dt.timedelta(hours=24),
+    cache_result_in_memory=False,
 )
 def fetch_order_chunk(
-    credentials: PostDicomCredentials, orders: list[dict[str, str]], dicom_tag_id_list: list[str], schema_version: str
+    credentials: PostDicomCredentials, orders: list[OrderRef], dicom_tag_id_list: list[str], schema_version: str
 ) -> ChunkRows:
     """Properties, tag contents, QIDO study and series for a chunk of orders → typed rows per table.
 
     ``schema_version`` is not read: it is an input so that cached rows of an
     older schema are never reused (see the module docstring on caching).
+    ``cache_result_in_memory=False``: otherwise Prefect's result store keeps
+    every chunk's tables in an in-process LRU of 1,000 entries until the flow
+    ends (measured: ~6 KB of Arrow per order), although each is written and
+    dropped as soon as it arrives; the persisted copy still serves resume.
     """
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     requests = 0
@@ -244,7 +297,7 @@ def fetch_order_chunk(
         for ref in orders:
             fetched = fetch_order(client, ref, dicom_tag_id_list)
             if fetched is None:
-                vanished.append(ref["patient_order_uuid"])
+                vanished.append(ref.patient_order_uuid)
                 requests += 1
                 continue
             for name, table_rows in fetched[0].items():
@@ -257,7 +310,7 @@ def fetch_order_chunk(
 
 
 def stream_chunks(
-    runner: ThreadPoolTaskRunner, chunk_task: Task[..., ChunkRows], chunks: Sequence[list[dict[str, str]]], width: int,
+    runner: ThreadPoolTaskRunner, chunk_task: Task[..., ChunkRows], chunks: Sequence[list[OrderRef]], width: int,
     parameters: Mapping[str, Any],
 ) -> Iterator[tuple[ChunkRows, bool]]:
     """Yield ``(rows, from_cache)`` as chunks finish, with at most ``width`` submitted and unconsumed.
@@ -415,7 +468,6 @@ def nightly_order_export(
         if cache_hours == 0
         else fetch_order_chunk.with_options(cache_expiration=dt.timedelta(hours=cache_hours), refresh_cache=refresh_cache)
     )
-    list_orders = get_patient_order_list.with_options(cache_policy=NO_CACHE, persist_result=False)
     manifest = {
         "window": {"from": first.isoformat(), "to": last.isoformat()},
         "filters": {
@@ -431,16 +483,9 @@ def nightly_order_export(
 
     with ThreadPoolTaskRunner(max_workers=concurrency) as runner:
         for number, day in enumerate(days, start=1):
-            answer = list_orders(
-                credentials,
-                institution_uuid_list=list(institution_uuid_list or [""]),
-                modality_list=modality_list or None,
-                study_date_from=day,
-                study_date_to=day,
-            )
-            entries = pick(answer, "PatientOrderList") or []
-            chunks = plan_chunks([answer_dict(e) for e in entries], orders_per_chunk, concurrency)
-            del answer, entries
+            refs = list_day_orders(credentials, list(institution_uuid_list or [""]), modality_list or None, day)
+            chunks = plan_chunks(refs, orders_per_chunk, concurrency)
+            del refs
             parameters = {"credentials": credentials, "dicom_tag_id_list": tags, "schema_version": SCHEMA_VERSION}
             with PartitionSet(target, {name: t.schema for name, t in TABLES.items()}, day, run_id) as parts:
                 for done, (rows, cached) in enumerate(stream_chunks(runner, chunk_task, chunks, concurrency, parameters), 1):

@@ -63,6 +63,9 @@ MANIFEST_DIR = "_manifests"
 STALE_STAGING_SECONDS = 6 * 3600
 """Another run's staging older than this is a crash's leftover and is removed; younger ones may be live."""
 DEFAULT_ROW_GROUP_ROWS = 64_000
+DEFAULT_ROW_GROUP_BYTES = 4 * 2**20
+"""A row group is also cut once this much Arrow data is buffered: narrow tables (one row per order) would
+otherwise stay buffered up to ``row_group_rows``, i.e. grow with the day until 64,000 orders."""
 DEFAULT_FILE_ROWS = 2_000_000
 
 
@@ -174,9 +177,10 @@ def recover_partition(destination: Destination, table: str, export_date: dt.date
 class PartitionWriter:
     """Streams record batches of one table's partition into staging; :class:`PartitionSet` commits it.
 
-    Batches are buffered until ``row_group_rows`` rows, then written as one
-    row group, so memory holds at most one row group whatever the partition
-    size. A new file starts every ``file_rows`` rows.
+    Batches are buffered until ``row_group_rows`` rows or ``row_group_bytes``
+    bytes of Arrow data, then written as one row group, so memory holds at
+    most one row group whatever the partition size. A new file starts every
+    ``file_rows`` rows.
     """
 
     def __init__(
@@ -188,17 +192,19 @@ class PartitionWriter:
         run_id: str,
         *,
         row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
+        row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
         file_rows: int = DEFAULT_FILE_ROWS,
         compression: str = "zstd",
     ) -> None:
-        if row_group_rows < 1 or file_rows < row_group_rows:
-            raise ValueError("need 1 <= row_group_rows <= file_rows")
+        if row_group_rows < 1 or file_rows < row_group_rows or row_group_bytes < 1:
+            raise ValueError("need 1 <= row_group_rows <= file_rows and row_group_bytes >= 1")
         self.destination = destination
         self.table = table
         self.schema = schema
         self.export_date = export_date
         self.run_id = run_id
         self.row_group_rows = row_group_rows
+        self.row_group_bytes = row_group_bytes
         self.file_rows = file_rows
         self.compression = compression
         self.rows = 0
@@ -206,6 +212,7 @@ class PartitionWriter:
         self.staging = destination.staging_dir(run_id, table, export_date)
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
+        self._buffered_bytes = 0
         self._writer: pq.ParquetWriter | None = None
         self._handle: IO[bytes] | None = None
         self._file_rows = 0
@@ -230,7 +237,8 @@ class PartitionWriter:
             if batch.num_rows:
                 self._buffer.append(batch)
                 self._buffered += batch.num_rows
-        while self._buffered >= self.row_group_rows:
+                self._buffered_bytes += batch.nbytes
+        while self._buffered >= self.row_group_rows or (self._buffered and self._buffered_bytes >= self.row_group_bytes):
             self._flush(self.row_group_rows)
 
     def _flush(self, limit: int) -> None:
@@ -243,6 +251,7 @@ class PartitionWriter:
         self.rows += take
         self._buffer = rest.combine_chunks().to_batches() if rest.num_rows else []
         self._buffered = rest.num_rows
+        self._buffered_bytes = rest.nbytes if rest.num_rows else 0
         if self._file_rows >= self.file_rows:
             self._close_file()
 
@@ -279,7 +288,7 @@ class PartitionWriter:
         try:
             self._close_file()
         finally:
-            self._buffer, self._buffered = [], 0
+            self._buffer, self._buffered, self._buffered_bytes = [], 0, 0
             self._finished = True
             self.destination.remove_tree(self.staging)
 
@@ -309,13 +318,15 @@ class PartitionSet:
     export_date: dt.date
     run_id: str
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS
+    row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES
     writers: dict[str, PartitionWriter] = field(init=False, default_factory=dict)
     committed: list[CommittedPartition] = field(init=False, default_factory=list)
 
     def __enter__(self) -> PartitionSet:
         for name, schema in self.schemas.items():
             self.writers[name] = PartitionWriter(
-                self.destination, name, schema, self.export_date, self.run_id, row_group_rows=self.row_group_rows
+                self.destination, name, schema, self.export_date, self.run_id,
+                row_group_rows=self.row_group_rows, row_group_bytes=self.row_group_bytes,
             )
         return self
 

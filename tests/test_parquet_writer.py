@@ -178,6 +178,23 @@ def test_rows_stream_in_bounded_row_groups_and_files(tmp_path):
     assert sorted(read(destination, "alpha").column("id").to_pylist()) == list(range(2300))
 
 
+def test_a_row_group_is_cut_by_bytes_before_rows_so_narrow_tables_do_not_buffer_a_whole_day(tmp_path):
+    destination = Destination(str(tmp_path / "export"))
+    batch = pa.RecordBatch.from_pylist(rows_alpha(100), schema=SCHEMAS["alpha"])
+    limit = 3 * batch.nbytes
+    with PartitionSet(destination, {"alpha": SCHEMAS["alpha"]}, DAY, "bytes", row_group_bytes=limit) as parts:
+        writer = parts.writers["alpha"]
+        for start in range(0, 1000, 100):
+            parts.write("alpha", pa.RecordBatch.from_pylist(rows_alpha(100, start), schema=SCHEMAS["alpha"]))
+            assert writer._buffered_bytes < limit and writer._buffered < 300
+        parts.commit()
+
+    (file,) = Path(destination.partition_dir("alpha", DAY)).glob("*.parquet")
+    metadata = pq.ParquetFile(file).metadata
+    assert metadata.num_rows == 1000 and metadata.num_row_groups == 4
+    assert sorted(read(destination, "alpha").column("id").to_pylist()) == list(range(1000))
+
+
 def test_an_empty_partition_still_has_its_schema(destination):
     export(destination, "empty", alpha=0, beta=0)
     table = read(destination, "alpha")
