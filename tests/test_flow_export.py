@@ -127,7 +127,7 @@ def test_export_reads_back_the_same_in_pandas_duckdb_and_polars(prefect_harness,
     assert str(series["series_number"].dtype) == "int64"
 
     manifest = (dest / "_manifests" / "orders" / f"export_date={DAY1}.json").read_text(encoding="utf-8")
-    assert f'"rows": 3' in manifest and summary.run_id in manifest
+    assert '"rows": 3' in manifest and summary.run_id in manifest
     assert account.password not in manifest
 
 
