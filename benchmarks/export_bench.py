@@ -167,7 +167,7 @@ def export_child(args: argparse.Namespace) -> None:
     credentials = PostDicomCredentials(username=args.username, password=args.password, web_address=args.web_address)
     summary = nightly_order_export(
         credentials=credentials, destination=args.destination, study_date_from=args.day, study_date_to=args.day,
-        concurrency=args.concurrency,
+        concurrency=args.concurrency, orders_per_chunk=args.orders_per_chunk,
     )
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({
@@ -191,7 +191,7 @@ def run_export(args: argparse.Namespace, web_address: str, username: str, passwo
     command = [
         sys.executable, __file__, "--child", "--web-address", web_address, "--username", username,
         "--password-env", "BENCH_PASSWORD", "--destination", str(destination), "--day", day.isoformat(),
-        "--concurrency", str(args.concurrency),
+        "--concurrency", str(args.concurrency), "--orders-per-chunk", str(args.orders_per_chunk),
     ]
     if args.tracemalloc:
         command += ["--tracemalloc", str(Path(args.tracemalloc).resolve() / f"{day}-{prefect_home.name}-{time.time_ns()}.snap")]
@@ -206,6 +206,7 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=5000, help="K: orders of the small day (the big day has 2K)")
     parser.add_argument("--kind", choices=("stored", "scheduled"), default="stored")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--orders-per-chunk", type=int, default=50, help="the flow's orders_per_chunk")
     parser.add_argument("--latency-ms", type=int, default=0, help="latency the sandbox adds to every request")
     parser.add_argument("--web-address", help="use a running sandbox instead of starting one")
     parser.add_argument("--username")
