@@ -16,7 +16,9 @@ from typing import Any
 
 import pydicom
 from pydicom.datadict import dictionary_keyword, dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.valuerep import AMBIGUOUS_VR
 
 BULK_PLACEHOLDER = "{bulk}"
 """Stored JSON keeps BulkDataURIs relative; the request's base replaces this at answer time."""
@@ -67,12 +69,13 @@ def tag_key(tag: int) -> str:
     return f"{tag:08X}"
 
 
-def read_instance(path: Path) -> ParsedInstance:
+def read_instance(path: Path, memo: dict[tuple, dict[str, Any]] | None = None) -> ParsedInstance:
     """Parse a received part; raise :class:`StowReject` when it cannot be stored.
 
     Pixel data is not read (``stop_before_pixels``): a 100 MB instance costs
     only its header here. Whether pixel data follows is known from the file
     position, and it is then announced as a BulkDataURI in the metadata.
+    ``memo`` is shared by the instances of one request (see :func:`dataset_json`).
     """
     size = path.stat().st_size
     try:
@@ -100,7 +103,7 @@ def read_instance(path: Path) -> ParsedInstance:
                          sop_class, sop_uid)
     transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta else ""
     try:
-        attrs = dataset_json(ds)
+        attrs = dataset_json(ds, memo)
     except Exception as exc:  # a value pydicom cannot convert: the data set is not understood
         raise StowReject(FAILURE_CANNOT_UNDERSTAND, f"cannot convert to DICOM JSON: {exc}",
                          sop_class, sop_uid) from exc
@@ -148,12 +151,49 @@ def _trailing_element_complete(path: Path, at: int, size: int, encoding: tuple[b
     return at + header + length <= size
 
 
-def dataset_json(ds: Dataset) -> dict[str, Any]:
-    """DICOM JSON of a data set, bulk values replaced by relative BulkDataURIs."""
-    return ds.to_json_dict(
-        bulk_data_threshold=BULK_THRESHOLD,
-        bulk_data_element_handler=lambda elem: f"{BULK_PLACEHOLDER}/{tag_key(elem.tag)}",
-    )
+def _bulk_uri(elem: DataElement) -> str:
+    return f"{BULK_PLACEHOLDER}/{tag_key(elem.tag)}"
+
+
+MEMO_MAX_VALUE = 256
+"""Longest raw value (bytes) whose JSON form is remembered; longer ones are rare and not worth hashing."""
+
+_NOT_MEMOISED_VRS = frozenset({"SQ", "UN", *(vr.value for vr in AMBIGUOUS_VR)})
+
+
+def dataset_json(ds: Dataset, memo: dict[tuple, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """DICOM JSON of a data set, bulk values replaced by relative BulkDataURIs.
+
+    Converting an element (decode, validate, build the JSON value) was the
+    largest part of the sandbox's STOW CPU, and the instances of one series
+    repeat most of their header byte for byte. With a ``memo`` (one per STOW
+    request), an element whose tag, explicit VR, encoding, character set and
+    raw bytes were already converted reuses that JSON element: the same
+    inputs give pydicom the same output. Elements whose conversion depends on
+    other elements (implicit or ambiguous VR, private tags, UN, sequences) are
+    always converted. The memoised dicts are shared between instances, so
+    callers must not change an element in place.
+    """
+    if memo is None or not ds.original_character_set:
+        return ds.to_json_dict(bulk_data_threshold=BULK_THRESHOLD, bulk_data_element_handler=_bulk_uri)
+    charset = ds.original_character_set
+    charset = charset if isinstance(charset, str) else tuple(charset)
+    out: dict[str, Any] = {}
+    for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset itself converts every element
+        raw = ds.get_item(tag, keep_deferred=True)
+        key = None
+        if (isinstance(raw, RawDataElement) and raw.VR is not None and raw.VR not in _NOT_MEMOISED_VRS
+                and not tag.is_private and raw.value is not None and len(raw.value) <= MEMO_MAX_VALUE):
+            key = (int(tag), raw.VR, raw.is_little_endian, charset, bytes(raw.value))
+            element = memo.get(key)
+            if element is not None:
+                out[tag_key(tag)] = element
+                continue
+        element = ds[tag].to_json_dict(bulk_data_element_handler=_bulk_uri, bulk_data_threshold=BULK_THRESHOLD)
+        if key is not None:
+            memo[key] = element
+        out[tag_key(tag)] = element
+    return out
 
 
 def with_bulk_base(attrs: dict[str, Any], base: str) -> dict[str, Any]:

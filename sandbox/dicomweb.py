@@ -71,12 +71,13 @@ def _store_parts(request: Request, store: Store, parts: list[ReceivedPart]) -> R
     study_in_url = request.path_params.get("study")
     base = api_base(request)
     outcomes: list[tuple[ReceivedPart, Any]] = []
+    memo: dict[tuple, dict[str, Any]] = {}
     for part in parts:
         media, _ = content_type_params(part.content_type or "application/dicom")
         try:
             if media != "application/dicom":
                 raise StowReject(0xC000, f"part of type {media} is not application/dicom")
-            parsed = read_instance(part.path)
+            parsed = read_instance(part.path, memo)
             if study_in_url and parsed.study_instance_uid != study_in_url:
                 raise StowReject(FAILURE_PROCESSING, "StudyInstanceUID does not match the study in the URL",
                                  parsed.sop_class_uid, parsed.sop_instance_uid)
