@@ -51,9 +51,6 @@ OUT_DIR = ROOT / "benchmarks" / "out"
 MiB = 1024 * 1024
 MB = 1_000_000
 
-ORTHANC_BINARY = os.environ.get("ORTHANC_BINARY", "/usr/sbin/Orthanc")
-DICOMWEB_PLUGIN = os.environ.get("ORTHANC_DICOMWEB_PLUGIN", "/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
-ORTHANC_USER, ORTHANC_PASSWORD = "bench", "bench-password"
 VENDOR_BOUNDARY = "DICOM DATA BOUNDARY"
 """The boundary the vendor's sample sends (quoted, because it holds spaces)."""
 
@@ -130,33 +127,20 @@ def _stop(process: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def orthanc() -> Iterator[Server]:
-    """A fresh Orthanc + DICOMweb plugin (default settings, empty storage), removed afterwards."""
+    """A fresh Orthanc + DICOMweb plugin (empty storage), removed afterwards.
+
+    Started by the same launcher as the tests' Orthanc fixture, so the
+    benchmarks measure exactly the server the tests check.
+    """
+    from tests.fixtures.orthanc import start_orthanc, stop_orthanc
+
     work = Path(tempfile.mkdtemp(prefix="bench-orthanc-"))
-    http_port, dicom_port = free_port(), free_port()
-    config = {
-        "Name": "postdicom-flows-bench",
-        "StorageDirectory": str(work / "storage"),
-        "IndexDirectory": str(work / "index"),
-        "HttpPort": http_port,
-        "DicomPort": dicom_port,
-        "RemoteAccessAllowed": True,
-        "AuthenticationEnabled": True,
-        "RegisteredUsers": {ORTHANC_USER: ORTHANC_PASSWORD},
-        "Plugins": [DICOMWEB_PLUGIN],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-    }
-    (work / "orthanc.json").write_text(json.dumps(config), encoding="utf-8")
-    log = work / "orthanc.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen([ORTHANC_BINARY, str(work / "orthanc.json")], stdout=sink,
-                                   stderr=subprocess.STDOUT, cwd=work)
-    root = f"http://127.0.0.1:{http_port}"
+    process, info = start_orthanc(work, user="bench", password="bench-password")
     try:
-        _wait_until_up(f"{root}/dicom-web/studies", (ORTHANC_USER, ORTHANC_PASSWORD), process, log, "Orthanc")
-        yield Server("orthanc", f"{root}/dicom-web", ORTHANC_USER, ORTHANC_PASSWORD, "standard", "/studies",
-                     root_url=root, extra={"pid": process.pid})
+        yield Server(info.name, info.web_address, info.username, info.password, info.dialect, "/studies",
+                     root_url=info.root_url, extra={"pid": process.pid})
     finally:
-        _stop(process)
+        stop_orthanc(process)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -32,12 +32,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import PeakSampler  # noqa: E402 - needs ROOT on the path
 
 STUDIES = 5  # the files are spread over a few studies, like a real disk
 
@@ -59,29 +60,6 @@ def generate(directory: Path, files: int, size_mb: float, tag: str) -> None:
         write_study(directory, spec)
         made += count
         study += 1
-
-
-class PeakSampler(threading.Thread):
-    """Samples this process's RSS every ``interval`` seconds and keeps the maximum."""
-
-    def __init__(self, interval: float = 0.02) -> None:
-        super().__init__(daemon=True)
-        import psutil
-
-        self._process = psutil.Process()
-        self._interval = interval
-        self._done = threading.Event()
-        self.peak = 0
-
-    def run(self) -> None:
-        while not self._done.is_set():
-            self.peak = max(self.peak, self._process.memory_info().rss)
-            time.sleep(self._interval)
-
-    def stop(self) -> int:
-        self._done.set()
-        self.join()
-        return self.peak
 
 
 def study_uids(directory: Path) -> list[str]:
