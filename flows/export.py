@@ -67,7 +67,7 @@ from blocks import PostDicomCredentials
 from postdicom import PostDicomClient
 from postdicom.errors import NotFoundError
 from tasks import get_patient_order_list
-from tasks.policies import READ_RETRIES, READ_RETRY_DELAYS, READ_TAGS, RETRY_JITTER, retry_on_transient
+from tasks.policies import read_task_options, transient_retry_options
 
 from ._common import answer_dict, pick
 from .export_schema import ORDERS, SCHEMA_VERSION, SERIES, STUDIES, TABLES, normalize_tag, order_row, series_rows, study_rows, tag_rows
@@ -193,11 +193,7 @@ def plan_chunks(
 
 @task(
     name="list-day-orders",
-    tags=READ_TAGS,
-    retries=READ_RETRIES,
-    retry_delay_seconds=READ_RETRY_DELAYS,
-    retry_jitter_factor=RETRY_JITTER,
-    retry_condition_fn=retry_on_transient,
+    **read_task_options(cached=False),
     cache_policy=NO_CACHE,
     persist_result=False,
     cache_result_in_memory=False,
@@ -270,10 +266,7 @@ def fetch_order(client: PostDicomClient, ref: OrderRef, tags: Sequence[str]) -> 
 
 @task(
     name="export-order-chunk",
-    retries=READ_RETRIES,
-    retry_delay_seconds=READ_RETRY_DELAYS,
-    retry_jitter_factor=RETRY_JITTER,
-    retry_condition_fn=retry_on_transient,
+    **transient_retry_options(),
     cache_policy=INPUTS + TASK_SOURCE,
     cache_expiration=dt.timedelta(hours=24),
     cache_result_in_memory=False,

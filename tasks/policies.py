@@ -46,15 +46,19 @@ def read_cache_policy() -> CachePolicy:
     return INPUTS + TASK_SOURCE
 
 
-def read_task_options(*, cached: bool = True) -> dict:
-    """``@task`` keyword arguments for a read: transient retries, optional short-lived cache."""
-    options: dict = dict(
-        tags=READ_TAGS,
+def transient_retry_options() -> dict:
+    """``@task`` keyword arguments that retry transient failures only (the one retry rule)."""
+    return dict(
         retries=READ_RETRIES,
         retry_delay_seconds=READ_RETRY_DELAYS,
         retry_jitter_factor=RETRY_JITTER,
         retry_condition_fn=retry_on_transient,
     )
+
+
+def read_task_options(*, cached: bool = True) -> dict:
+    """``@task`` keyword arguments for a read: transient retries, optional short-lived cache."""
+    options: dict = dict(tags=READ_TAGS, **transient_retry_options())
     minutes = cache_minutes()
     if cached and minutes > 0:
         options.update(
@@ -70,10 +74,5 @@ def write_task_options(*, idempotent: bool) -> dict:
 
     options: dict = dict(cache_policy=NO_CACHE, tags=WRITE_TAGS)
     if idempotent:
-        options.update(
-            retries=READ_RETRIES,
-            retry_delay_seconds=READ_RETRY_DELAYS,
-            retry_jitter_factor=RETRY_JITTER,
-            retry_condition_fn=retry_on_transient,
-        )
+        options.update(transient_retry_options())
     return options
