@@ -320,16 +320,23 @@ def _accept_multipart_dicom(request: Request, stored_syntaxes: set[str]) -> None
     raise ApiError(406, "not acceptable: " + "; ".join(reasons))
 
 
+async def _path_instances(request: Request, level: str) -> list[sqlite3.Row]:
+    """The caller's instances under the path's study/series/SOP UIDs; 404 when there are none."""
+    account: model.Account = request.state.account
+    store: Store = request.app.state.store
+    uids = {k: request.path_params.get(k) for k in ("study", "series", "sop")}
+    rows = await run_in_threadpool(
+        lambda: _instances(store.read(), account, uids["study"], uids["series"], uids["sop"]))
+    if not rows:
+        raise ApiError(404, f"no {level} {uids['sop'] or uids['series'] or uids['study']} in this account")
+    return rows
+
+
 def _wado(level: str):
     async def handle(request: Request) -> Response:
-        account: model.Account = request.state.account
-        store: Store = request.app.state.store
-        uids = {k: request.path_params.get(k) for k in ("study", "series", "sop")}
-        rows = await run_in_threadpool(
-            lambda: _instances(store.read(), account, uids["study"], uids["series"], uids["sop"]))
-        if not rows:
-            raise ApiError(404, f"no {level} {uids['sop'] or uids['series'] or uids['study']} in this account")
+        rows = await _path_instances(request, level)
         _accept_multipart_dicom(request, {r["transfer_syntax_uid"] for r in rows})
+        store: Store = request.app.state.store
         base = api_base(request)
         parts = [OutgoingPart(store.files_dir / r["path"], r["size"],
                               f"application/dicom; transfer-syntax={r['transfer_syntax_uid']}",
@@ -343,13 +350,7 @@ def _wado(level: str):
 
 def _metadata(level: str):
     async def handle(request: Request) -> Response:
-        account: model.Account = request.state.account
-        store: Store = request.app.state.store
-        uids = {k: request.path_params.get(k) for k in ("study", "series", "sop")}
-        rows = await run_in_threadpool(
-            lambda: _instances(store.read(), account, uids["study"], uids["series"], uids["sop"]))
-        if not rows:
-            raise ApiError(404, f"no {level} {uids['sop'] or uids['series'] or uids['study']} in this account")
+        rows = await _path_instances(request, level)
         base = api_base(request)
         return _json([with_bulk_base(json.loads(r["attrs"]), _instance_url(base, r)) for r in rows])
 
