@@ -22,8 +22,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from sandbox import model
-from sandbox.dicom import (FAILURE_PROCESSING, INSTANCE_FIELDS, SERIES_FIELDS, STUDY_FIELDS, QidoQuery, QueryError,
-                           StowReject, json_element, matches, parse_qido, project, read_instance, with_bulk_base)
+from sandbox.dicom import (FAILURE_PROCESSING, INSTANCE_FIELDS, SERIES_FIELDS, STUDY_FIELDS, ParsedInstance,
+                           QidoQuery, QueryError, StowReject, json_element, matches, parse_qido, project, read_instance,
+                           with_bulk_base)
 from sandbox.errors import ApiError, header_safe
 from sandbox.multipart import OutgoingPart, ReceivedPart, content_type_params, multipart_body, receive_parts
 from sandbox.store import Store
@@ -45,7 +46,16 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 # ---------------------------------------------------------------- STOW-RS
 
 async def stow(request: Request) -> Response:
-    """``POST /`` (PostDICOM), ``POST /studies`` and ``POST /studies/{study}`` (PS3.18)."""
+    """``POST /`` (PostDICOM), ``POST /studies`` and ``POST /studies/{study}`` (PS3.18).
+
+    The parts are received into temp files, then parsed and indexed (one
+    transaction) on the event loop itself, which holds the loop about a
+    millisecond per instance. The sandbox is one process: with the parsing in
+    a worker thread, receiving concurrent uploads and parsing fought over the
+    GIL, costing a fifth more CPU per instance and slower ingest with four
+    uploads in flight; parsing each part as it arrived measured slower too
+    (benchmarks/RESULTS.md).
+    """
     media, params = content_type_params(request.headers.get("content-type", ""))
     if media != "multipart/related":
         raise ApiError(415, f"STOW needs a multipart/related body, not {media or 'no Content-Type'}")
@@ -60,36 +70,41 @@ async def stow(request: Request) -> Response:
     try:
         if not parts:
             raise ApiError(400, "multipart body holds no part")
-        return await run_in_threadpool(_store_parts, request, store, parts)
+        study_in_url = request.path_params.get("study")
+        memo: dict[tuple, dict[str, Any]] = {}
+        outcomes = [(part, _examine(part, study_in_url, memo)) for part in parts]
+        account: model.Account = request.state.account
+        with store.write() as tx:
+            for part, outcome in outcomes:
+                if not isinstance(outcome, StowReject):
+                    model.store_instance(tx, store, account, outcome, part.path, part.size)
+        return _stow_answer(api_base(request), outcomes)
     finally:
         for part in parts:
             part.path.unlink(missing_ok=True)
 
 
-def _store_parts(request: Request, store: Store, parts: list[ReceivedPart]) -> Response:
-    account: model.Account = request.state.account
-    study_in_url = request.path_params.get("study")
-    base = api_base(request)
-    outcomes: list[tuple[ReceivedPart, Any]] = []
-    memo: dict[tuple, dict[str, Any]] = {}
-    for part in parts:
-        media, _ = content_type_params(part.content_type or "application/dicom")
-        try:
-            if media != "application/dicom":
-                raise StowReject(0xC000, f"part of type {media} is not application/dicom")
-            parsed = read_instance(part.path, memo)
-            if study_in_url and parsed.study_instance_uid != study_in_url:
-                raise StowReject(FAILURE_PROCESSING, "StudyInstanceUID does not match the study in the URL",
-                                 parsed.sop_class_uid, parsed.sop_instance_uid)
-            outcomes.append((part, parsed))
-        except StowReject as reject:
-            outcomes.append((part, reject))
+def _examine(part: ReceivedPart, study_in_url: str | None,
+             memo: dict[tuple, dict[str, Any]]) -> ParsedInstance | StowReject:
+    """The parsed instance to index, or the :class:`StowReject` saying why it cannot be stored.
+
+    ``memo`` is shared by the parts of one request (see :func:`sandbox.dicom.dataset_json`).
+    """
+    media, _ = content_type_params(part.content_type or "application/dicom")
+    try:
+        if media != "application/dicom":
+            raise StowReject(0xC000, f"part of type {media} is not application/dicom")
+        parsed = read_instance(part.path, memo)
+        if study_in_url and parsed.study_instance_uid != study_in_url:
+            raise StowReject(FAILURE_PROCESSING, "StudyInstanceUID does not match the study in the URL",
+                             parsed.sop_class_uid, parsed.sop_instance_uid)
+        return parsed
+    except StowReject as reject:
+        return reject
+
+
+def _stow_answer(base: str, outcomes: list[tuple[ReceivedPart, ParsedInstance | StowReject]]) -> Response:
     stored_items, failed_items, reasons, studies = [], [], [], set()
-    with store.write() as tx:
-        for part, outcome in outcomes:
-            if isinstance(outcome, StowReject):
-                continue
-            model.store_instance(tx, store, account, outcome, part.path, part.size)
     for part, outcome in outcomes:
         if isinstance(outcome, StowReject):
             failed_items.append({
