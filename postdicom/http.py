@@ -37,6 +37,7 @@ from .errors import (
     error_for_status,
     is_transient,
 )
+from .transport import use_large_reads
 
 log = logging.getLogger("postdicom.http")
 
@@ -203,13 +204,14 @@ class HttpSession:
         self.base_url = base_url.rstrip("/")
         self.retry = retry
         self._throttle = RateLimiter(requests_per_second) if requests_per_second else None
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        if transport is None:
+            transport = httpx.HTTPTransport(verify=verify, limits=limits)
+            use_large_reads(transport)
         self._client = httpx.Client(
             auth=_BasicAuth(username, password),
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_connections,
-            ),
+            limits=limits,
             headers={"User-Agent": USER_AGENT},
             verify=verify,
             transport=transport,
