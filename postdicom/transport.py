@@ -6,7 +6,7 @@ amount of Python work in httpcore, h11 and the multipart splitter; on a fast
 link that work, not the network, limits the download. Asking the socket for
 up to :data:`READ_BYTES` instead returns whatever has arrived (a small answer
 still comes back in one small read), so large answers cross the Python layers
-in a sixteenth of the steps: about a tenth less CPU for a 100 MB study
+in a sixteenth of the steps: about a fifth less CPU for a 100 MB study
 (benchmarks/RESULTS.md).
 
 httpcore takes the change as a documented *network backend*; httpx does not
