@@ -46,6 +46,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from tests.fixtures.processes import log_tail, stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "benchmarks" / "out"
 MiB = 1024 * 1024
@@ -96,33 +98,16 @@ def _wait_until_up(url: str, auth: tuple[str, str], process: subprocess.Popen, l
     deadline = time.monotonic() + 60
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}:\n{_tail(log)}")
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log_tail(log)}")
         try:
             if httpx.get(url, auth=auth, timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
-            _stop(process)
-            raise RuntimeError(f"{what} did not answer within 60 s:\n{_tail(log)}")
+            stop_process(process)
+            raise RuntimeError(f"{what} did not answer within 60 s:\n{log_tail(log)}")
         time.sleep(0.1)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @contextlib.contextmanager
@@ -132,7 +117,7 @@ def orthanc() -> Iterator[Server]:
     Started by the same launcher as the tests' Orthanc fixture, so the
     benchmarks measure exactly the server the tests check.
     """
-    from tests.fixtures.orthanc import start_orthanc, stop_orthanc
+    from tests.fixtures.orthanc import start_orthanc
 
     work = Path(tempfile.mkdtemp(prefix="bench-orthanc-"))
     process, info = start_orthanc(work, user="bench", password="bench-password")
@@ -140,7 +125,7 @@ def orthanc() -> Iterator[Server]:
         yield Server(info.name, info.web_address, info.username, info.password, info.dialect, "/studies",
                      root_url=info.root_url, extra={"pid": process.pid})
     finally:
-        stop_orthanc(process)
+        stop_process(process)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -169,7 +154,7 @@ def sandbox(latency_ms: int = 0) -> Iterator[Server]:
         yield Server("sandbox", address, user, password, "postdicom", "/", root_url=f"http://127.0.0.1:{port}",
                      extra={"pid": process.pid})
     finally:
-        _stop(process)
+        stop_process(process)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -220,13 +205,13 @@ def delay_proxy(web_address: str, delay_ms: float) -> Iterator[str]:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
             break
         if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)
+            stop_process(process)
             raise RuntimeError("the delaying proxy did not start")
         time.sleep(0.05)
     try:
         yield urlunsplit(target._replace(netloc=f"127.0.0.1:{port}"))
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:

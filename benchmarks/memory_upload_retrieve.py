@@ -154,7 +154,8 @@ def main() -> None:
         print(json.dumps(measure(args.measure, json.loads(args.server), Path(args.data), Path(args.out))))
         return
 
-    from tests.fixtures.orthanc import start_orthanc, stop_orthanc
+    from tests.fixtures.orthanc import start_orthanc
+    from tests.fixtures.processes import stop_process
 
     workdir = Path(tempfile.mkdtemp(prefix="pdf-bench-"))
     results = []
@@ -183,7 +184,7 @@ def main() -> None:
                 figures = run_mode(mode, server, data, workdir)
             finally:
                 if process is not None:
-                    stop_orthanc(process)
+                    stop_process(process)
                     shutil.rmtree(workdir / f"orthanc-{mode}", ignore_errors=True)
                 shutil.rmtree(data, ignore_errors=True)
             print(json.dumps(figures), flush=True)
