@@ -46,7 +46,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from tests.fixtures.processes import log_tail, stop_process
+from tests.fixtures.processes import stop_process, wait_until_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "benchmarks" / "out"
@@ -94,22 +94,6 @@ class Server:
         return asdict(self)
 
 
-def _wait_until_up(url: str, auth: tuple[str, str], process: subprocess.Popen, log: Path, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log_tail(log)}")
-        try:
-            if httpx.get(url, auth=auth, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            stop_process(process)
-            raise RuntimeError(f"{what} did not answer within 60 s:\n{log_tail(log)}")
-        time.sleep(0.1)
-
-
 @contextlib.contextmanager
 def orthanc() -> Iterator[Server]:
     """A fresh Orthanc + DICOMweb plugin (empty storage), removed afterwards.
@@ -150,7 +134,7 @@ def sandbox(latency_ms: int = 0) -> Iterator[Server]:
         )
     address = f"http://127.0.0.1:{port}/dicomweb"
     try:
-        _wait_until_up(f"{address}/studies", (user, password), process, log, "the sandbox")
+        wait_until_answering(process, f"{address}/studies", what="the sandbox", log=log, auth=(user, password))
         yield Server("sandbox", address, user, password, "postdicom", "/", root_url=f"http://127.0.0.1:{port}",
                      extra={"pid": process.pid})
     finally:
