@@ -36,7 +36,10 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
+import textwrap
 import time
+import types
+import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -77,7 +80,11 @@ from .wire import (
 )
 
 if TYPE_CHECKING:
+    from ._endpoint_signatures import EndpointSignatures
     from .http import HttpSession
+else:
+    EndpointSignatures = object
+    """At run time the methods are generated from the table; type checkers read them from the stub."""
 
 log = logging.getLogger("postdicom.endpoints")
 
@@ -614,11 +621,13 @@ def _too_large(row: Endpoint, size: int, limit: int, why: str) -> HeaderTooLarge
     )
 
 
-class CustomEndpointsMixin:
+class CustomEndpointsMixin(EndpointSignatures):
     """Custom endpoint methods of :class:`postdicom.client.PostDicomClient`.
 
     The 13 public methods are generated from :data:`ENDPOINTS`; all of them
-    go through :meth:`call_endpoint`.
+    go through :meth:`call_endpoint`. Static type checkers and editors, which
+    cannot run that generation, read the same signatures from
+    ``postdicom/_endpoint_signatures.pyi`` (:func:`signatures_stub`).
     """
 
     _http: HttpSession
@@ -825,3 +834,55 @@ def endpoints_markdown(rows: Sequence[Endpoint] = ENDPOINTS) -> str:
             out.append(f"| `{p.name}` | `{p.key}` | {p.wire.name} | {need} | {_cell(accepts)} |")
     return "\n".join(out) + "\n"
 
+
+REGENERATE_STUB = (
+    "python -c 'import postdicom.endpoints as e; print(e.signatures_stub(), end=\"\")'"
+    " > postdicom/_endpoint_signatures.pyi"
+)
+"""The command that rewrites the type stub of the generated methods (a test checks it is up to date)."""
+
+
+def _type_text(annotation: Any, modules: set[str]) -> str:
+    """``annotation`` as stub source, with every class named by its module (collected in ``modules``)."""
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_text(arg, modules) for arg in args)
+    if origin is not None:
+        return f"{_type_text(origin, modules)}[{', '.join(_type_text(arg, modules) for arg in args)}]"
+    if annotation is type(None):
+        return "None"
+    if annotation.__module__ == "builtins":
+        return annotation.__qualname__
+    modules.add(annotation.__module__)
+    return f"{annotation.__module__}.{annotation.__qualname__}"
+
+
+def signatures_stub(rows: Sequence[Endpoint] = ENDPOINTS) -> str:
+    """``postdicom/_endpoint_signatures.pyi``: the generated methods' signatures for type checkers."""
+    modules: set[str] = set()
+    methods = []
+    for row in rows:
+        parameters = ["self"]
+        for parameter in row.signature_parameters():
+            text = f"{parameter.name}: {_type_text(parameter.annotation, modules)}"
+            parameters.append(text if parameter.default is inspect.Parameter.empty else f"{text} = None")
+        doc = textwrap.indent(row.docstring(), "        ").lstrip()
+        methods += [
+            f"    def {row.python_name}(",
+            *(f"        {text}," for text in parameters),
+            f"    ) -> {_type_text(row.answer, modules)}:",
+            f'        """{doc}\n        """',
+            "",
+        ]
+    return "\n".join([
+        f"# Generated from postdicom/endpoints.py by: {REGENERATE_STUB}",
+        "# Do not edit by hand (a test checks it is up to date).",
+        '"""Signatures of the custom-endpoint methods, which are generated at run time from the table."""',
+        "",
+        *(f"import {module}" for module in sorted(modules)),
+        "",
+        "",
+        "class EndpointSignatures:",
+        *methods,
+    ]).rstrip("\n") + "\n"

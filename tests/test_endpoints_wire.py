@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import pydoc
+import sys
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -836,6 +837,35 @@ def test_help_shows_the_generated_methods_and_tasks():
 def test_the_generated_docs_are_up_to_date():
     committed = (REPO / "docs" / "endpoints.md").read_text(encoding="utf-8")
     assert committed == ep.endpoints_markdown(), f"regenerate it: {ep.REGENERATE_DOCS}"
+
+
+def test_the_type_stub_of_the_generated_methods_is_up_to_date():
+    committed = (REPO / "postdicom" / "_endpoint_signatures.pyi").read_text(encoding="utf-8")
+    assert committed == ep.signatures_stub(), f"regenerate it: {ep.REGENERATE_STUB}"
+
+
+def test_a_type_checker_sees_the_generated_methods_and_their_parameters(tmp_path, monkeypatch):
+    """What an editor shows a user: the real answer type, and mistakes flagged before anything runs."""
+    from mypy import api as mypy_api
+
+    monkeypatch.chdir(REPO)  # mypy finds the packages from the working directory, not the editable install
+    script = tmp_path / "use_client.py"
+    script.write_text(
+        "from postdicom import PostDicomClient\n"
+        "client = PostDicomClient('http://pacs.example/dicomweb', 'user', 'password')\n"
+        "reveal_type(client.create_folder(folder_name='Night'))\n"
+        "client.create_folder(folder_nme='Night')\n"
+        "client.get_patient_order_list(modality_list=3)\n",
+        encoding="utf-8",
+    )
+    out, err, _ = mypy_api.run(["--no-error-summary", "--follow-imports=silent", "--cache-dir",
+                                str(tmp_path / "mypy-cache"), "--python-executable", sys.executable,
+                                str(script)])
+    report = out + err
+    assert 'Revealed type is "postdicom.models.FolderAnswer"' in report, report
+    assert 'Unexpected keyword argument "folder_nme" for "create_folder"' in report, report
+    assert 'Argument "modality_list" to "get_patient_order_list"' in report, report
+    assert "has no attribute" not in report, report
 
 
 def test_a_fourteenth_endpoint_is_a_row(fake, client, creds):
