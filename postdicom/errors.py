@@ -3,10 +3,15 @@
 Every error carries what a person needs to act on it: the HTTP status (when
 there was an answer), the server's own explanation from the ``X-Error-Reason``
 response header, and the request's method and URL. Credentials never appear:
-authentication travels in a header that is never copied into an error.
+authentication travels in a header that is never copied into an error. Query
+values do not appear in the message either (a QIDO search by ``PatientName``
+or ``PatientID`` names a patient, and messages end up in logs and in
+Prefect's database); ``error.url`` keeps the full URL for a caller's own use.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
 
 
 class PostDicomError(Exception):
@@ -47,7 +52,7 @@ class PostDicomError(Exception):
         if self.reason:
             parts.append(f"server says: {self.reason}")
         if self.method and self.url:
-            parts.append(f"{self.method} {self.url}")
+            parts.append(f"{self.method} {shown_url(self.url)}")
         return " | ".join(parts)
 
     def __reduce__(self):  # keep keyword attributes through pickling (Prefect results, Dask)
@@ -59,6 +64,15 @@ class PostDicomError(Exception):
 
 def _rebuild(cls, message, status, reason, method, url):
     return cls(message, status=status, reason=reason, method=method, url=url)
+
+
+def shown_url(url: str) -> str:
+    """``url`` with each query value replaced by ``...``: which filters were used, not whom they name."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    keys = (item.split("=", 1)[0] for item in parts.query.split("&") if item)
+    return urlunsplit(parts._replace(query="&".join(f"{key}=..." for key in keys)))
 
 
 class TransportError(PostDicomError):

@@ -51,6 +51,18 @@ def test_status_maps_to_exception_with_the_server_reason(status, error, sleeps):
     assert "pw-Ünïcode" not in str(info.value)
 
 
+def test_error_messages_and_retry_logs_name_the_search_keys_not_the_patient(sleeps, caplog):
+    client, _ = make_client(lambda r: httpx.Response(503), attempts=2)
+    with caplog.at_level("INFO", logger="postdicom.http"), pytest.raises(ServerError) as info:
+        client.search_for_studies({"PatientName": "Doe^Jane", "PatientID": "MRN-4711"})
+    shown = str(info.value) + repr(info.value) + caplog.text
+    assert "00100010=..." in str(info.value) and "00100020=..." in str(info.value)  # PatientName, PatientID
+    assert "retrying GET" in caplog.text
+    for value in ("Doe", "Jane", "MRN-4711"):
+        assert value not in shown
+    assert "MRN-4711" in info.value.url  # the caller still has the whole request
+
+
 def test_retry_waits_at_least_retry_after(sleeps):
     answers = iter(
         [
