@@ -48,16 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _RedactShareTokens(logging.Filter):
-    """Share tokens are bearer secrets: keep them out of the access log."""
+class _RedactAccessLog(logging.Filter):
+    """Keep share tokens (bearer secrets) and query values (a QIDO search names a patient) out of the access log.
 
-    pattern = re.compile(r"/share/[^/\s?]+")
+    The log still shows which path and which query keys were asked for.
+    """
+
+    share_token = re.compile(r"/share/[^/\s?]+")
+    query_value = re.compile(r"=[^&\s]*")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(self.pattern.sub("/share/<token>", a) if isinstance(a, str) else a
-                                for a in record.args)
+            record.args = tuple(self._redact(a) if isinstance(a, str) else a for a in record.args)
         return True
+
+    def _redact(self, text: str) -> str:
+        path, mark, query = self.share_token.sub("/share/<token>", text).partition("?")
+        return path + mark + self.query_value.sub("=...", query)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
           f"  Data dir   : {settings.data_dir.resolve()}\n"
           f"  Faults     : {json.dumps(faults.describe()) if faults.rules or faults.latency_ms else 'off'}",
           flush=True)
-    logging.getLogger("uvicorn.access").addFilter(_RedactShareTokens())
+    logging.getLogger("uvicorn.access").addFilter(_RedactAccessLog())
     logging.getLogger("uvicorn.error").addFilter(QuietDrops())
     config = uvicorn.Config(app, host=args.host, port=args.port, http="h11", lifespan="off",
                             h11_max_incomplete_event_size=H11_MAX_HEADER_BLOCK, log_level="info",

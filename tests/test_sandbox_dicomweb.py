@@ -290,3 +290,12 @@ def test_dialect_search_paths_are_not_taken_for_uids(sandbox_server, path):
         answer = client.get(path + "?0020000D=1.2.3.4.5.6.7")
         assert answer.status_code == 200
         assert answer.json() == []
+
+
+def test_the_access_log_shows_the_search_keys_but_not_whom_they_name(sandbox_server):
+    patient_id = f"MRN-{uuid.uuid4().hex[:10]}"
+    with api_client(sandbox_server) as client:
+        assert client.get("/studies", params={"PatientID": patient_id, "limit": "5"}).status_code in (200, 204)
+    log = Path(sandbox_server.extra["log_path"]).read_text()
+    assert "/dicomweb/studies?PatientID=...&limit=..." in log
+    assert patient_id not in log
