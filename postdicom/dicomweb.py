@@ -61,6 +61,7 @@ from .upload import (
     ui_text,
     upload_folder,
 )
+from .writes import note_write
 
 if TYPE_CHECKING:
     from .http import HttpSession
@@ -416,6 +417,7 @@ class DicomWebMixin:
     def _store_batch(self, batch: Sequence[DicomHeader]) -> list[InstanceOutcome]:
         """One STOW request; transport and server errors become ``failed`` outcomes."""
         writer = MultipartWriter([h.path for h in batch])
+        note_write()
         try:
             response = self._http.request(
                 "POST",

@@ -78,6 +78,7 @@ from .wire import (
     UUID_LIST,
     Param,
 )
+from .writes import note_write
 
 if TYPE_CHECKING:
     from ._endpoint_signatures import EndpointSignatures
@@ -735,6 +736,8 @@ class CustomEndpointsMixin(EndpointSignatures):
 
     def _exchange(self, row: Endpoint, encoded: Encoded, *, idempotent: bool) -> Answer:
         """One GET with the parameter header; the answer parsed into the row's model."""
+        if row.safety is not Safety.READ:
+            note_write()
         response = self._http.request(
             "GET", row.path, headers={row.header: wire.header_value(encoded)}, idempotent=idempotent
         )
@@ -805,7 +808,8 @@ def endpoints_markdown(rows: Sequence[Endpoint] = ENDPOINTS) -> str:
         "`credentials` block first). Prefect retries the tasks of reads and idempotent writes on",
         "transient errors (a retried task looks first where the row has a lookup); creates are",
         "retried only inside the client call, where it is known what may have reached the server.",
-        "Tasks of reads are cached (`POSTDICOM_CACHE_MINUTES`); mutations never are. The safe",
+        "Tasks of reads are cached (`POSTDICOM_CACHE_MINUTES`) until the process sends a write;",
+        "mutations never are. The safe",
         f"header size is {wire.DEFAULT_MAX_HEADER_BYTES} bytes unless `{wire.MAX_HEADER_ENV}` says otherwise.",
         "",
         "| function | method / task | request | answer | retry safety | header too large |",

@@ -102,7 +102,8 @@ def _caching_note(row: Endpoint) -> str:
     if row.safety is Safety.READ:
         return (
             "As a task: retried on transient errors; cached for ``POSTDICOM_CACHE_MINUTES`` on its inputs"
-            " (use ``.with_options(refresh_cache=True)`` to read again after a change)."
+            " until this process sends a write (for a change made elsewhere, read again with"
+            " ``.with_options(refresh_cache=True)``)."
         )
     if row.safety.repeatable:
         return "As a task: retried on transient errors (a retry looks first where the row says so); never cached."

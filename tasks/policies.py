@@ -14,6 +14,7 @@ import os
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 
 from postdicom.errors import is_transient
+from postdicom.writes import writes_sent
 
 READ_RETRIES = 2
 READ_TAGS = ["postdicom", "postdicom-read"]
@@ -41,9 +42,19 @@ def retry_on_transient(task, task_run, state) -> bool:
     return False
 
 
+def _writes_seen(context: object, inputs: dict) -> str:
+    return f"postdicom-writes-sent-{writes_sent()}"
+
+
 def read_cache_policy() -> CachePolicy:
-    """Inputs + task source. Blocks hash with their secret masked, so no password reaches a key."""
-    return INPUTS + TASK_SOURCE
+    """Inputs + task source + the writes this process has sent (:mod:`postdicom.writes`).
+
+    The last part makes a read after a write ask the server again instead of
+    returning what was true before it (an order just assigned, images just
+    stored), in the same flow, a subflow or a later run of this process.
+    Blocks hash with their secret masked, so no password reaches a key.
+    """
+    return INPUTS + TASK_SOURCE + CachePolicy.from_cache_key_fn(_writes_seen)
 
 
 def transient_retry_options() -> dict:

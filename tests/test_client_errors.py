@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pydicom
 import pytest
@@ -17,6 +19,7 @@ from postdicom import (
     TransportError,
 )
 from postdicom.multipart import MultipartWriter
+from postdicom.writes import writes_sent
 from tests.fixtures.mock_server import STUDY, make_client, stow_answer
 
 
@@ -199,3 +202,19 @@ def test_truncated_wado_answer_is_retried_then_a_transport_error(small_study, tm
         client.retrieve_study(STUDY, tmp_path)
     assert len(rec.requests) == 3
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_writes_are_counted_when_sent_and_reads_are_not(small_study, sleeps):
+    """The count read caches key on (postdicom.writes): every request that may change the server, even a failed one."""
+    client, _ = make_client(lambda r: httpx.Response(400, headers={"X-Error-Reason": "refused"}))
+    order = str(uuid.uuid4())
+    start = writes_sent()
+    with pytest.raises(BadRequestError):
+        client.get_patient_order_properties(order, order)
+    with pytest.raises(BadRequestError):
+        client.search_for_studies()
+    assert writes_sent() == start
+    with pytest.raises(BadRequestError):
+        client.assign_order_to_user(order, order)
+    client.store_instances(small_study, batch_size=1)
+    assert writes_sent() == start + 1 + len(small_study)

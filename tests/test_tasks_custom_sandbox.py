@@ -78,6 +78,7 @@ def test_the_whole_life_of_an_order(sandbox_server, institution, prefect_harness
         out["listed"] = get_patient_order_list(creds, [inst], accession_number=accession, modality_list=["CT"])
         out["listed_by_name"] = get_patient_order_list(creds, [], patient_name="muñoz", patient_id=run)
         out["properties"] = get_patient_order_properties(creds, inst, uid)
+        out["properties_again"] = get_patient_order_properties(creds, inst, uid, return_state=True)
         out["folder"] = folder = create_folder(creds, f"Tórax {run}", folder_description="Casos de prueba")
         out["child"] = child = create_folder(creds, f"Urgencias {run}", parent_folder_uuid=folder.folder_uuid)
         out["added"] = add_order_to_folder(creds, uid, [child.folder_uuid])
@@ -86,9 +87,9 @@ def test_the_whole_life_of_an_order(sandbox_server, institution, prefect_harness
         out["to_user"] = assign_order_to_user(creds, uid, user)
         out["to_group"] = assign_order_to_user_group(creds, uid, group)
         out["again_to_user"] = assign_order_to_user(creds, uid, user)
-        out["cached"] = get_patient_order_properties(creds, inst, uid)
+        out["after_writes"] = get_patient_order_properties(creds, inst, uid, return_state=True)
         out["upload"] = upload_dicom_images_in_a_folder(creds, tmp_path / "disk")
-        out["assigned"] = get_patient_order_properties.with_options(refresh_cache=True)(creds, inst, uid)
+        out["assigned"] = get_patient_order_properties(creds, inst, uid)
         out["tags"] = get_dicom_tag_content(
             creds, inst, uid, dicom_tag_id_list=["PatientName", "0008,0050", "(0008,0060)", "SeriesNumber"])
         out["share_link"] = create_share_link(creds, [uid], expire, share_password=SecretStr(password),
@@ -126,11 +127,14 @@ def test_the_whole_life_of_an_order(sandbox_server, institution, prefect_harness
     children = out["search_children"].folder_list
     assert [(f.folder_uuid, f.patient_order_uuid_list) for f in children] == [(child.folder_uuid, [order])]
 
-    # assignments, visible in the properties (a read cached before them still shows the old state)
+    # assignments, visible in the properties: a read is reused until the process sends a write, then asked again
     assert out["to_user"].changed is True and out["to_user"].assigned_user_uuid == user
     assert out["to_group"].changed is True and out["to_group"].assigned_user_group_uuid == group
     assert out["again_to_user"].changed is False
-    assert out["cached"] == props and out["cached"].assigned_user_uuid is None
+    assert out["properties_again"].name == "Cached" and out["properties_again"].result() == props
+    after_writes = out["after_writes"]
+    assert after_writes.name == "Completed"
+    assert (after_writes.result().assigned_user_uuid, after_writes.result().order_status) == (user, "Scheduled")
     assigned = out["assigned"]
     assert (assigned.assigned_user_uuid, assigned.assigned_user_group_uuid) == (user, group)
     assert assigned.folder_uuid_list == [child.folder_uuid]
