@@ -506,6 +506,26 @@ def machine() -> dict:
     }
 
 
+def ratios_to_postdicom(rows: Sequence[dict], group_by: Sequence[str], rate: str,
+                        others: Sequence[tuple[str, str]]) -> list[dict]:
+    """postdicom's ``rate`` over each other method's, one entry per group of rows.
+
+    ``others`` pairs a column label with the method it divides by; a group
+    without a postdicom row, or without one of the others, leaves it out.
+    """
+    table = []
+    for group in dict.fromkeys(tuple(r[key] for key in group_by) for r in rows):
+        rates = {r["method"]: r[rate] for r in rows if tuple(r[key] for key in group_by) == group}
+        if "postdicom" not in rates:
+            continue
+        entry = dict(zip(group_by, group))
+        for label, other in others:
+            if other in rates:
+                entry[label] = round(rates["postdicom"] / rates[other], 2)
+        table.append(entry)
+    return table
+
+
 def print_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]]) -> None:
     """Print ``rows`` as an aligned table; ``columns`` are ``(key, heading)``."""
     cells = [[heading for _, heading in columns]]

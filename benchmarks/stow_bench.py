@@ -212,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
                     row.update(instances_per_s=spec["count"] / row["seconds"],
                                mb_per_s=spec["bytes"] / MB / row["seconds"])
                     rows.append(row)
-        ratios = _ratios(rows)
+        ratios = _common.ratios_to_postdicom(
+            rows, ("server", "link"), "instances_per_s",
+            (("c/a", "vendor"), ("c/b", "dicomweb-client"), ("c/d", "curl")))
         print()
         _common.print_table(rows, [("server", "server"), ("link", "link"), ("method", "method"),
                                    ("seconds", "s"), ("instances_per_s", "inst/s"), ("mb_per_s", "MB/s"),
@@ -227,22 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
-
-
-def _ratios(rows: list[dict]) -> list[dict]:
-    """postdicom's instances/s over each other method's, per server and link."""
-    table = []
-    keys = dict.fromkeys((r["server"], r["link"]) for r in rows)
-    for server_kind, link in keys:
-        rate = {r["method"]: r["instances_per_s"] for r in rows if (r["server"], r["link"]) == (server_kind, link)}
-        if "postdicom" not in rate:
-            continue
-        entry = {"server": server_kind, "link": link}
-        for label, other in (("c/a", "vendor"), ("c/b", "dicomweb-client"), ("c/d", "curl")):
-            if other in rate:
-                entry[label] = round(rate["postdicom"] / rate[other], 2)
-        table.append(entry)
-    return table
 
 
 if __name__ == "__main__":

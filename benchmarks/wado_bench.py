@@ -158,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(row)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    ratios = _ratios(rows)
+    ratios = _common.ratios_to_postdicom(
+        rows, ("server",), "mb_per_s",
+        (("vs_curl", "curl"), ("vs_iter_study", "dwc-iter_study"), ("vs_retrieve_study", "dwc-retrieve_study")))
     print()
     _common.print_table(rows, [("server", "server"), ("method", "method"), ("seconds", "s"), ("mb_per_s", "MB/s"),
                                ("spread_pct", "spread %"), ("client_cpu_s", "client CPU s"),
@@ -181,21 +183,6 @@ def _store(server: Server, data: Path) -> None:
         report = client.upload_folder(data, skip_existing=False)
     if not report.ok:
         raise RuntimeError(f"could not store the study: {report.summary()}")
-
-
-def _ratios(rows: list[dict]) -> list[dict]:
-    table = []
-    for server_kind in dict.fromkeys(r["server"] for r in rows):
-        rate = {r["method"]: r["mb_per_s"] for r in rows if r["server"] == server_kind}
-        if "postdicom" not in rate:
-            continue
-        entry = {"server": server_kind}
-        for label, other in (("vs_curl", "curl"), ("vs_iter_study", "dwc-iter_study"),
-                             ("vs_retrieve_study", "dwc-retrieve_study")):
-            if other in rate:
-                entry[label] = round(rate["postdicom"] / rate[other], 2)
-        table.append(entry)
-    return table
 
 
 if __name__ == "__main__":
