@@ -2,9 +2,10 @@
 
 The client is assembled from two halves that share one :class:`HttpSession`:
 the DICOMweb transactions (STOW-RS, QIDO-RS, WADO-RS, in the ``postdicom`` or
-the ``standard`` path dialect) and the 13 custom endpoints, which are driven
-by a table (see :mod:`postdicom.endpoints`). No Prefect import here: the client
-is usable from any Python program.
+the ``standard`` path dialect) and the 13 custom endpoints (methods written
+out in :mod:`postdicom.endpoints`, each sending one row of
+:mod:`postdicom.endpoint_table` through :mod:`postdicom.endpoint_engine`).
+No Prefect import here: the client is usable from any Python program.
 """
 
 from __future__ import annotations

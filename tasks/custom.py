@@ -41,18 +41,15 @@ from prefect.exceptions import MissingContextError
 from prefect.runtime import task_run
 
 from blocks import PostDicomCredentials
-from postdicom.endpoints import ENDPOINTS, Endpoint, Safety
+from postdicom.endpoint_row import Endpoint, Safety
+from postdicom.endpoint_table import ENDPOINTS
+from postdicom.endpoints import CustomEndpointsMixin
 from postdicom.models import Answer
 
 from .policies import read_task_options, write_task_options
 
 _CREDENTIALS = inspect.Parameter(
     "credentials", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=PostDicomCredentials
-)
-_CREDENTIALS_DOC = (
-    "credentials",
-    "PostDicomCredentials",
-    "The account to call (a saved block); the client is built and closed inside the task.",
 )
 
 
@@ -119,14 +116,16 @@ def make_task(row: Endpoint) -> Task[..., Answer]:
         values = dict(bound.arguments)
         credentials: PostDicomCredentials = values.pop("credentials")
         with credentials.get_client() as client:
-            answer = client.call_endpoint(row, values, repeat=task_run.run_count > 1)
+            client.repeating = task_run.run_count > 1
+            answer = client.call_endpoint(row, values)
         _logger().info("%s: %s", row.describe(values), answer.summary())
         return answer
 
     run.__name__ = row.python_name
     run.__qualname__ = row.python_name
     run.__module__ = __name__
-    run.__doc__ = row.docstring(leading=[_CREDENTIALS_DOC]) + "\n" + _caching_note(row)
+    method = getattr(CustomEndpointsMixin, row.python_name, None)
+    run.__doc__ = (method.__doc__ or row.summary) + "\n" + _caching_note(row)
     run.__signature__ = signature  # type: ignore[attr-defined]
     run.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
     run.__annotations__["return"] = row.answer

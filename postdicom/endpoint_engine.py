@@ -1,0 +1,187 @@
+"""The request engine of the custom endpoints: encode → send → decode, for any row of the table.
+
+:meth:`EndpointEngine.call_endpoint` is the one path every custom-endpoint
+method of the client takes (:mod:`postdicom.endpoints` writes them out):
+
+1. **encode** the values into the row's parameter header
+   (:func:`postdicom.wire.encode_parameters`, which refuses bad input before
+   anything is sent);
+2. **split** a header over the safe size into several calls when the row says
+   how (:class:`~postdicom.endpoint_row.Split`), or refuse it;
+3. **send** each header with the row's retry rule: rows with a
+   :class:`~postdicom.endpoint_row.Lookup` *look before they create again*
+   (and look first when :attr:`EndpointEngine.repeating` says an earlier
+   attempt may have reached the server);
+4. **decode** the JSON answer into the row's model, merging split answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from pydantic import ValidationError as PydanticValidationError
+
+from . import wire
+from .endpoint_row import A, Encoded, Endpoint, Reads, Safety
+from .errors import HeaderTooLargeError, PostDicomError, ProtocolError, ThrottledError, is_transient
+from .writes import note_write
+
+if TYPE_CHECKING:
+    from .http import HttpSession
+
+log = logging.getLogger("postdicom.endpoints")
+
+
+def _too_large(row: Endpoint[Any], size: int, limit: int, why: str) -> HeaderTooLargeError:
+    return HeaderTooLargeError(
+        f"{row.vendor_name}: the {row.header} header would be {size} bytes, over the safe"
+        f" {limit} (set {wire.MAX_HEADER_ENV} to change it); {why}"
+    )
+
+
+class EndpointEngine:
+    """Sends any row of :data:`~postdicom.endpoint_table.ENDPOINTS`; part of :class:`~postdicom.PostDicomClient`.
+
+    Needs ``self._http`` (an :class:`~postdicom.http.HttpSession`). The
+    lookups of the table call the client's own read methods, so the engine
+    only works as part of the client (:class:`~postdicom.endpoints.CustomEndpointsMixin`).
+    """
+
+    _http: HttpSession
+
+    max_parameter_header_bytes: int | None = None
+    """Safe size of a parameter header; ``None`` means ``POSTDICOM_MAX_HEADER_BYTES`` or 8 KiB."""
+
+    repeating: bool = False
+    """``True`` when this client repeats work an earlier attempt may already have done
+    (a Prefect task retry builds such a client): calls whose row has a lookup look
+    before sending anything."""
+
+    def call_endpoint(self, row: Endpoint[A], values: Mapping[str, Any]) -> A:
+        """Validate, encode and send one call of any row, honouring its retry safety.
+
+        Parameters
+        ----------
+        row:
+            The :class:`~postdicom.endpoint_row.Endpoint` to call.
+        values:
+            Parameter values by Python name; absent or ``None`` means not given.
+
+        Returns
+        -------
+        Answer
+            The row's answer model (merged, if the call was split).
+
+        Raises
+        ------
+        postdicom.errors.ValidationError
+            A value is missing or malformed, or the header is too large and
+            cannot be split; nothing was sent.
+        postdicom.errors.PostDicomError
+            The server refused the call or could not be reached.
+        """
+        plan = self._plan(row, values)
+        answers = [self._send(row, encoded) for encoded in plan]
+        if len(answers) == 1:
+            return answers[0]
+        assert row.split is not None
+        log.info("%s: header over the safe size, sent as %d calls", row.vendor_name, len(answers))
+        return row.answer.model_validate(row.split.merge(answers))
+
+    def _header_limit(self) -> int:
+        return self.max_parameter_header_bytes or wire.max_header_bytes()
+
+    def _plan(self, row: Endpoint[A], values: Mapping[str, Any]) -> list[Encoded]:
+        """The header objects to send: one, or several when an over-sized call can be split."""
+        limit = self._header_limit()
+        # A generator would be spent by the first encoding, before a split reads it again.
+        values = {k: list(v) if isinstance(v, Iterator) else v for k, v in values.items()}
+
+        def fits(encoded: Encoded) -> bool:
+            return wire.header_size(row.header, wire.header_value(encoded)) <= limit
+
+        encoded = wire.encode_parameters(row.params, values)
+        if fits(encoded):
+            return [encoded]
+        size = wire.header_size(row.header, wire.header_value(encoded))
+        if row.split is None:
+            raise _too_large(row, size, limit, row.too_large)
+        name = row.split.param
+
+        def with_items(items: list[Any]) -> Encoded:
+            return wire.encode_parameters(row.params, {**values, name: items})
+
+        single = f"even one item of {name} does not fit with the other values"
+        chunks: list[list[Any]] = []
+        current: list[Any] = []
+        for item in values.get(name) or []:
+            if fits(with_items([*current, item])):
+                current.append(item)
+            elif current and fits(with_items([item])):
+                chunks.append(current)
+                current = [item]
+            else:
+                raise _too_large(row, size, limit, single)
+        if not current:
+            raise _too_large(row, size, limit, single)
+        chunks.append(current)
+        return [with_items(chunk) for chunk in chunks]
+
+    def _send(self, row: Endpoint[A], encoded: Encoded) -> A:
+        """Send one header object with the row's retry rule (look before create where the row can)."""
+        look = row.lookup if row.lookup is not None and row.lookup.applies(encoded) else None
+        if look is None:
+            # Reads and idempotent writes: the HTTP layer repeats transient failures.
+            # Creates without a usable lookup: it repeats only what never left (and 429s).
+            return self._exchange(row, encoded, idempotent=row.safety.repeatable)
+        # The engine is always part of the client, whose methods the lookups call.
+        client = cast(Reads, self)
+        before = look.before(client, encoded) if look.before is not None and not self.repeating else None
+        policy = self._http.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.repeating or attempt > 1:
+                found = look.find(client, encoded, before)
+                if found is not None:
+                    log.info("%s: an earlier attempt had already done it; not sent again", row.vendor_name)
+                    return found
+            try:
+                return self._exchange(row, encoded, idempotent=False)
+            except PostDicomError as exc:
+                # 429: the HTTP layer already waited and retried as long as the policy allows.
+                if isinstance(exc, ThrottledError) or not is_transient(exc) or attempt >= policy.attempts:
+                    raise
+                delay = policy.delay(attempt, getattr(exc, "retry_after", None))
+                log.info(
+                    "%s may have reached the server (%s); looking before trying again in %.2fs",
+                    row.vendor_name,
+                    type(exc).__name__,
+                    delay,
+                )
+                time.sleep(delay)
+
+    def _exchange(self, row: Endpoint[A], encoded: Encoded, *, idempotent: bool) -> A:
+        """One GET with the parameter header; the answer parsed into the row's model."""
+        if row.safety is not Safety.READ:
+            note_write()
+        response = self._http.request(
+            "GET", row.path, headers={row.header: wire.header_value(encoded)}, idempotent=idempotent
+        )
+        where: dict[str, Any] = dict(status=response.status_code, method="GET", url=str(response.request.url))
+        try:
+            data = response.json()
+        except ValueError:
+            raise ProtocolError(f"{row.vendor_name} answered something that is not JSON", **where) from None
+        if not isinstance(data, dict):
+            raise ProtocolError(f"{row.vendor_name} answered JSON that is not an object", **where)
+        try:
+            return row.answer.model_validate(data)
+        except PydanticValidationError as exc:
+            raise ProtocolError(
+                f"{row.vendor_name} answered an object {row.answer.__name__} cannot read: {exc.errors()[0]['msg']}",
+                **where,
+            ) from None
