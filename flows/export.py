@@ -48,17 +48,16 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
-from prefect import Task, flow, get_run_logger, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
-from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
@@ -69,9 +68,10 @@ from postdicom.errors import NotFoundError
 from tasks import get_patient_order_list
 from tasks.policies import read_task_options, transient_retry_options
 
-from ._common import answer_dict, pick
+from .orders import answer_dict, pick
 from .export_schema import ORDERS, SCHEMA_VERSION, SERIES, STUDIES, TABLES, normalize_tag, order_row, series_rows, study_rows, tag_rows
 from .parquet_writer import Destination, PartitionSet, new_run_id
+from .window import submit_bounded
 
 DEFAULT_DICOM_TAGS: tuple[str, ...] = (
     "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientWeight", "PatientSize",
@@ -302,41 +302,6 @@ def fetch_order_chunk(
     return ChunkRows(tables=tables, orders=len(orders) - len(vanished), requests=requests, vanished=vanished)
 
 
-def stream_chunks(
-    runner: ThreadPoolTaskRunner, chunk_task: Task[..., ChunkRows], chunks: Sequence[list[OrderRef]], width: int,
-    parameters: Mapping[str, Any],
-) -> Iterator[tuple[ChunkRows, bool]]:
-    """Yield ``(rows, from_cache)`` as chunks finish, with at most ``width`` submitted and unconsumed.
-
-    A sliding window instead of ``.map``: results are handed over and dropped
-    one by one, so memory does not grow with the number of chunks. After a
-    failure nothing new is submitted; the running chunks finish (and are
-    cached for the rerun), then the first error is raised.
-    """
-    pending: set[PrefectFuture[ChunkRows]] = set()
-    queue = iter(chunks)
-    error: BaseException | None = None
-    while True:
-        while error is None and len(pending) < width:
-            chunk = next(queue, None)
-            if chunk is None:
-                break
-            pending.add(runner.submit(chunk_task, {**parameters, "orders": chunk}))
-        if not pending:
-            break
-        future = next(as_completed(list(pending)))
-        pending.discard(future)
-        try:
-            result = future.result()
-        except BaseException as exc:  # noqa: BLE001 - re-raised once the running chunks are done
-            error = error or exc
-            continue
-        if error is None:
-            yield result, future.state.name == "Cached"
-    if error is not None:
-        raise error
-
-
 # --------------------------------------------------------------------------
 # The flow
 # --------------------------------------------------------------------------
@@ -481,7 +446,9 @@ def nightly_order_export(
             del refs
             parameters = {"credentials": credentials, "dicom_tag_id_list": tags, "schema_version": SCHEMA_VERSION}
             with PartitionSet(target, {name: t.schema for name, t in TABLES.items()}, day, run_id) as parts:
-                for done, (rows, cached) in enumerate(stream_chunks(runner, chunk_task, chunks, concurrency, parameters), 1):
+                submit = lambda chunk: runner.submit(chunk_task, {**parameters, "orders": chunk})  # noqa: E731
+                for done, (_, rows, future) in enumerate(submit_bounded(submit, chunks, concurrency), 1):
+                    cached = future.state.name == "Cached"
                     for name, table in rows.tables.items():
                         parts.write(name, table)
                     orders = rows.tables[ORDERS.name]

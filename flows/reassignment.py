@@ -27,24 +27,19 @@ from pydantic import BaseModel, Field
 
 from blocks import PostDicomCredentials
 
-from ._common import (
+from .assignment import (
     ASSIGNMENT_STATUSES,
     TARGET_COLUMNS,
     AssignmentCandidate,
-    FlowRunFailed,
     RowResult,
     assign_orders_batch,
-    bounded_task_runner,
-    canonical_uuid,
-    chunked,
-    count_by,
-    ensure_concurrency_limit,
-    list_patient_orders,
-    pick,
     plan_assignments,
-    run_bounded,
     row_result,
 )
+from .orders import canonical_uuid, list_patient_orders, pick
+from .prefect_admin import ensure_concurrency_limit
+from .reporting import FlowRunFailed, count_by
+from .window import bounded_task_runner, chunked, run_bounded
 
 DEFAULT_LIMIT_NAME = "postdicom-assignments"
 """Prefect global concurrency limit the write batches hold a slot of."""
@@ -289,11 +284,9 @@ def batch_reassignment(
         if concurrency_limit_name:
             ensure_concurrency_limit(concurrency_limit_name, concurrency)
         for batch_results in run_bounded(
-            assign_orders_batch,
+            lambda batch: assign_orders_batch.submit(batch, credentials, concurrency_limit_name),
             chunked(to_send, batch_size),
             concurrency=concurrency,
-            credentials=credentials,
-            limit_name=concurrency_limit_name,
         ):
             results += batch_results
 

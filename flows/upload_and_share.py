@@ -37,24 +37,17 @@ from postdicom.upload import STATUSES as FILE_STATUSES
 from postdicom.upload import FileEntry, upload_files, walk_regular_files
 from tasks.policies import read_task_options, write_task_options
 
-from ._common import (
+from .assignment import (
     ASSIGNMENT_STATUSES,
     AssignmentCandidate,
-    FlowRunFailed,
     RowResult,
     TargetKind,
-    answer_dict,
     assign_orders_batch,
-    bounded_task_runner,
-    canonical_uuid,
-    chunked,
-    count_by,
-    fetch_orders,
-    md,
-    pick,
     plan_assignments,
-    run_bounded,
 )
+from .orders import answer_dict, canonical_uuid, fetch_orders, pick
+from .reporting import FlowRunFailed, count_by, md
+from .window import bounded_task_runner, chunked, run_bounded
 
 MASK = "**********"
 """How Prefect writes a ``SecretStr`` it stores (a password equal to this arrived masked)."""
@@ -174,7 +167,7 @@ def upload_all(
 
     outcome: dict[Path, FileEntry] = {}
     for entries in run_bounded(
-        upload_files_batch, batches, concurrency=concurrency, on_done=on_done, credentials=credentials
+        lambda batch: upload_files_batch.submit(batch, credentials), batches, concurrency=concurrency, on_done=on_done
     ):
         outcome.update((entry.path, entry) for entry in entries)
     for round_number in range(1, RETRY_ROUNDS + 1):
@@ -187,7 +180,7 @@ def upload_all(
         )
         time.sleep(2.0 * round_number)
         for entries in run_bounded(
-            upload_files_batch, chunked(failed, batch_size), concurrency=concurrency, credentials=credentials
+            lambda batch: upload_files_batch.submit(batch, credentials), chunked(failed, batch_size), concurrency=concurrency
         ):
             for entry in entries:
                 if entry.status == "already_stored":

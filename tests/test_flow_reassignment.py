@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from flows import batch_reassignment
-from flows._common import AssignmentCandidate, plan_assignments
+from flows.assignment import AssignmentCandidate, plan_assignments
 from flows.reassignment import read_assignment_rows, validate_rows
 from tests.fixtures.sandbox_server import sandbox_faults
 

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from pydicom.uid import generate_uid
 
 from flows import bulk_upload_and_share
-from flows._common import FlowRunFailed
+from flows.reporting import FlowRunFailed
 from postdicom.synthetic import StudySpec, make_instance, write_study
 from tests.fixtures.sandbox_server import launch, sandbox_faults
 from tests.fixtures.servers import ServerInfo

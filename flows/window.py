@@ -1,0 +1,90 @@
+"""Bounded submission: at most N task runs in flight, results handed over as they finish.
+
+Every flow fans work out this way (upload batches, assignment rows, export
+chunks), so the rule lives here once. A sliding window rather than ``.map``:
+``.map`` submits everything at once, so the pool size would be the only bound
+and it is fixed when the flow is declared, while ``concurrency`` is a run
+parameter; and results are handed over one by one, so memory does not grow
+with the number of items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
+
+from prefect.futures import PrefectFuture, as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MAX_WORKERS = 16
+"""Ceiling of the flows' thread pools; the ``concurrency`` parameters choose how much of it is used."""
+
+
+def bounded_task_runner() -> ThreadPoolTaskRunner:
+    """A thread pool with a fixed ceiling: Prefect's default pool is unbounded."""
+    return ThreadPoolTaskRunner(max_workers=MAX_WORKERS)
+
+
+def chunked(items: Sequence[T], size: int) -> list[list[T]]:
+    """Split ``items`` into consecutive lists of at most ``size`` (at least 1)."""
+    size = max(1, int(size))
+    return [list(items[start : start + size]) for start in range(0, len(items), size)]
+
+
+def submit_bounded(
+    submit: Callable[[T], PrefectFuture[R]], items: Iterable[T], width: int
+) -> Iterator[tuple[int, R, PrefectFuture[R]]]:
+    """Yield ``(index, result, future)`` as submissions finish, with at most ``width`` in flight.
+
+    ``submit(item)`` starts one task run (``task.submit(...)`` or
+    ``runner.submit(...)``). After a failure nothing new is submitted; the
+    running ones finish (so a cached task keeps its result for the rerun),
+    then the first error is raised.
+    """
+    width = max(1, int(width))
+    pending: dict[PrefectFuture[R], int] = {}
+    queue = iter(enumerate(items))
+    error: BaseException | None = None
+    while True:
+        while error is None and len(pending) < width:
+            entry = next(queue, None)
+            if entry is None:
+                break
+            pending[submit(entry[1])] = entry[0]
+        if not pending:
+            break
+        future = next(as_completed(list(pending)))
+        index = pending.pop(future)
+        try:
+            result = future.result()
+        except BaseException as exc:  # noqa: BLE001 - re-raised once the running submissions are done
+            error = error or exc
+            continue
+        if error is None:
+            yield index, result, future
+    if error is not None:
+        raise error
+
+
+def run_bounded(
+    submit: Callable[[T], PrefectFuture[R]],
+    items: Sequence[T],
+    *,
+    concurrency: int,
+    on_done: Callable[[int, R], None] | None = None,
+) -> list[R]:
+    """All results of :func:`submit_bounded`, in the order of ``items``.
+
+    At most ``concurrency`` (capped at :data:`MAX_WORKERS`) run at once;
+    ``on_done(index, result)`` is called as each one finishes (progress
+    artifacts move with it).
+    """
+    results: dict[int, R] = {}
+    for index, result, _ in submit_bounded(submit, items, min(int(concurrency), MAX_WORKERS)):
+        results[index] = result
+        if on_done is not None:
+            on_done(index, result)
+    return [results[index] for index in range(len(items))]
