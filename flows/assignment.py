@@ -1,15 +1,17 @@
 """Assignments, shared by batch_reassignment and bulk_upload_and_share (which assigns the orders it uploaded).
 
 Validate, compare with the current assignment, send in batches, report one row each.
+Every change is one run of the documented task (``assign_order_to_user`` or
+``assign_order_to_user_group``), so the Prefect UI lists each row's call by
+its documented name; its retries (Prefect's, for transient errors, over the
+client's own) are the only ones: the flows add no loop of their own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import random
-import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -17,19 +19,19 @@ from prefect.concurrency.sync import concurrency as concurrency_slot
 from pydantic import BaseModel, Field
 
 from blocks import PostDicomCredentials
-from postdicom.errors import PostDicomError, is_transient
+from postdicom.errors import PostDicomError
+from postdicom.models import PatientOrderSummary
+from tasks import assign_order_to_user, assign_order_to_user_group
 from tasks.policies import WRITE_TAGS
 
-from .orders import canonical_uuid, pick
+from .orders import canonical_uuid
 
 
 RowStatus = Literal["assigned", "unchanged", "failed", "skipped"]
 ASSIGNMENT_STATUSES: tuple[RowStatus, ...] = ("assigned", "unchanged", "failed", "skipped")
 TargetKind = Literal["user", "group"]
 TARGET_COLUMNS: dict[TargetKind, str] = {"user": "assigned_user_uuid", "group": "assigned_user_group_uuid"}
-ANSWER_KEYS: dict[TargetKind, str] = {"user": "AssignedUserUuid", "group": "AssignedUserGroupUuid"}
-ROW_ATTEMPTS = 4
-"""Tries per row for transient failures (on top of the client's own retries)."""
+"""The input column naming each kind of target; also the field of the order (and of the answer) holding it."""
 
 
 class RowResult(BaseModel):
@@ -83,7 +85,7 @@ def row_result(
 
 def plan_assignments(
     candidates: Sequence[AssignmentCandidate],
-    orders: Mapping[str, Mapping[str, Any]],
+    orders: Mapping[str, PatientOrderSummary],
     *,
     dry_run: bool,
 ) -> tuple[list[PlannedAssignment], list[RowResult]]:
@@ -100,7 +102,7 @@ def plan_assignments(
         if order is None:
             decided.append(row_result(candidate, "skipped", "unknown order: not in this account's order list"))
             continue
-        current = canonical_uuid(pick(order, ANSWER_KEYS[candidate.target]))
+        current = canonical_uuid(getattr(order, TARGET_COLUMNS[candidate.target]))
         if current == candidate.target_uuid:
             decided.append(row_result(candidate, "unchanged", f"already assigned to this {candidate.target}", current))
         elif dry_run:
@@ -111,35 +113,27 @@ def plan_assignments(
     return to_send, decided
 
 
-def assign_one(client: Any, item: PlannedAssignment) -> RowResult:
-    """Send one assignment, retrying transient failures; never raises for a server error.
+def assign_one(credentials: PostDicomCredentials, item: PlannedAssignment) -> RowResult:
+    """Send one assignment through its documented task; a lasting server error becomes a ``failed`` row.
 
-    The client already repeats transient failures of this idempotent call;
-    this loop is the second line for outages longer than its backoff, and
-    turns a lasting failure into a ``failed`` row instead of a crashed batch.
+    The task's retries have already been spent when it raises, so the row is
+    reported and the batch goes on.
     """
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            if item.target == "user":
-                answer = client.assign_order_to_user(
-                    patient_order_uuid=item.patient_order_uuid, assigned_user_uuid=item.target_uuid
-                )
-            else:
-                answer = client.assign_order_to_user_group(
-                    patient_order_uuid=item.patient_order_uuid, assigned_user_group_uuid=item.target_uuid
-                )
-            break
-        except PostDicomError as exc:
-            if is_transient(exc) and attempt < ROW_ATTEMPTS:
-                time.sleep(0.5 * 2 ** (attempt - 1) * (1 + random.random() / 2))
-                continue
-            return row_result(item, "failed", str(exc), item.current_uuid)
-    now = canonical_uuid(pick(answer, ANSWER_KEYS[item.target]))
+    try:
+        if item.target == "user":
+            answer = assign_order_to_user(
+                credentials, patient_order_uuid=item.patient_order_uuid, assigned_user_uuid=item.target_uuid
+            )
+        else:
+            answer = assign_order_to_user_group(
+                credentials, patient_order_uuid=item.patient_order_uuid, assigned_user_group_uuid=item.target_uuid
+            )
+    except PostDicomError as exc:
+        return row_result(item, "failed", str(exc), item.current_uuid)
+    now = canonical_uuid(getattr(answer, TARGET_COLUMNS[item.target], None))
     if now != item.target_uuid:
         return row_result(item, "failed", f"server kept {now or 'none'} after the change", item.current_uuid)
-    if pick(answer, "Changed"):
+    if getattr(answer, "changed", None):
         return row_result(item, "assigned", "", item.current_uuid)
     # It differed when planned and is right now: a repeated request whose first
     # answer was lost, or someone else's identical change. The row is done either way.
@@ -157,11 +151,12 @@ def assign_orders_batch(
 
     One slot per batch, not per request: acquiring a Prefect slot costs a round
     trip to the Prefect server (seconds on SQLite), while the client's own
-    throttle (``requests_per_second``) paces each request for free. Rows are
-    retried one by one inside, so a lost connection repeats one row, not the batch.
+    throttle (``requests_per_second``) paces each request for free. Each row is
+    its own nested run of the documented task, retried alone, so a lost
+    connection repeats one row, not the batch.
     """
     slot = concurrency_slot(limit_name, occupy=1) if limit_name else contextlib.nullcontext()
-    with slot, credentials.get_client() as client:
-        return [assign_one(client, item) for item in batch]
+    with slot:
+        return [assign_one(credentials, item) for item in batch]
 
 

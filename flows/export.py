@@ -65,10 +65,10 @@ from pydantic import BaseModel, Field
 from blocks import PostDicomCredentials
 from postdicom import PostDicomClient
 from postdicom.errors import NotFoundError
+from postdicom.models import PatientOrderProperties, PatientOrderSummary
 from tasks import get_patient_order_list
-from tasks.policies import read_task_options, transient_retry_options
+from tasks.policies import transient_retry_options
 
-from .orders import answer_dict, pick
 from .export_schema import ORDERS, SCHEMA_VERSION, SERIES, STUDIES, TABLES, normalize_tag, order_row, series_rows, study_rows, tag_rows
 from .parquet_writer import Destination, PartitionSet, new_run_id
 from .window import submit_bounded
@@ -161,18 +161,19 @@ class OrderRef(NamedTuple):
     digest: str
 
 
-def order_ref(entry: Mapping[str, Any]) -> OrderRef:
+def order_ref(entry: PatientOrderSummary | Mapping[str, Any]) -> OrderRef:
     """The entry's :class:`OrderRef`; the digest changes whenever anything in the entry does."""
-    digest = hashlib.sha256(json.dumps(entry, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:20]
+    summary = entry if isinstance(entry, PatientOrderSummary) else PatientOrderSummary.model_validate(dict(entry))
+    digest = hashlib.sha256(json.dumps(summary.raw, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:20]
     return OrderRef(
-        str(pick(entry, "PatientOrderUuid") or "").lower(),
-        sys.intern(str(pick(entry, "InstitutionUuid") or "").lower()),
+        str(summary.patient_order_uuid or "").lower(),
+        sys.intern(str(summary.institution_uuid or "").lower()),
         digest,
     )
 
 
 def plan_chunks(
-    entries: Sequence[OrderRef | Mapping[str, Any]], orders_per_chunk: int, concurrency: int
+    entries: Sequence[OrderRef | PatientOrderSummary | Mapping[str, Any]], orders_per_chunk: int, concurrency: int
 ) -> list[list[OrderRef]]:
     """Deal the orders (refs, or order-list entries) into stable chunks: bucket = hash(order UUID) mod a power of two.
 
@@ -191,31 +192,29 @@ def plan_chunks(
     return [sorted(c) for c in chunks if c]
 
 
-@task(
-    name="list-day-orders",
-    **read_task_options(cached=False),
-    cache_policy=NO_CACHE,
-    persist_result=False,
-    cache_result_in_memory=False,
+DAY_ORDER_LIST = get_patient_order_list.with_options(
+    cache_policy=NO_CACHE, persist_result=False, cache_result_in_memory=False
 )
+"""The documented order-list task, as the export reads a day: never cached, never stored, not kept in memory.
+
+Not cached: a rerun must see orders added or deleted since. Not stored or
+kept: the parsed answer (models plus raw dicts, ~3.5 KB an order) is reduced
+to :class:`OrderRef` as soon as it arrives (:func:`list_day_orders`).
+"""
+
+
 def list_day_orders(
     credentials: PostDicomCredentials, institution_uuid_list: list[str], modality_list: list[str] | None, day: dt.date
 ) -> list[OrderRef]:
-    """GetPatientOrderList for one study date, reduced to :class:`OrderRef` before it leaves the task.
-
-    The parsed answer (models plus raw dicts, ~3.5 KB an order) is dropped
-    here instead of being handed to the flow, where Prefect kept it alive
-    until the flow ended. Not cached: a rerun must see orders added or
-    deleted since.
-    """
-    answer = get_patient_order_list.fn(
+    """GetPatientOrderList for one study date (a ``get_patient_order_list`` run), reduced to :class:`OrderRef`."""
+    answer = DAY_ORDER_LIST(
         credentials,
         institution_uuid_list=institution_uuid_list,
         modality_list=modality_list,
         study_date_from=day,
         study_date_to=day,
     )
-    return [order_ref(answer_dict(entry)) for entry in pick(answer, "PatientOrderList") or []]
+    return [order_ref(entry) for entry in answer.patient_order_list]
 
 
 # --------------------------------------------------------------------------
@@ -239,23 +238,23 @@ class ChunkRows:
 def fetch_order(client: PostDicomClient, ref: OrderRef, tags: Sequence[str]) -> tuple[dict[str, list[dict[str, Any]]], int] | None:
     """One order's rows for the four tables and the number of requests made; None if it vanished."""
     try:
-        properties = answer_dict(
-            client.get_patient_order_properties(
-                patient_order_institution_uuid=ref.institution_uuid, patient_order_uuid=ref.patient_order_uuid
-            )
+        answer: PatientOrderProperties = client.get_patient_order_properties(
+            patient_order_institution_uuid=ref.institution_uuid, patient_order_uuid=ref.patient_order_uuid
         )
     except NotFoundError:
         return None
     requests = 1
+    # The tables read the answer as sent (docs/export-schema.md: every key, whatever the model covers).
+    properties = answer.raw
     rows: dict[str, list[dict[str, Any]]] = {"orders": [order_row(properties)], "studies": [], "series": [], "tags": []}
-    study_uid = pick(properties, "StudyInstanceUid")
+    study_uid = answer.study_instance_uid
     if study_uid:
         contents = client.get_dicom_tag_content(
             patient_order_institution_uuid=ref.institution_uuid,
             patient_order_uuid=ref.patient_order_uuid,
             dicom_tag_id_list=list(tags),
         )
-        rows["tags"] = tag_rows(properties, pick(contents, "DicomTagContentList") or [])
+        rows["tags"] = tag_rows(properties, [entry.raw for entry in contents.dicom_tag_content_list])
         studies = client.search_for_studies({"StudyInstanceUID": study_uid}, fields=STUDIES.dicom_keywords)
         rows["studies"] = study_rows(properties, studies)
         series = client.search_for_series(study_uid, fields=SERIES.dicom_keywords)

@@ -36,7 +36,7 @@ from .assignment import (
     plan_assignments,
     row_result,
 )
-from .orders import canonical_uuid, list_patient_orders, pick
+from .orders import canonical_uuid, current_orders, orders_by_uuid
 from .prefect_admin import ensure_concurrency_limit
 from .reporting import FlowRunFailed, count_by
 from .window import bounded_task_runner, chunked, run_bounded
@@ -248,10 +248,7 @@ def batch_reassignment(
         if chosen_filters or assigned_user_uuid or assigned_user_group_uuid:
             raise ValueError("give either assignments or a selection with one target, not both")
         candidates, results = validate_rows(read_assignment_rows(assignments))
-        orders = {
-            canonical_uuid(pick(order, "PatientOrderUuid")): order
-            for order in list_patient_orders(credentials)
-        }
+        orders = orders_by_uuid(current_orders(credentials))
     else:
         if not chosen_filters:
             raise ValueError("a selection needs at least one filter (refusing to reassign every order)")
@@ -259,17 +256,17 @@ def batch_reassignment(
             raise ValueError("a selection needs exactly one of assigned_user_uuid or assigned_user_group_uuid")
         if canonical_uuid(assigned_user_uuid or assigned_user_group_uuid) is None:
             raise ValueError("the target of a selection must be a UUID")
-        selected = list_patient_orders(credentials, **chosen_filters)
+        selected = current_orders(credentials, **chosen_filters)
         target_rows = [
             {
-                "patient_order_uuid": pick(order, "PatientOrderUuid"),
+                "patient_order_uuid": order.patient_order_uuid,
                 "assigned_user_uuid": assigned_user_uuid,
                 "assigned_user_group_uuid": assigned_user_group_uuid,
             }
             for order in selected
         ]
         candidates, results = validate_rows(target_rows)
-        orders = {canonical_uuid(pick(order, "PatientOrderUuid")): order for order in selected}
+        orders = orders_by_uuid(selected)
 
     to_send, decided = plan_assignments(candidates, orders, dry_run=dry_run)
     results += decided

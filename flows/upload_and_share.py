@@ -20,11 +20,13 @@ import datetime as dt
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from prefect import flow, get_run_logger, task
+from prefect.futures import PrefectFuture
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
 from prefect.artifacts import update_progress_artifact
 from prefect.blocks.system import Secret
@@ -33,9 +35,18 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field, SecretStr, computed_field
 
 from blocks import PostDicomCredentials
+from postdicom.models import AddOrderToFolderAnswer, FolderAnswer, PatientOrderListAnswer, PatientOrderSummary
 from postdicom.upload import STATUSES as FILE_STATUSES
 from postdicom.upload import FileEntry, upload_files, walk_regular_files
-from tasks.policies import read_task_options, write_task_options
+from tasks import (
+    add_order_to_folder,
+    create_folder,
+    get_patient_order_list,
+    qido_search,
+    search_folder,
+    share_patient_order_with_url,
+)
+from tasks.policies import write_task_options
 
 from .assignment import (
     ASSIGNMENT_STATUSES,
@@ -45,16 +56,21 @@ from .assignment import (
     assign_orders_batch,
     plan_assignments,
 )
-from .orders import answer_dict, canonical_uuid, fetch_orders, pick
+from .orders import canonical_uuid, fresh, orders_by_uuid
 from .reporting import FlowRunFailed, count_by, md
 from .window import bounded_task_runner, chunked, run_bounded
 
 MASK = "**********"
 """How Prefect writes a ``SecretStr`` it stores (a password equal to this arrived masked)."""
-RETRY_ROUNDS = 2
-"""Extra passes over files that could not be sent, inside one run (a rerun adds more)."""
 STOW_FILES_PER_REQUEST = 20
 ORDER_LOOKUP_ATTEMPTS = 3
+"""Looks for the orders of just-stored studies: a real account may index a study a moment after STOW answered.
+
+Not an error retry (the answer is a success that lacks the order, which no
+retry layer sees): studies already found are not asked for again.
+"""
+ORDER_LOOKUP_PAUSE = 2.0
+"""Seconds before the second look, growing linearly."""
 
 
 class FileIssue(BaseModel):
@@ -146,18 +162,15 @@ def upload_all(
     batch_size: int,
     concurrency: int,
 ) -> list[FileEntry]:
-    """Upload ``files`` in batched tasks with a progress artifact; retry files that could not be sent.
+    """Upload ``files`` in batched tasks, with a progress artifact that moves as batches finish.
 
-    A file that failed in one pass is tried again in the next (up to
-    ``RETRY_ROUNDS`` more); if the pre-check then finds it on the server, an
-    earlier try did store it and only its answer was lost, so it counts as
-    ``stored`` by this run.
+    A file that could not be sent (after the client's and the task's retries)
+    is reported ``failed``: running the flow again sends it (the pre-check
+    skips everything stored), so no extra pass is made here.
     """
-    logger = get_run_logger()
     progress_id = create_progress_artifact(
         progress=0.0, key="upload-and-share-progress", description=f"Uploading {len(files)} files"
     )
-    batches = chunked(list(files), batch_size)
     done = 0
 
     def on_done(index: int, entries: list[FileEntry]) -> None:
@@ -165,116 +178,119 @@ def upload_all(
         done += len(entries)
         update_progress_artifact(progress_id, progress=round(100.0 * done / len(files), 1))
 
-    outcome: dict[Path, FileEntry] = {}
-    for entries in run_bounded(
-        lambda batch: upload_files_batch.submit(batch, credentials), batches, concurrency=concurrency, on_done=on_done
-    ):
-        outcome.update((entry.path, entry) for entry in entries)
-    for round_number in range(1, RETRY_ROUNDS + 1):
-        failed = [path for path in files if outcome[path].status == "failed"]
-        if not failed:
-            break
-        logger.warning("%d files could not be sent; retry round %d", len(failed), round_number)
-        update_progress_artifact(
-            progress_id, progress=100.0, description=f"Retrying {len(failed)} files (round {round_number})"
-        )
-        time.sleep(2.0 * round_number)
-        for entries in run_bounded(
-            lambda batch: upload_files_batch.submit(batch, credentials), chunked(failed, batch_size), concurrency=concurrency
-        ):
-            for entry in entries:
-                if entry.status == "already_stored":
-                    entry = FileEntry(
-                        entry.path,
-                        "stored",
-                        "stored; the answer was lost and the pre-check found it on the server",
-                        entry.sop_instance_uid,
-                        entry.study_instance_uid,
-                    )
-                outcome[entry.path] = entry
+    batches = run_bounded(
+        lambda batch: upload_files_batch.submit(batch, credentials),
+        chunked(list(files), batch_size),
+        concurrency=concurrency,
+        on_done=on_done,
+    )
     update_progress_artifact(progress_id, progress=100.0, description=f"Uploaded {len(files)} files")
-    return [outcome[path] for path in files]
+    return [entry for entries in batches for entry in entries]
 
 
 # --------------------------------------------------------------------- orders
 
 
-@task(name="find-orders-of-studies", **read_task_options(cached=False))
-def find_orders_of_studies(credentials: PostDicomCredentials, study_uids: list[str]) -> list[dict[str, Any]]:
-    """The order-list rows of the patient orders holding ``study_uids``.
+def patient_of_study(credentials: PostDicomCredentials, study_uid: str) -> PrefectFuture[list[dict[str, Any]]]:
+    """Submit the QIDO search (the documented ``qido_search`` task) for the PatientID the server stored."""
+    return fresh(qido_search).submit(
+        credentials, filters={"StudyInstanceUID": study_uid}, level="study", fields=["PatientID"]
+    )
+
+
+def orders_of_patient(credentials: PostDicomCredentials, patient_id: str) -> PrefectFuture[PatientOrderListAnswer]:
+    """Submit the order-list read (the documented ``get_patient_order_list`` task) filtered by one patient."""
+    return fresh(get_patient_order_list).submit(credentials, institution_uuid_list=[], patient_id=patient_id or None)
+
+
+def find_orders_of_studies(
+    credentials: PostDicomCredentials, study_uids: Sequence[str], *, concurrency: int
+) -> list[PatientOrderSummary]:
+    """The patient orders holding ``study_uids``, in the order of ``study_uids`` (missing ones left out).
 
     QIDO gives each study's PatientID as the server stored it; the order list
     filtered by that patient is then matched on StudyInstanceUid exactly.
-    Orders that do not show up at once are asked again a few times (a real
-    account may index a new study a moment after STOW answered).
+    Studies not found at once are looked for again (see
+    :data:`ORDER_LOOKUP_ATTEMPTS`).
     """
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, PatientOrderSummary] = {}
     missing = list(dict.fromkeys(study_uids))
-    with credentials.get_client() as client:
-        for attempt in range(ORDER_LOOKUP_ATTEMPTS):
-            if attempt:
-                time.sleep(2.0 * attempt)
-            patients: dict[str, None] = {}
-            for study_uid in missing:
-                for match in client.search_for_studies({"StudyInstanceUID": study_uid}, fields=("PatientID",)):
-                    values = (match.get("00100020") or {}).get("Value") or [""]
-                    patients[str(values[0])] = None
-            for patient_id in patients:
-                for order in fetch_orders(client, patient_id=patient_id):
-                    study_uid = pick(order, "StudyInstanceUid")
-                    if study_uid in missing:
-                        found[study_uid] = order
-            missing = [uid for uid in missing if uid not in found]
-            if not missing:
-                break
+    for attempt in range(ORDER_LOOKUP_ATTEMPTS):
+        if attempt:
+            time.sleep(ORDER_LOOKUP_PAUSE * attempt)
+        patients: dict[str, None] = {}
+        for matches in run_bounded(lambda uid: patient_of_study(credentials, uid), missing, concurrency=concurrency):
+            for match in matches:
+                values = (match.get("00100020") or {}).get("Value") or [""]
+                patients[str(values[0])] = None
+        wanted = set(missing)
+        for answer in run_bounded(
+            lambda patient: orders_of_patient(credentials, patient), list(patients), concurrency=concurrency
+        ):
+            for order in answer.patient_order_list:
+                if order.study_instance_uid in wanted:
+                    found[order.study_instance_uid] = order
+        missing = [uid for uid in missing if uid not in found]
+        if not missing:
+            break
     return [found[uid] for uid in study_uids if uid in found]
 
 
 # --------------------------------------------------------------------- folder
 
 
-@task(name="ensure-folder", **write_task_options(idempotent=True))
-def ensure_folder(
+@dataclass
+class FolderInUse:
+    """The folder the run files its orders in."""
+
+    folder_uuid: str
+    created: bool
+    order_uuids: set[str]
+
+
+def same_folder(folder: FolderAnswer, folder_name: str, parent_folder_uuid: str | None) -> bool:
+    """Whether ``folder`` is the one named ``folder_name`` under the parent (names compared without outer blanks)."""
+    return (folder.folder_name or "").strip() == folder_name.strip() and canonical_uuid(
+        folder.parent_folder_uuid
+    ) == canonical_uuid(parent_folder_uuid)
+
+
+def find_or_create_folder(
     credentials: PostDicomCredentials, folder_name: str, parent_folder_uuid: str | None
-) -> tuple[str, bool, list[str]]:
-    """The folder named exactly ``folder_name`` under the parent, created only if missing.
+) -> FolderInUse:
+    """The folder named ``folder_name`` under the parent, created (``create_folder``) only if missing.
 
-    Returns ``(folder_uuid, created, orders_already_in_it)``. Folder names are
-    not unique on the server and its search matches substrings, so the answer
-    is filtered to the exact name and parent; when several folders match (made
-    by hand, or by two runs racing), the first listed is used and the others
-    are left alone. Repeating this task searches again first, so a retry after
-    a lost answer finds the folder the first try created.
+    Folder names are not unique on the server and ``search_folder`` matches
+    substrings, so its answer is filtered to the exact name and parent; when
+    several folders match (made by hand, or by two runs racing), the first
+    listed is used and the others are left alone. A lost answer of the create
+    is the client's concern: it looks before sending it again.
     """
-    with credentials.get_client() as client:
-        answer = client.search_folder(
-            parent_folder_uuid=parent_folder_uuid, folder_name=folder_name, get_orders_in_folder=True
-        )
-        matches = [
-            answer_dict(row)
-            for row in pick(answer, "FolderList") or []
-            if pick(row, "FolderName") == folder_name
-            and canonical_uuid(pick(row, "ParentFolderUuid")) == canonical_uuid(parent_folder_uuid)
-        ]
-        if matches:
-            if len(matches) > 1:
-                get_run_logger().warning("%d folders share this name and parent; using the first", len(matches))
-            folder = matches[0]
-            orders = [str(uuid_) for uuid_ in pick(folder, "PatientOrderUuidList") or []]
-            return str(pick(folder, "FolderUuid")), False, orders
-        created = client.create_folder(folder_name=folder_name, parent_folder_uuid=parent_folder_uuid)
-        return str(pick(created, "FolderUuid")), True, []
+    answer = fresh(search_folder)(
+        credentials, parent_folder_uuid=parent_folder_uuid, folder_name=folder_name, get_orders_in_folder=True
+    )
+    matches = [folder for folder in answer.folder_list if same_folder(folder, folder_name, parent_folder_uuid)]
+    if len(matches) > 1:
+        get_run_logger().warning("%d folders share this name and parent; using the first", len(matches))
+    if matches:
+        inside = {canonical_uuid(uuid_) for uuid_ in matches[0].patient_order_uuid_list or []}
+        return FolderInUse(str(matches[0].folder_uuid), False, {uuid_ for uuid_ in inside if uuid_})
+    created = create_folder(credentials, folder_name=folder_name, parent_folder_uuid=parent_folder_uuid)
+    return FolderInUse(str(created.folder_uuid), True, set())
 
 
-@task(name="add-orders-to-folder", **write_task_options(idempotent=True))
-def add_orders_to_folder(credentials: PostDicomCredentials, folder_uuid: str, order_uuids: list[str]) -> int:
-    """Put each order in the folder; returns how many were newly added (adding twice is harmless)."""
-    added = 0
-    with credentials.get_client() as client:
-        for order_uuid in order_uuids:
-            answer = client.add_order_to_folder(patient_order_uuid=order_uuid, folder_uuid_list=[folder_uuid])
-            added += bool(pick(answer, "AddedFolderUuidList"))
-    return added
+def add_orders_to_folder(
+    credentials: PostDicomCredentials, folder_uuid: str, order_uuids: Sequence[str], *, concurrency: int
+) -> int:
+    """Put each order in the folder (one ``add_order_to_folder`` run each); returns how many were newly added."""
+    answers: list[AddOrderToFolderAnswer] = run_bounded(
+        lambda order_uuid: add_order_to_folder.submit(
+            credentials, patient_order_uuid=order_uuid, folder_uuid_list=[folder_uuid]
+        ),
+        list(order_uuids),
+        concurrency=concurrency,
+    )
+    return sum(bool(answer.added_folder_uuid_list) for answer in answers)
 
 
 # --------------------------------------------------------------------- shares
@@ -287,7 +303,6 @@ class ShareRequest(BaseModel):
     patient_order_uuids: list[str]
 
 
-@task(name="create-share-links", **write_task_options(idempotent=False))
 def create_share_links(
     credentials: PostDicomCredentials,
     requests: list[ShareRequest],
@@ -295,44 +310,45 @@ def create_share_links(
     share_password: SecretStr | None,
     downloadable: bool,
 ) -> list[ShareLink]:
-    """One SharePatientOrderWithUrl per request; the password is unwrapped here and nowhere else.
+    """One ``share_patient_order_with_url`` run per request; the password travels as a ``SecretStr``.
 
     Order shares rather than a folder share: a reused folder may hold other
     patients' studies, and a folder link would show them too.
     """
     links: list[ShareLink] = []
-    password = share_password.get_secret_value() if share_password is not None else None
-    with credentials.get_client() as client:
-        for request in requests:
-            answer = client.share_patient_order_with_url(
-                order_uuid_list=request.patient_order_uuids,
-                expire_date=expire_date,
-                share_password=password,
-                user_can_download_studies=downloadable,
+    for request in requests:
+        answer = share_patient_order_with_url(
+            credentials,
+            order_uuid_list=request.patient_order_uuids,
+            expire_date=expire_date,
+            share_password=share_password,
+            user_can_download_studies=downloadable,
+        )
+        links.append(
+            ShareLink(
+                share_url=str(answer.share_url),
+                share_uuid=answer.share_uuid,
+                patient_id=request.patient_id,
+                patient_order_uuids=request.patient_order_uuids,
+                expire_date=answer.expire_date or expire_date,
+                password_protected=(
+                    answer.password_protected if answer.password_protected is not None else share_password is not None
+                ),
+                downloadable=answer.downloadable if answer.downloadable is not None else downloadable,
             )
-            links.append(
-                ShareLink(
-                    share_url=str(pick(answer, "ShareUrl")),
-                    share_uuid=pick(answer, "ShareUuid"),
-                    patient_id=request.patient_id,
-                    patient_order_uuids=request.patient_order_uuids,
-                    expire_date=pick(answer, "ExpireDate") or expire_date,
-                    password_protected=bool(pick(answer, "PasswordProtected", password is not None)),
-                    downloadable=bool(pick(answer, "Downloadable", downloadable)),
-                )
-            )
+        )
     return links
 
 
-def share_requests(orders: Sequence[dict[str, Any]], share_per: str) -> list[ShareRequest]:
+def share_requests(orders: Sequence[PatientOrderSummary], share_per: str) -> list[ShareRequest]:
     """Group the orders into links: everything in one, or one per patient."""
     if not orders:
         return []
     if share_per == "all":
-        return [ShareRequest(patient_order_uuids=[str(pick(order, "PatientOrderUuid")) for order in orders])]
+        return [ShareRequest(patient_order_uuids=[str(order.patient_order_uuid) for order in orders])]
     by_patient: dict[str, list[str]] = {}
     for order in orders:
-        by_patient.setdefault(str(pick(order, "PatientId") or ""), []).append(str(pick(order, "PatientOrderUuid")))
+        by_patient.setdefault(order.patient_id or "", []).append(str(order.patient_order_uuid))
     return [ShareRequest(patient_id=patient, patient_order_uuids=uuids) for patient, uuids in by_patient.items()]
 
 
@@ -459,13 +475,15 @@ def bulk_upload_and_share(
     entries = upload_all(files, credentials, batch_size=batch_size, concurrency=concurrency)
     summary = summarise_upload(Path(directory).expanduser(), entries)
     logger.info("upload: %s", ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n))
-    orders = locate_orders(credentials, entries, summary)
+    orders = locate_orders(credentials, entries, summary, concurrency=concurrency)
     try:
         if folder_name and orders:
-            folder_uuid, created, present = ensure_folder(credentials, folder_name, parent_folder_uuid)
-            summary.folder_uuid, summary.folder_created = folder_uuid, created
-            missing = [uuid_ for uuid_ in summary.patient_order_uuids if uuid_ not in set(map(canonical_uuid, present))]
-            summary.orders_added_to_folder = add_orders_to_folder(credentials, folder_uuid, missing) if missing else 0
+            folder = find_or_create_folder(credentials, folder_name, parent_folder_uuid)
+            summary.folder_uuid, summary.folder_created = folder.folder_uuid, folder.created
+            missing = [uuid_ for uuid_ in summary.patient_order_uuids if uuid_ not in folder.order_uuids]
+            summary.orders_added_to_folder = add_orders_to_folder(
+                credentials, folder.folder_uuid, missing, concurrency=concurrency
+            )
         if targets and orders:
             summary.assignments = assign_orders(credentials, orders, targets)
             failed = sum(row.status == "failed" for row in summary.assignments)
@@ -526,8 +544,12 @@ def summarise_upload(root: Path, entries: Sequence[FileEntry]) -> UploadAndShare
 
 
 def locate_orders(
-    credentials: PostDicomCredentials, entries: Sequence[FileEntry], summary: UploadAndShareSummary
-) -> list[dict[str, Any]]:
+    credentials: PostDicomCredentials,
+    entries: Sequence[FileEntry],
+    summary: UploadAndShareSummary,
+    *,
+    concurrency: int,
+) -> list[PatientOrderSummary]:
     """Find the order of every study with a file on the server; record them (and any missing) in ``summary``."""
     study_uids = list(
         dict.fromkeys(
@@ -536,16 +558,16 @@ def locate_orders(
             if entry.status in ("stored", "already_stored") and entry.study_instance_uid
         )
     )
-    orders = find_orders_of_studies(credentials, study_uids) if study_uids else []
-    by_study = {pick(order, "StudyInstanceUid"): order for order in orders}
+    orders = find_orders_of_studies(credentials, study_uids, concurrency=concurrency) if study_uids else []
+    by_study = {order.study_instance_uid: order for order in orders}
     for uid in study_uids:
-        order = by_study.get(uid, {})
+        order = by_study.get(uid)
         summary.studies.append(
             StudyOrder(
                 study_instance_uid=uid,
-                patient_id=pick(order, "PatientId"),
-                patient_order_uuid=canonical_uuid(pick(order, "PatientOrderUuid")),
-                institution_uuid=canonical_uuid(pick(order, "InstitutionUuid")),
+                patient_id=order.patient_id if order else None,
+                patient_order_uuid=canonical_uuid(order.patient_order_uuid) if order else None,
+                institution_uuid=canonical_uuid(order.institution_uuid) if order else None,
             )
         )
     summary.patient_order_uuids = [study.patient_order_uuid for study in summary.studies if study.patient_order_uuid]
@@ -555,17 +577,18 @@ def locate_orders(
 
 
 def assign_orders(
-    credentials: PostDicomCredentials, orders: Sequence[dict[str, Any]], targets: Sequence[tuple[TargetKind, str]]
+    credentials: PostDicomCredentials,
+    orders: Sequence[PatientOrderSummary],
+    targets: Sequence[tuple[TargetKind, str]],
 ) -> list[RowResult]:
     """Assign every order to each target, through the same compare-then-send path as batch_reassignment."""
-    pairs = [(pick(order, "PatientOrderUuid"), kind, target) for order in orders for kind, target in targets]
+    by_uuid = orders_by_uuid(list(orders))
     candidates = [
-        AssignmentCandidate(
-            row=number, patient_order_uuid=str(canonical_uuid(order_uuid)), target=kind, target_uuid=target
+        AssignmentCandidate(row=number, patient_order_uuid=order_uuid, target=kind, target_uuid=target)
+        for number, (order_uuid, kind, target) in enumerate(
+            ((order_uuid, kind, target) for order_uuid in by_uuid for kind, target in targets), start=1
         )
-        for number, (order_uuid, kind, target) in enumerate(pairs, start=1)
     ]
-    by_uuid = {canonical_uuid(pick(order, "PatientOrderUuid")): order for order in orders}
     to_send, decided = plan_assignments(candidates, by_uuid, dry_run=False)
     sent = assign_orders_batch(to_send, credentials, None) if to_send else []
     return sorted(decided + sent, key=lambda row: row.row)

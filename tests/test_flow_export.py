@@ -20,6 +20,7 @@ from flows.export import nightly_order_export, plan_chunks, resolve_window
 from flows.export_schema import TABLES, hive_partitioning
 from postdicom import PostDicomClient
 from postdicom.synthetic import StudySpec, write_study
+from tests.test_flow_upload_and_share import documented_task_names
 
 DAY1 = dt.date(2031, 5, 6)
 DAY2 = DAY1 + dt.timedelta(days=1)
@@ -81,6 +82,7 @@ def test_export_reads_back_the_same_in_pandas_duckdb_and_polars(prefect_harness,
     dest = tmp_path / "export"
     state, summary = run(account, dest, **WINDOW)
     assert state.is_completed(), state.message
+    assert documented_task_names(state) == {"get_patient_order_list"}, "the day's order list is the documented task"
 
     assert summary.orders == 4 and summary.rows["orders"] == 4
     assert summary.rows["studies"] == 4

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 
 from flows import batch_reassignment
+from postdicom.models import PatientOrderSummary
 from flows.assignment import AssignmentCandidate, plan_assignments
 from flows.reassignment import read_assignment_rows, validate_rows
 from tests.fixtures.sandbox_server import sandbox_faults
+from tests.test_flow_upload_and_share import documented_task_names
 
 ORDER_A = str(uuid.uuid4())
 ORDER_B = str(uuid.uuid4())
@@ -98,8 +100,8 @@ def test_plan_compares_with_the_current_assignment_and_a_dry_run_sends_nothing()
         AssignmentCandidate(row=3, patient_order_uuid=str(uuid.uuid4()), target="group", target_uuid=GROUP_1),
     ]
     orders = {
-        ORDER_A: {"PatientOrderUuid": ORDER_A, "AssignedUserUuid": USER_1},
-        ORDER_B: {"patientorderuuid": ORDER_B, "assigneduseruuid": USER_2},
+        ORDER_A: PatientOrderSummary.model_validate({"PatientOrderUuid": ORDER_A, "AssignedUserUuid": USER_1}),
+        ORDER_B: PatientOrderSummary.model_validate({"patientorderuuid": ORDER_B, "assigneduseruuid": USER_2}),
     }
     to_send, decided = plan_assignments(candidates, orders, dry_run=False)
     assert [(item.row, item.current_uuid) for item in to_send] == [(2, USER_2)]
@@ -227,6 +229,7 @@ def test_a_selection_by_modality_and_date_reassigns_exactly_the_matching_orders(
     )
 
     assert state.is_completed()
+    assert documented_task_names(state) == {"get_patient_order_list", "assign_order_to_user"}
     assert sorted(r.patient_order_uuid for r in report.rows if r.status == "assigned") == sorted(matching)
     current = assignments_of(sandbox_server, matching + other_modality + other_day)
     assert all(current[o] == (people["ben"], None) for o in matching)

@@ -45,6 +45,18 @@ def run(**parameters: Any) -> tuple[Any, Any]:
     return state, result
 
 
+def documented_task_names(state: Any) -> set[str]:
+    """The documented task names (``tasks.__all__``) among the task runs of the run that ended in ``state``."""
+    import tasks
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    run_filter = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    with get_client(sync_client=True) as prefect_client:
+        names = [run.name for run in prefect_client.read_task_runs(flow_run_filter=run_filter)]
+    return {name for name in tasks.__all__ if any(run_name.startswith(name) for run_name in names)}
+
+
 def unique_specs(count: int, **overrides: Any) -> list[StudySpec]:
     tag = uuid.uuid4().hex[:8]
     modalities = ("CT", "MR", "US")
@@ -103,6 +115,10 @@ def test_disk_uploaded_filed_assigned_and_shared_then_a_rerun_changes_nothing(
     state, first = run(**parameters)
 
     assert state.is_completed(), first.problems
+    assert documented_task_names(state) >= {
+        "qido_search", "get_patient_order_list", "search_folder", "create_folder", "add_order_to_folder",
+        "assign_order_to_user", "share_patient_order_with_url",
+    }
     assert first.total_files == len(every_file) == sum(first.counts.values())
     assert first.counts == {"stored": len(good), "already_stored": 0, "rejected": 0, "not_dicom": 5, "failed": 0}
     assert sorted(issue.path for issue in first.files_not_stored) == sorted(

@@ -139,7 +139,7 @@ def test_upload_and_share_run_shows_its_name_task_runs_logs_and_artifacts(
     names = [task_run.name for task_run in task_runs]
     upload_batches = [name for name in names if name.startswith("upload-files-batch")]
     assert len(upload_batches) >= -(-stored_files // 3), names
-    assert any(name.startswith("create-share-links") for name in names), names
+    assert any(name.startswith("share_patient_order_with_url") for name in names), names
     assert all(task_run.state is not None and task_run.state.is_completed() for task_run in task_runs)
 
     artifacts = _artifacts(run_id, {"upload-and-share-summary", "upload-and-share-files-not-stored"})
