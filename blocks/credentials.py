@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+import httpx
 from prefect.blocks.abstract import CredentialsBlock
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
 from postdicom import PostDicomClient, RetryPolicy
 
@@ -66,6 +67,9 @@ class PostDicomCredentials(CredentialsBlock):
     )
     verify_tls: bool = Field(default=True, description="Verify the server's TLS certificate.")
 
+    _transport: httpx.BaseTransport | None = PrivateAttr(default=None)
+    """Set by :meth:`with_transport`; never saved with the block."""
+
     @field_validator("web_address")
     @classmethod
     def _check_web_address(cls, value: str) -> str:
@@ -73,6 +77,18 @@ class PostDicomCredentials(CredentialsBlock):
         if not value.startswith(("http://", "https://")):
             raise ValueError("web_address must start with http:// or https://")
         return value
+
+    def with_transport(self, transport: httpx.BaseTransport) -> PostDicomCredentials:
+        """A copy of this block whose clients send every request through ``transport``.
+
+        The documented way to run tasks and flows against a server in the same
+        process (tests pass an ``httpx.MockTransport``): everything else about
+        the client is as :meth:`get_client` builds it, and the password is
+        still unwrapped only there. The transport is not saved with the block.
+        """
+        copy = self.model_copy()
+        copy._transport = transport
+        return copy
 
     def get_client(self) -> PostDicomClient:
         """Build a client for this account (close it, or use it as a context manager)."""
@@ -85,4 +101,5 @@ class PostDicomCredentials(CredentialsBlock):
             retry=RetryPolicy(attempts=self.max_retries + 1),
             requests_per_second=self.requests_per_second,
             verify=self.verify_tls,
+            transport=self._transport,
         )

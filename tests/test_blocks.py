@@ -68,3 +68,17 @@ def test_saved_block_loads_back_with_its_secret(prefect_harness):
     assert loaded.username == "radiology@example.org"
     assert loaded.password.get_secret_value() == SECRET
     assert loaded.web_address == "https://pacs.example.org/dicomweb"
+
+
+def test_with_transport_sends_the_clients_requests_through_it_and_is_never_saved():
+    import httpx
+
+    seen: list[httpx.Request] = []
+    original = _credentials()
+    credentials = original.with_transport(httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(200)))
+    with credentials.get_client() as client:
+        client._http.request("GET", "/studies")
+    assert [str(r.url) for r in seen] == ["https://pacs.example.org/dicomweb/studies"]
+    assert seen[0].headers["Authorization"].startswith("Basic ")  # the block's own password, unwrapped by get_client
+    assert original._transport is None  # a copy; the original block still talks to the network
+    assert credentials.model_dump() == original.model_dump()  # nothing of the transport is saved
