@@ -208,7 +208,8 @@ class CreatePatientOrderAnswer(Answer):
     order_status: str | None = None
 
     def summary(self) -> str:
-        return f"order {self.patient_order_uuid} ({self.order_status}, accession {self.accession_number})"
+        # No accession number: it identifies a patient's order, and this line goes to the logs.
+        return f"order {self.patient_order_uuid} ({self.order_status})"
 
 
 class SeriesInfo(Answer):

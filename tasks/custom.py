@@ -1,22 +1,26 @@
-"""Prefect tasks for PostDICOM's 13 custom endpoints, made from the endpoint table.
+"""Prefect tasks for PostDICOM's 13 custom endpoints, one written-out function each.
 
-Each task is a thin wrapper around one row of :data:`postdicom.endpoints.ENDPOINTS`:
-it takes the :class:`~blocks.PostDicomCredentials` block first and the
-documented parameters after it (names as in ``public-interface.md``), builds
-the client inside the task (a client cannot be hashed for a cache key), sends
-the call through :meth:`~postdicom.endpoints.CustomEndpointsMixin.call_endpoint`
-and logs what was done with counts, never a secret, a share URL or a patient
-name.
+Each task takes the :class:`~blocks.PostDicomCredentials` block first and the
+documented parameters after it (names as in ``public-interface.md``), and
+makes one call of the client method of the same name
+(:mod:`postdicom.endpoints`) through :func:`_call`, which builds the client
+from the block inside the task (a client cannot be hashed for a cache key),
+closes it, and logs what came back with counts, never a secret, a share URL or
+a patient's name or identifiers. Task-run names (``create_folder: create
+folder 'Night' in *``) come from the row's label in
+:mod:`postdicom.endpoint_table`, which names no patient and no secret.
 
-Policies, from the row's retry safety (``tasks.policies``):
+Options, by the row's retry safety (from :mod:`tasks.policies`):
 
 - reads (order properties, order list, folder search, tag content) are retried
   on transient errors and cached for ``POSTDICOM_CACHE_MINUTES`` on their
-  inputs (the block hashes with its password masked). Cached answers are
-  pickled under ``PREFECT_RESULTS_LOCAL_STORAGE_PATH``: they hold patient
-  data, so point that at secured storage or set the variable to ``0``. A read
-  made after a change in the same flow returns the cached answer until it
-  expires: use ``task.with_options(refresh_cache=True)`` there.
+  inputs and source (the block hashes with its password masked). A write sent
+  by this process changes the cache key (:mod:`postdicom.writes`), so a read
+  after it asks the server again; a change made by someone else is seen once
+  the cache expires, or at once with ``task.with_options(refresh_cache=True)``.
+  Cached answers are pickled under ``PREFECT_RESULTS_LOCAL_STORAGE_PATH``: they
+  hold patient data, so point that at secured storage or set
+  ``POSTDICOM_CACHE_MINUTES=0``.
 - idempotent writes (assignments, adding to folders, deleting) are retried on
   transient errors and never cached; a retried delete looks first.
 - creates (orders, folders, shares) are never cached and not retried by
@@ -28,29 +32,43 @@ Policies, from the row's retry safety (``tasks.policies``):
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
+import datetime as dt
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
-from prefect import Task, get_run_logger, task
-from prefect.cache_policies import CachePolicy
+from prefect import get_run_logger, task
 from prefect.exceptions import MissingContextError
 from prefect.runtime import task_run
+from pydantic import SecretStr
 
 from blocks import PostDicomCredentials
-from postdicom.endpoint_row import Endpoint, Safety
-from postdicom.endpoint_table import ENDPOINTS
-from postdicom.endpoints import CustomEndpointsMixin
-from postdicom.models import Answer
+from postdicom import PostDicomClient
+from postdicom import endpoint_table as table
+from postdicom.endpoint_row import Endpoint
+from postdicom.models import (
+    AddOrderToFolderAnswer,
+    Answer,
+    AssignOrderToUserAnswer,
+    AssignOrderToUserGroupAnswer,
+    CreatePatientOrderAnswer,
+    DeleteOrderAnswer,
+    DicomTagContentAnswer,
+    FolderAnswer,
+    PatientOrderListAnswer,
+    PatientOrderProperties,
+    SearchFolderAnswer,
+    ShareAnswer,
+)
+from postdicom.wire import DateLike, UuidLike
 
 from .policies import read_task_options, write_task_options
 
-_CREDENTIALS = inspect.Parameter(
-    "credentials", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=PostDicomCredentials
-)
+AnswerT = TypeVar("AnswerT", bound=Answer)
+
+_READ = read_task_options()
+_IDEMPOTENT_WRITE = write_task_options(idempotent=True)
+_CREATE = write_task_options(idempotent=False)
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
@@ -61,96 +79,394 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return logging.getLogger(__name__)
 
 
-def _row_key(row: Endpoint) -> str:
-    """What identifies a row's behaviour, for the cache key.
-
-    The 13 tasks share one wrapper's source, so Prefect's ``TASK_SOURCE`` alone
-    cannot tell two reads apart or notice that a row changed.
-    """
-    description = {
-        "endpoint": [row.vendor_name, row.path, row.header],
-        "params": [[p.name, p.key, p.wire.name, p.required] for p in row.params],
-        "answer": row.answer.model_json_schema(),
-    }
-    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
-
-
-def _options(row: Endpoint) -> dict[str, Any]:
-    """``@task`` options from the row's retry safety (see the module docstring)."""
-    if row.safety is not Safety.READ:
-        return write_task_options(idempotent=row.safety.repeatable)
-    options = read_task_options()
-    if "cache_policy" in options:
-        key = _row_key(row)
-        options["cache_policy"] = options["cache_policy"] + CachePolicy.from_cache_key_fn(lambda ctx, inputs: key)
-    return options
-
-
-def _run_name(row: Endpoint) -> Callable[..., str]:
+def _run_name(row: Endpoint[Any]) -> Callable[..., str]:
     """A task-run name such as ``delete_patient_order: delete order 6f1c…`` (the row's label)."""
 
-    def name(parameters: dict[str, Any]) -> str:
+    def name(parameters: Mapping[str, Any]) -> str:
         return f"{row.python_name}: {row.describe(parameters)}"
 
     return name
 
 
-def _caching_note(row: Endpoint) -> str:
-    if row.safety is Safety.READ:
-        return (
-            "As a task: retried on transient errors; cached for ``POSTDICOM_CACHE_MINUTES`` on its inputs"
-            " until this process sends a write (for a change made elsewhere, read again with"
-            " ``.with_options(refresh_cache=True)``)."
-        )
-    if row.safety.repeatable:
-        return "As a task: retried on transient errors (a retry looks first where the row says so); never cached."
-    return "As a task: never cached, not retried by Prefect (the client call decides what is safe to repeat)."
+def _call(credentials: PostDicomCredentials, call: Callable[[PostDicomClient], AnswerT]) -> AnswerT:
+    """Build the client from the block, make the task's one call, log what came back.
+
+    A Prefect retry of the task (run count above 1) marks the client as
+    repeating, so a call that can look for what an earlier attempt did
+    (a delete, a create with a lookup) looks before sending again.
+    """
+    with credentials.get_client() as client:
+        client.repeating = task_run.run_count > 1
+        answer = call(client)
+    _logger().info("%s", answer.summary())
+    return answer
 
 
-def make_task(row: Endpoint) -> Task[..., Answer]:
-    """The Prefect task for one row: ``credentials`` first, then the row's parameters."""
-    signature = inspect.Signature([_CREDENTIALS, *row.signature_parameters()], return_annotation=row.answer)
+@task(name="create_share_link", task_run_name=_run_name(table.CREATE_SHARE_LINK), **_CREATE)
+def create_share_link(
+    credentials: PostDicomCredentials,
+    patient_order_info_list: Sequence[UuidLike],
+    expire_date: DateLike,
+    share_password: str | SecretStr | None = None,
+    downloadable: bool | None = None,
+) -> ShareAnswer:
+    """Create a web link that shares one or more patient orders, optionally password protected.
 
-    def run(*args: Any, **kwargs: Any) -> Answer:
-        bound = signature.bind(*args, **kwargs)
-        values = dict(bound.arguments)
-        credentials: PostDicomCredentials = values.pop("credentials")
-        with credentials.get_client() as client:
-            client.repeating = task_run.run_count > 1
-            answer = client.call_endpoint(row, values)
-        _logger().info("%s: %s", row.describe(values), answer.summary())
-        return answer
+    Not retried by Prefect: a repeat would make a second link.
 
-    run.__name__ = row.python_name
-    run.__qualname__ = row.python_name
-    run.__module__ = __name__
-    method = getattr(CustomEndpointsMixin, row.python_name, None)
-    run.__doc__ = (method.__doc__ or row.summary) + "\n" + _caching_note(row)
-    run.__signature__ = signature  # type: ignore[attr-defined]
-    run.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
-    run.__annotations__["return"] = row.answer
-    return task(run, name=row.python_name, task_run_name=_run_name(row), **_options(row))
+    Parameters
+    ----------
+    credentials
+        The account to call; the client is built and closed inside the task.
+    patient_order_info_list, expire_date, share_password, downloadable
+        As for :meth:`postdicom.PostDicomClient.create_share_link`.
+    """
+    return _call(
+        credentials,
+        lambda client: client.create_share_link(patient_order_info_list, expire_date, share_password, downloadable),
+    )
 
 
-TASKS: dict[str, Task[..., Answer]] = {row.python_name: make_task(row) for row in ENDPOINTS}
-"""Every custom-endpoint task by name."""
+@task(name="share_patient_order_with_url", task_run_name=_run_name(table.SHARE_PATIENT_ORDER_WITH_URL), **_CREATE)
+def share_patient_order_with_url(
+    credentials: PostDicomCredentials,
+    order_uuid_list: Sequence[UuidLike],
+    expire_date: DateLike,
+    share_password: str | SecretStr | None = None,
+    user_can_download_studies: bool | None = None,
+) -> ShareAnswer:
+    """Create a shareable URL for selected patient orders, with download permission and password.
 
-create_share_link = TASKS["create_share_link"]
-share_patient_order_with_url = TASKS["share_patient_order_with_url"]
-create_folder = TASKS["create_folder"]
-search_folder = TASKS["search_folder"]
-share_folder_with_url = TASKS["share_folder_with_url"]
-add_order_to_folder = TASKS["add_order_to_folder"]
-assign_order_to_user = TASKS["assign_order_to_user"]
-assign_order_to_user_group = TASKS["assign_order_to_user_group"]
-create_patient_order = TASKS["create_patient_order"]
-get_patient_order_properties = TASKS["get_patient_order_properties"]
-get_dicom_tag_content = TASKS["get_dicom_tag_content"]
-get_patient_order_list = TASKS["get_patient_order_list"]
-delete_patient_order = TASKS["delete_patient_order"]
+    Not retried by Prefect: a repeat would make a second URL.
+
+    Parameters
+    ----------
+    credentials
+        The account to call; the client is built and closed inside the task.
+    order_uuid_list, expire_date, share_password, user_can_download_studies
+        As for :meth:`postdicom.PostDicomClient.share_patient_order_with_url`.
+    """
+    return _call(
+        credentials,
+        lambda client: client.share_patient_order_with_url(
+            order_uuid_list, expire_date, share_password, user_can_download_studies
+        ),
+    )
+
+
+@task(name="create_folder", task_run_name=_run_name(table.CREATE_FOLDER), **_CREATE)
+def create_folder(
+    credentials: PostDicomCredentials,
+    folder_name: str,
+    folder_description: str | None = None,
+    parent_folder_uuid: UuidLike | None = None,
+) -> FolderAnswer:
+    """Create a folder (a virtual container that organises patient orders).
+
+    Sends a SearchFolder request first, then CreateFolder: after a failure
+    the client finds the folder an earlier attempt made instead of making a
+    second. Not retried by Prefect.
+
+    Parameters
+    ----------
+    credentials
+        The account to call; the client is built and closed inside the task.
+    folder_name, folder_description, parent_folder_uuid
+        As for :meth:`postdicom.PostDicomClient.create_folder`.
+    """
+    return _call(credentials, lambda client: client.create_folder(folder_name, folder_description, parent_folder_uuid))
+
+
+@task(name="search_folder", task_run_name=_run_name(table.SEARCH_FOLDER), **_READ)
+def search_folder(
+    credentials: PostDicomCredentials,
+    parent_folder_uuid: UuidLike | None = None,
+    folder_name: str | None = None,
+    get_orders_in_folder: bool | None = None,
+) -> SearchFolderAnswer:
+    """Find folders by name and parent, optionally with the orders each holds.
+
+    A read: retried on transient errors, cached until this process sends a write.
+
+    Parameters
+    ----------
+    credentials
+        The account to call; the client is built and closed inside the task.
+    parent_folder_uuid, folder_name, get_orders_in_folder
+        As for :meth:`postdicom.PostDicomClient.search_folder`.
+    """
+    return _call(
+        credentials, lambda client: client.search_folder(parent_folder_uuid, folder_name, get_orders_in_folder)
+    )
+
+
+@task(name="share_folder_with_url", task_run_name=_run_name(table.SHARE_FOLDER_WITH_URL), **_CREATE)
+def share_folder_with_url(
+    credentials: PostDicomCredentials,
+    folder_uuid: UuidLike,
+    share_password: str | SecretStr | None = None,
+    share_title: str | None = None,
+    share_description: str | None = None,
+    expire_date: DateLike | None = None,
+    user_can_download_studies: bool | None = None,
+) -> ShareAnswer:
+    """Create a shareable URL for a whole folder and its contents.
+
+    Not retried by Prefect: a repeat would make a second URL.
+
+    Parameters
+    ----------
+    credentials
+        The account to call; the client is built and closed inside the task.
+    folder_uuid, share_password, share_title, share_description, expire_date, user_can_download_studies
+        As for :meth:`postdicom.PostDicomClient.share_folder_with_url`.
+    """
+    return _call(
+        credentials,
+        lambda client: client.share_folder_with_url(
+            folder_uuid, share_password, share_title, share_description, expire_date, user_can_download_studies
+        ),
+    )
+
+
+@task(name="add_order_to_folder", task_run_name=_run_name(table.ADD_ORDER_TO_FOLDER), **_IDEMPOTENT_WRITE)
+def add_order_to_folder(
+    credentials: PostDicomCredentials,
+    patient_order_uuid: UuidLike,
+    folder_uuid_list: Sequence[UuidLike],
+) -> AddOrderToFolderAnswer:
+    """Put an existing patient order into existing folders (an association: nothing is copied).
+
+    An idempotent write: retried on transient errors, never cached.
+
+    Parameters
+    ----------
+    credentials
+        The account to call; the client is built and closed inside the task.
+    patient_order_uuid, folder_uuid_list
+        As for :meth:`postdicom.PostDicomClient.add_order_to_folder`.
+    """
+    return _call(credentials, lambda client: client.add_order_to_folder(patient_order_uuid, folder_uuid_list))
+
+
+@task(name="assign_order_to_user", task_run_name=_run_name(table.ASSIGN_ORDER_TO_USER), **_IDEMPOTENT_WRITE)
+def assign_order_to_user(
+    credentials: PostDicomCredentials,
+    patient_order_uuid: UuidLike,
+    assigned_user_uuid: UuidLike,
+) -> AssignOrderToUserAnswer:
+    """Assign a patient order to one user (replacing the previous assignee).
+
+    An idempotent write: retried on transient errors, never cached.
+
+    Parameters
+    ----------
+    credentials
+        The account to call; the client is built and closed inside the task.
+    patient_order_uuid, assigned_user_uuid
+        As for :meth:`postdicom.PostDicomClient.assign_order_to_user`.
+    """
+    return _call(credentials, lambda client: client.assign_order_to_user(patient_order_uuid, assigned_user_uuid))
+
+
+@task(
+    name="assign_order_to_user_group",
+    task_run_name=_run_name(table.ASSIGN_ORDER_TO_USER_GROUP),
+    **_IDEMPOTENT_WRITE,
+)
+def assign_order_to_user_group(
+    credentials: PostDicomCredentials,
+    patient_order_uuid: UuidLike,
+    assigned_user_group_uuid: UuidLike,
+) -> AssignOrderToUserGroupAnswer:
+    """Assign a patient order to a user group (replacing the previous group).
+
+    An idempotent write: retried on transient errors, never cached.
+
+    Parameters
+    ----------
+    credentials
+        The account to call; the client is built and closed inside the task.
+    patient_order_uuid, assigned_user_group_uuid
+        As for :meth:`postdicom.PostDicomClient.assign_order_to_user_group`.
+    """
+    return _call(
+        credentials, lambda client: client.assign_order_to_user_group(patient_order_uuid, assigned_user_group_uuid)
+    )
+
+
+@task(name="create_patient_order", task_run_name=_run_name(table.CREATE_PATIENT_ORDER), **_CREATE)
+def create_patient_order(
+    credentials: PostDicomCredentials,
+    institution_uuid: UuidLike,
+    patient_name: str,
+    patient_id: str,
+    patient_birthdate: DateLike,
+    modality: str,
+    other_patient_id: str | None = None,
+    patient_sex: str | None = None,
+    study_description: str | None = None,
+    accession_number: str | None = None,
+    patient_complaints: str | None = None,
+    order_scheduled_datetime: dt.datetime | str | None = None,
+    requested_procedure_id: str | None = None,
+    requested_procedure_description: str | None = None,
+    requesting_physician: str | None = None,
+    referring_physicians_name: str | None = None,
+    scheduled_equipment_uuid: UuidLike | None = None,
+) -> CreatePatientOrderAnswer:
+    """Create a (scheduled) patient order for an imaging study.
+
+    Not retried by Prefect; with an accession number the client looks for
+    the order an earlier attempt made before creating again. The task-run
+    name shows the modality and institution only, never the patient.
+
+    Parameters
+    ----------
+    credentials
+        The account to call; the client is built and closed inside the task.
+    institution_uuid, patient_name, patient_id, patient_birthdate, modality, other_patient_id, patient_sex, \
+study_description, accession_number, patient_complaints, order_scheduled_datetime, requested_procedure_id, \
+requested_procedure_description, requesting_physician, referring_physicians_name, scheduled_equipment_uuid
+        As for :meth:`postdicom.PostDicomClient.create_patient_order`.
+    """
+    return _call(
+        credentials,
+        lambda client: client.create_patient_order(
+            institution_uuid, patient_name, patient_id, patient_birthdate, modality,
+            other_patient_id=other_patient_id,
+            patient_sex=patient_sex,
+            study_description=study_description,
+            accession_number=accession_number,
+            patient_complaints=patient_complaints,
+            order_scheduled_datetime=order_scheduled_datetime,
+            requested_procedure_id=requested_procedure_id,
+            requested_procedure_description=requested_procedure_description,
+            requesting_physician=requesting_physician,
+            referring_physicians_name=referring_physicians_name,
+            scheduled_equipment_uuid=scheduled_equipment_uuid,
+        ),
+    )
+
+
+@task(name="get_patient_order_properties", task_run_name=_run_name(table.GET_PATIENT_ORDER_PROPERTIES), **_READ)
+def get_patient_order_properties(
+    credentials: PostDicomCredentials,
+    patient_order_institution_uuid: UuidLike,
+    patient_order_uuid: UuidLike,
+) -> PatientOrderProperties:
+    """Read every property of one patient order (patient, study, series, assignments, folders).
+
+    A read: retried on transient errors, cached until this process sends a write.
+
+    Parameters
+    ----------
+    credentials
+        The account to call; the client is built and closed inside the task.
+    patient_order_institution_uuid, patient_order_uuid
+        As for :meth:`postdicom.PostDicomClient.get_patient_order_properties`.
+    """
+    return _call(
+        credentials,
+        lambda client: client.get_patient_order_properties(patient_order_institution_uuid, patient_order_uuid),
+    )
+
+
+@task(name="get_dicom_tag_content", task_run_name=_run_name(table.GET_DICOM_TAG_CONTENT), **_READ)
+def get_dicom_tag_content(
+    credentials: PostDicomCredentials,
+    patient_order_institution_uuid: UuidLike,
+    patient_order_uuid: UuidLike,
+    patient_series_uuid: UuidLike | None = None,
+    dicom_tag_id_list: Sequence[str | int] | None = None,
+) -> DicomTagContentAnswer:
+    """Read the values of DICOM tags in the images of a patient order.
+
+    A read: retried on transient errors, cached until this process sends a write.
+
+    Parameters
+    ----------
+    credentials
+        The account to call; the client is built and closed inside the task.
+    patient_order_institution_uuid, patient_order_uuid, patient_series_uuid, dicom_tag_id_list
+        As for :meth:`postdicom.PostDicomClient.get_dicom_tag_content`.
+    """
+    return _call(
+        credentials,
+        lambda client: client.get_dicom_tag_content(
+            patient_order_institution_uuid, patient_order_uuid, patient_series_uuid, dicom_tag_id_list
+        ),
+    )
+
+
+@task(name="get_patient_order_list", task_run_name=_run_name(table.GET_PATIENT_ORDER_LIST), **_READ)
+def get_patient_order_list(
+    credentials: PostDicomCredentials,
+    institution_uuid_list: Sequence[UuidLike],
+    patient_name: str | None = None,
+    patient_id: str | None = None,
+    other_patient_id: str | None = None,
+    accession_number: str | None = None,
+    modality_list: Sequence[str] | None = None,
+    study_date_from: DateLike | None = None,
+    study_date_to: DateLike | None = None,
+    patient_birthdate_from: DateLike | None = None,
+    patient_birthdate_to: DateLike | None = None,
+) -> PatientOrderListAnswer:
+    """Search patient orders by patient, accession number, modality and date ranges.
+
+    A read: retried on transient errors, cached until this process sends a write.
+    The task-run name shows the number of institutions only, never a search value.
+
+    Parameters
+    ----------
+    credentials
+        The account to call; the client is built and closed inside the task.
+    institution_uuid_list, patient_name, patient_id, other_patient_id, accession_number, modality_list, \
+study_date_from, study_date_to, patient_birthdate_from, patient_birthdate_to
+        As for :meth:`postdicom.PostDicomClient.get_patient_order_list`.
+    """
+    return _call(
+        credentials,
+        lambda client: client.get_patient_order_list(
+            institution_uuid_list,
+            patient_name=patient_name,
+            patient_id=patient_id,
+            other_patient_id=other_patient_id,
+            accession_number=accession_number,
+            modality_list=modality_list,
+            study_date_from=study_date_from,
+            study_date_to=study_date_to,
+            patient_birthdate_from=patient_birthdate_from,
+            patient_birthdate_to=patient_birthdate_to,
+        ),
+    )
+
+
+@task(name="delete_patient_order", task_run_name=_run_name(table.DELETE_PATIENT_ORDER), **_IDEMPOTENT_WRITE)
+def delete_patient_order(
+    credentials: PostDicomCredentials,
+    patient_order_institution_uuid: UuidLike,
+    patient_order_uuid: UuidLike,
+) -> DeleteOrderAnswer:
+    """Delete a patient order permanently, with its series, images, folder memberships and assignments.
+
+    An idempotent write: retried on transient errors, never cached; a retry
+    first reads the order and returns success if an earlier attempt deleted it.
+
+    Parameters
+    ----------
+    credentials
+        The account to call; the client is built and closed inside the task.
+    patient_order_institution_uuid, patient_order_uuid
+        As for :meth:`postdicom.PostDicomClient.delete_patient_order`.
+    """
+    return _call(
+        credentials, lambda client: client.delete_patient_order(patient_order_institution_uuid, patient_order_uuid)
+    )
+
 
 __all__ = [
-    "TASKS",
     "add_order_to_folder",
     "assign_order_to_user",
     "assign_order_to_user_group",
@@ -161,7 +477,6 @@ __all__ = [
     "get_dicom_tag_content",
     "get_patient_order_list",
     "get_patient_order_properties",
-    "make_task",
     "search_folder",
     "share_folder_with_url",
     "share_patient_order_with_url",

@@ -3,7 +3,8 @@
 Each of the 13 methods of ``PostDicomClient`` is written out by hand in
 ``postdicom/endpoints.py``; its row in ``postdicom/endpoint_table.py`` is what
 the engine encodes. These tests fail when a parameter is added, renamed,
-reordered, typed differently or made optional on one side only.
+reordered, typed differently or made optional on one side only. The table's
+own choices (splits, labels) and the engine sending a new row are here too.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import inspect
 import typing
 from pathlib import Path
 
+import httpx
 import pytest
 
-from postdicom import PostDicomClient, endpoint_table, endpoints
+from postdicom import PostDicomClient, endpoint_table, endpoints, models, wire
+from postdicom.endpoint_row import Endpoint, Safety
+from tests.fixtures.endpoint_cases import WIRE_CASES
+from tests.fixtures.mock_server import F1, F2, O1, params_of
 
 ROWS = {row.python_name: row for row in endpoint_table.ENDPOINTS}
 
@@ -63,3 +68,42 @@ def test_a_method_that_looks_before_it_creates_says_so():
 def test_no_generated_stub_is_left():
     package = Path(endpoints.__file__).parent
     assert not list(package.glob("*.pyi"))
+
+
+def test_the_split_and_refuse_choices_are_in_the_table():
+    splittable = {row.python_name for row in endpoint_table.ENDPOINTS if row.split}
+    assert splittable == {"get_patient_order_list", "add_order_to_folder", "get_dicom_tag_content"}
+    for row in endpoint_table.ENDPOINTS:
+        assert row.split or row.too_large, row.vendor_name
+
+
+def test_labels_show_counts_and_hide_secrets():
+    row = endpoint_table.endpoint("share_folder_with_url")
+    assert row.describe({"folder_uuid": F1, "share_password": "hunter2"}) == f"share folder {F1} until *"
+    row = endpoint_table.endpoint("add_order_to_folder")
+    assert row.describe({"patient_order_uuid": O1, "folder_uuid_list": [F1, F2]}) == f"add order {O1} to 2 folder(s)"
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [(c[0], c[1]) for c in WIRE_CASES])
+def test_no_label_names_a_patient_or_a_secret(name, kwargs):
+    row = endpoint_table.endpoint(name)
+    shown = row.describe(kwargs)
+    for param in ("patient_name", "patient_id", "other_patient_id", "accession_number", "patient_birthdate",
+                  "patient_complaints", "share_password"):
+        value = kwargs.get(param)
+        if value:
+            assert str(getattr(value, "get_secret_value", lambda: value)()) not in shown, (name, param)
+
+
+def test_a_fourteenth_endpoint_is_a_row_the_engine_sends(fake_server, fake_client):
+    row = Endpoint(
+        "GetFolderShares", "/getfoldershares", "GetFolderSharesParameters",
+        (wire.Param("folder_uuid", wire.UUID, required=True), wire.Param("include_expired", wire.BOOL)),
+        models.SearchFolderAnswer, Safety.READ, "List the shares of a folder.", "shares of folder {folder_uuid}",
+        too_large="no list",
+    )
+    fake_server.script["/getfoldershares"] = [httpx.Response(200, json={"FolderList": []})]
+    answer = fake_client.call_endpoint(row, {"folder_uuid": F1, "include_expired": True})
+    assert isinstance(answer, models.SearchFolderAnswer) and answer.folder_list == []
+    assert fake_server.requests[0].url.path == "/dicomweb/getfoldershares"
+    assert params_of(fake_server.requests[0]) == {"FolderUuid": F1, "IncludeExpired": "True"}
