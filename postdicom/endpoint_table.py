@@ -19,21 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import models
 from .endpoint_row import Encoded, Endpoint, Lookup, Reads, Safety, Split
 from .errors import NotFoundError
-from .models import (
-    AddOrderToFolderAnswer,
-    AssignOrderToUserAnswer,
-    AssignOrderToUserGroupAnswer,
-    CreatePatientOrderAnswer,
-    DeleteOrderAnswer,
-    DicomTagContentAnswer,
-    FolderAnswer,
-    PatientOrderListAnswer,
-    PatientOrderProperties,
-    SearchFolderAnswer,
-    ShareAnswer,
-)
 from .wire import (
     BOOL,
     DATE,
@@ -54,7 +42,7 @@ from .wire import (
 # --- row-specific behaviour: lookups and merges --------------------------------------------
 
 
-def _order_by_accession(client: Reads, encoded: Encoded, before: Any) -> CreatePatientOrderAnswer | None:
+def _order_by_accession(client: Reads, encoded: Encoded, before: Any) -> models.CreatePatientOrderAnswer | None:
     listing = client.get_patient_order_list(
         [encoded["InstitutionUuid"]], accession_number=encoded["AccessionNumber"]
     )
@@ -64,11 +52,11 @@ def _order_by_accession(client: Reads, encoded: Encoded, before: Any) -> CreateP
             and order.patient_id == encoded["PatientId"]
             and (order.institution_uuid or "").lower() == encoded["InstitutionUuid"]
         ):
-            return CreatePatientOrderAnswer.model_validate(order.raw)
+            return models.CreatePatientOrderAnswer.model_validate(order.raw)
     return None
 
 
-def _matching_folders(client: Reads, encoded: Encoded) -> list[FolderAnswer]:
+def _matching_folders(client: Reads, encoded: Encoded) -> list[models.FolderAnswer]:
     # Names compared without surrounding blanks: a server may trim what it stores.
     parent = encoded["ParentFolderUuid"] or None
     name = encoded["FolderName"].strip()
@@ -80,11 +68,11 @@ def _matching_folders(client: Reads, encoded: Encoded) -> list[FolderAnswer]:
     ]
 
 
-def _new_folder(client: Reads, encoded: Encoded, before: Any) -> FolderAnswer | None:
+def _new_folder(client: Reads, encoded: Encoded, before: Any) -> models.FolderAnswer | None:
     existing = before or set()
     for folder in _matching_folders(client, encoded):
         if folder.folder_uuid not in existing:
-            return FolderAnswer.model_validate(folder.raw)
+            return models.FolderAnswer.model_validate(folder.raw)
     return None
 
 
@@ -92,17 +80,17 @@ def _existing_folder_uuids(client: Reads, encoded: Encoded) -> set[str | None]:
     return {f.folder_uuid for f in _matching_folders(client, encoded)}
 
 
-def _order_gone(client: Reads, encoded: Encoded, before: Any) -> DeleteOrderAnswer | None:
+def _order_gone(client: Reads, encoded: Encoded, before: Any) -> models.DeleteOrderAnswer | None:
     try:
         client.get_patient_order_properties(encoded["PatientOrderInstitutionUuid"], encoded["PatientOrderUuid"])
     except NotFoundError:
-        return DeleteOrderAnswer.model_validate(
+        return models.DeleteOrderAnswer.model_validate(
             {"PatientOrderUuid": encoded["PatientOrderUuid"], "Deleted": True, "DeletedInstanceCount": None}
         )
     return None
 
 
-def _merge_order_lists(answers: list[PatientOrderListAnswer]) -> dict[str, Any]:
+def _merge_order_lists(answers: list[models.PatientOrderListAnswer]) -> dict[str, Any]:
     seen: set[str | None] = set()
     rows = []
     for answer in answers:
@@ -114,13 +102,13 @@ def _merge_order_lists(answers: list[PatientOrderListAnswer]) -> dict[str, Any]:
     return {"PatientOrderList": [r.raw for r in rows]}
 
 
-def _merge_folder_additions(answers: list[AddOrderToFolderAnswer]) -> dict[str, Any]:
+def _merge_folder_additions(answers: list[models.AddOrderToFolderAnswer]) -> dict[str, Any]:
     merged = answers[-1].model_dump(by_alias=True, mode="json")
     merged["AddedFolderUuidList"] = [u for a in answers for u in a.added_folder_uuid_list]
     return merged
 
 
-def _merge_tag_contents(answers: list[DicomTagContentAnswer]) -> dict[str, Any]:
+def _merge_tag_contents(answers: list[models.DicomTagContentAnswer]) -> dict[str, Any]:
     merged = answers[0].model_dump(by_alias=True, mode="json")
     merged["DicomTagContentList"] = [row.raw for a in answers for row in a.dicom_tag_content_list]
     return merged
@@ -143,7 +131,7 @@ CREATE_SHARE_LINK = Endpoint(
         Param("share_password", SECRET, doc="Password asked by the link; empty for a public link."),
         Param("downloadable", BOOL, doc="Whether the recipient may download the studies."),
     ),
-    ShareAnswer, Safety.NO_RETRY_AFTER_SEND,
+    models.ShareAnswer, Safety.NO_RETRY_AFTER_SEND,
     "Create a web link that shares one or more patient orders, optionally password protected.",
     "share {patient_order_info_list} order(s) until {expire_date}",
     too_large=_ONE_LINK,
@@ -157,7 +145,7 @@ SHARE_PATIENT_ORDER_WITH_URL = Endpoint(
         Param("share_password", SECRET, doc="Password asked by the URL; empty for a public URL."),
         Param("user_can_download_studies", BOOL, doc="Whether the recipient may download the studies."),
     ),
-    ShareAnswer, Safety.NO_RETRY_AFTER_SEND,
+    models.ShareAnswer, Safety.NO_RETRY_AFTER_SEND,
     "Create a shareable URL for selected patient orders, with download permission and password.",
     "share {order_uuid_list} order(s) by URL until {expire_date}",
     too_large=_ONE_LINK,
@@ -170,7 +158,7 @@ CREATE_FOLDER = Endpoint(
         Param("folder_description", TEXT),
         Param("parent_folder_uuid", UUID, doc="Create inside this folder; top level when not given."),
     ),
-    FolderAnswer, Safety.LOOK_BEFORE_CREATE,
+    models.FolderAnswer, Safety.LOOK_BEFORE_CREATE,
     "Create a folder (a virtual container that organises patient orders).",
     "create folder '{folder_name}' in {parent_folder_uuid}",
     lookup=Lookup(
@@ -189,7 +177,7 @@ SEARCH_FOLDER = Endpoint(
         Param("folder_name", TEXT, doc="Full or partial name, case-insensitive."),
         Param("get_orders_in_folder", BOOL, doc="Also list the orders in each folder found."),
     ),
-    SearchFolderAnswer, Safety.READ,
+    models.SearchFolderAnswer, Safety.READ,
     "Find folders by name and parent, optionally with the orders each holds.",
     "search folders '{folder_name}' in {parent_folder_uuid}",
     too_large=_NO_LIST,
@@ -205,7 +193,7 @@ SHARE_FOLDER_WITH_URL = Endpoint(
         Param("expire_date", DATE, doc="Last day the URL works; never expires when not given."),
         Param("user_can_download_studies", BOOL, doc="Whether the recipient may download the studies."),
     ),
-    ShareAnswer, Safety.NO_RETRY_AFTER_SEND,
+    models.ShareAnswer, Safety.NO_RETRY_AFTER_SEND,
     "Create a shareable URL for a whole folder and its contents.",
     "share folder {folder_uuid} until {expire_date}",
     too_large=_NO_LIST,
@@ -217,7 +205,7 @@ ADD_ORDER_TO_FOLDER = Endpoint(
         Param("patient_order_uuid", UUID, required=True, doc="The order to file."),
         Param("folder_uuid_list", UUID_LIST, required=True, doc="Folders to put it in."),
     ),
-    AddOrderToFolderAnswer, Safety.IDEMPOTENT_WRITE,
+    models.AddOrderToFolderAnswer, Safety.IDEMPOTENT_WRITE,
     "Put an existing patient order into existing folders (an association: nothing is copied).",
     "add order {patient_order_uuid} to {folder_uuid_list} folder(s)",
     split=Split(
@@ -234,7 +222,7 @@ ASSIGN_ORDER_TO_USER = Endpoint(
         Param("patient_order_uuid", UUID, required=True, doc="The order to assign."),
         Param("assigned_user_uuid", UUID, required=True, doc="User who becomes responsible for it."),
     ),
-    AssignOrderToUserAnswer, Safety.IDEMPOTENT_WRITE,
+    models.AssignOrderToUserAnswer, Safety.IDEMPOTENT_WRITE,
     "Assign a patient order to one user (replacing the previous assignee).",
     "assign order {patient_order_uuid} to user {assigned_user_uuid}",
     too_large=_NO_LIST,
@@ -246,7 +234,7 @@ ASSIGN_ORDER_TO_USER_GROUP = Endpoint(
         Param("patient_order_uuid", UUID, required=True, doc="The order to assign."),
         Param("assigned_user_group_uuid", UUID, required=True, doc="Group whose members may take it."),
     ),
-    AssignOrderToUserGroupAnswer, Safety.IDEMPOTENT_WRITE,
+    models.AssignOrderToUserGroupAnswer, Safety.IDEMPOTENT_WRITE,
     "Assign a patient order to a user group (replacing the previous group).",
     "assign order {patient_order_uuid} to group {assigned_user_group_uuid}",
     too_large=_NO_LIST,
@@ -275,7 +263,7 @@ CREATE_PATIENT_ORDER = Endpoint(
         Param("referring_physicians_name", TEXT),
         Param("scheduled_equipment_uuid", UUID, doc="Equipment the procedure is scheduled on."),
     ),
-    CreatePatientOrderAnswer, Safety.LOOK_BEFORE_CREATE,
+    models.CreatePatientOrderAnswer, Safety.LOOK_BEFORE_CREATE,
     "Create a (scheduled) patient order for an imaging study.",
     "create {modality} order in {institution_uuid}",
     lookup=Lookup(
@@ -291,7 +279,7 @@ CREATE_PATIENT_ORDER = Endpoint(
 GET_PATIENT_ORDER_PROPERTIES = Endpoint(
     "GetPatientOrderProperties", "/getpatientorderproperties", "GetPatientOrderPropertiesParameters",
     _ORDER_IN_INSTITUTION,
-    PatientOrderProperties, Safety.READ,
+    models.PatientOrderProperties, Safety.READ,
     "Read every property of one patient order (patient, study, series, assignments, folders).",
     "properties of order {patient_order_uuid}",
     too_large=_NO_LIST,
@@ -304,7 +292,7 @@ GET_DICOM_TAG_CONTENT = Endpoint(
         Param("patient_series_uuid", UUID, doc="Read only this series."),
         Param("dicom_tag_id_list", TAG_LIST, doc="Tags to read; a default set when not given."),
     ),
-    DicomTagContentAnswer, Safety.READ,
+    models.DicomTagContentAnswer, Safety.READ,
     "Read the values of DICOM tags in the images of a patient order.",
     "read {dicom_tag_id_list} tag(s) of order {patient_order_uuid}",
     split=Split(
@@ -331,7 +319,7 @@ GET_PATIENT_ORDER_LIST = Endpoint(
         Param("patient_birthdate_from", DATE),
         Param("patient_birthdate_to", DATE),
     ),
-    PatientOrderListAnswer, Safety.READ,
+    models.PatientOrderListAnswer, Safety.READ,
     "Search patient orders by patient, accession number, modality and date ranges.",
     "list orders in {institution_uuid_list} institution(s)",
     split=Split(
@@ -345,7 +333,7 @@ GET_PATIENT_ORDER_LIST = Endpoint(
 DELETE_PATIENT_ORDER = Endpoint(
     "DeletePatientOrder", "/deleteorder", "DeleteOrderParameters",
     _ORDER_IN_INSTITUTION,
-    DeleteOrderAnswer, Safety.IDEMPOTENT_WRITE,
+    models.DeleteOrderAnswer, Safety.IDEMPOTENT_WRITE,
     "Delete a patient order permanently, with its series, images, folder memberships and assignments.",
     "delete order {patient_order_uuid}",
     lookup=Lookup(

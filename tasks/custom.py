@@ -43,28 +43,14 @@ from prefect.runtime import task_run
 from pydantic import SecretStr
 
 from blocks import PostDicomCredentials
-from postdicom import PostDicomClient
+from postdicom import PostDicomClient, models
 from postdicom import endpoint_table as table
 from postdicom.endpoint_row import Endpoint
-from postdicom.models import (
-    AddOrderToFolderAnswer,
-    Answer,
-    AssignOrderToUserAnswer,
-    AssignOrderToUserGroupAnswer,
-    CreatePatientOrderAnswer,
-    DeleteOrderAnswer,
-    DicomTagContentAnswer,
-    FolderAnswer,
-    PatientOrderListAnswer,
-    PatientOrderProperties,
-    SearchFolderAnswer,
-    ShareAnswer,
-)
 from postdicom.wire import DateLike, UuidLike
 
 from .policies import read_task_options, write_task_options
 
-AnswerT = TypeVar("AnswerT", bound=Answer)
+AnswerT = TypeVar("AnswerT", bound=models.Answer)
 
 _READ = read_task_options()
 _IDEMPOTENT_WRITE = write_task_options(idempotent=True)
@@ -109,7 +95,7 @@ def create_share_link(
     expire_date: DateLike,
     share_password: str | SecretStr | None = None,
     downloadable: bool | None = None,
-) -> ShareAnswer:
+) -> models.ShareAnswer:
     """Create a web link that shares one or more patient orders, optionally password protected.
 
     Not retried by Prefect: a repeat would make a second link.
@@ -134,7 +120,7 @@ def share_patient_order_with_url(
     expire_date: DateLike,
     share_password: str | SecretStr | None = None,
     user_can_download_studies: bool | None = None,
-) -> ShareAnswer:
+) -> models.ShareAnswer:
     """Create a shareable URL for selected patient orders, with download permission and password.
 
     Not retried by Prefect: a repeat would make a second URL.
@@ -160,7 +146,7 @@ def create_folder(
     folder_name: str,
     folder_description: str | None = None,
     parent_folder_uuid: UuidLike | None = None,
-) -> FolderAnswer:
+) -> models.FolderAnswer:
     """Create a folder (a virtual container that organises patient orders).
 
     Sends a SearchFolder request first, then CreateFolder: after a failure
@@ -183,7 +169,7 @@ def search_folder(
     parent_folder_uuid: UuidLike | None = None,
     folder_name: str | None = None,
     get_orders_in_folder: bool | None = None,
-) -> SearchFolderAnswer:
+) -> models.SearchFolderAnswer:
     """Find folders by name and parent, optionally with the orders each holds.
 
     A read: retried on transient errors, cached until this process sends a write.
@@ -209,7 +195,7 @@ def share_folder_with_url(
     share_description: str | None = None,
     expire_date: DateLike | None = None,
     user_can_download_studies: bool | None = None,
-) -> ShareAnswer:
+) -> models.ShareAnswer:
     """Create a shareable URL for a whole folder and its contents.
 
     Not retried by Prefect: a repeat would make a second URL.
@@ -234,7 +220,7 @@ def add_order_to_folder(
     credentials: PostDicomCredentials,
     patient_order_uuid: UuidLike,
     folder_uuid_list: Sequence[UuidLike],
-) -> AddOrderToFolderAnswer:
+) -> models.AddOrderToFolderAnswer:
     """Put an existing patient order into existing folders (an association: nothing is copied).
 
     An idempotent write: retried on transient errors, never cached.
@@ -254,7 +240,7 @@ def assign_order_to_user(
     credentials: PostDicomCredentials,
     patient_order_uuid: UuidLike,
     assigned_user_uuid: UuidLike,
-) -> AssignOrderToUserAnswer:
+) -> models.AssignOrderToUserAnswer:
     """Assign a patient order to one user (replacing the previous assignee).
 
     An idempotent write: retried on transient errors, never cached.
@@ -278,7 +264,7 @@ def assign_order_to_user_group(
     credentials: PostDicomCredentials,
     patient_order_uuid: UuidLike,
     assigned_user_group_uuid: UuidLike,
-) -> AssignOrderToUserGroupAnswer:
+) -> models.AssignOrderToUserGroupAnswer:
     """Assign a patient order to a user group (replacing the previous group).
 
     An idempotent write: retried on transient errors, never cached.
@@ -314,7 +300,7 @@ def create_patient_order(
     requesting_physician: str | None = None,
     referring_physicians_name: str | None = None,
     scheduled_equipment_uuid: UuidLike | None = None,
-) -> CreatePatientOrderAnswer:
+) -> models.CreatePatientOrderAnswer:
     """Create a (scheduled) patient order for an imaging study.
 
     Not retried by Prefect; with an accession number the client looks for
@@ -354,7 +340,7 @@ def get_patient_order_properties(
     credentials: PostDicomCredentials,
     patient_order_institution_uuid: UuidLike,
     patient_order_uuid: UuidLike,
-) -> PatientOrderProperties:
+) -> models.PatientOrderProperties:
     """Read every property of one patient order (patient, study, series, assignments, folders).
 
     A read: retried on transient errors, cached until this process sends a write.
@@ -379,7 +365,7 @@ def get_dicom_tag_content(
     patient_order_uuid: UuidLike,
     patient_series_uuid: UuidLike | None = None,
     dicom_tag_id_list: Sequence[str | int] | None = None,
-) -> DicomTagContentAnswer:
+) -> models.DicomTagContentAnswer:
     """Read the values of DICOM tags in the images of a patient order.
 
     A read: retried on transient errors, cached until this process sends a write.
@@ -412,7 +398,7 @@ def get_patient_order_list(
     study_date_to: DateLike | None = None,
     patient_birthdate_from: DateLike | None = None,
     patient_birthdate_to: DateLike | None = None,
-) -> PatientOrderListAnswer:
+) -> models.PatientOrderListAnswer:
     """Search patient orders by patient, accession number, modality and date ranges.
 
     A read: retried on transient errors, cached until this process sends a write.
@@ -448,7 +434,7 @@ def delete_patient_order(
     credentials: PostDicomCredentials,
     patient_order_institution_uuid: UuidLike,
     patient_order_uuid: UuidLike,
-) -> DeleteOrderAnswer:
+) -> models.DeleteOrderAnswer:
     """Delete a patient order permanently, with its series, images, folder memberships and assignments.
 
     An idempotent write: retried on transient errors, never cached; a retry
