@@ -16,7 +16,7 @@ from .errors import (
     ValidationError,
     is_transient,
 )
-from .dicomweb import InstanceOutcome, StowResult
+from .stow import InstanceOutcome, StowResult
 from . import models
 from .http import RetryPolicy
 from .upload import FileEntry, UploadReport

@@ -10,16 +10,12 @@ No Prefect import here: the client is usable from any Python program.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import httpx
 
 from .dicomweb import DicomWebMixin
 from .endpoints import CustomEndpointsMixin
 from .http import HttpSession, RetryPolicy
-
-Dialect = Literal["postdicom", "standard"]
-DIALECTS: tuple[str, ...] = ("postdicom", "standard")
+from .urls import DIALECTS, Dialect
 
 
 class PostDicomClient(DicomWebMixin, CustomEndpointsMixin):

@@ -272,9 +272,10 @@ class MultipartReader:
         if self._ended or not data:
             return self._take_done()
         if not self._synced:
-            data = self._skip_preamble(data)
-            if data is None:
+            synced = self._skip_preamble(data)
+            if synced is None:
                 return []
+            data = synced
         try:
             self._parser.write(data)
         except (MultipartParseError, FormParserError) as exc:
@@ -411,4 +412,4 @@ def read_parts(body: bytes | Sequence[bytes], content_type: str) -> list[tuple[d
     for chunk in chunks:
         parts += reader.feed(chunk)
     reader.close()
-    return [(p.headers, p.sink.getvalue()) for p in parts]
+    return [(p.headers, p.sink.getvalue()) for p in parts]  # type: ignore[attr-defined]  # the sinks are BytesIO

@@ -80,9 +80,9 @@ def _one_tag(part: str, whole: str) -> str:
         else:
             return f"{tag:08X}"
     else:
-        tag = tag_for_keyword(part)
-        if tag is not None:
-            return f"{tag:08X}"
+        keyword_tag = tag_for_keyword(part)
+        if keyword_tag is not None:
+            return f"{keyword_tag:08X}"
     raise ValidationError(
         f"unknown DICOM attribute {whole!r}: use a keyword such as 'PatientID' or an 8-hex tag such as '00100020'"
     )
@@ -158,3 +158,17 @@ def build_query(
             raise ValidationError(f"offset must not be negative, not {offset}")
         pairs.append(f"offset={int(offset)}")
     return "&".join(pairs)
+
+
+def merge_filters(
+    filters: Mapping[str, FilterValue] | None, attributes: Mapping[str, FilterValue]
+) -> dict[str, FilterValue]:
+    """Both ways of giving filters (a mapping, keyword arguments) merged and keyed by 8-hex tag.
+
+    Names are validated here, before any request.
+    """
+    merged: dict[str, FilterValue] = {}
+    for source in (filters or {}, attributes):
+        for name, value in source.items():
+            merged[attribute_tag(name)] = value
+    return merged

@@ -14,9 +14,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-import postdicom.upload
+import postdicom.part10
 from postdicom.synthetic import StudySpec, make_instance, write_demo_disk
-from postdicom.upload import _quick_header, inspect_file
+from postdicom.part10 import inspect_file, quick_header
 
 SPEC = StudySpec("Quick^Quinn", "QUICK-1", seed="quick-header")
 
@@ -40,7 +40,7 @@ def _encoded(syntax: str | None = None, *, sequence: str = "", preamble: bool = 
 
 def _pydicom_verdict(path, monkeypatch):
     with monkeypatch.context() as patch:
-        patch.setattr(postdicom.upload, "_quick_header", lambda path, size: None)
+        patch.setattr(postdicom.part10, "quick_header", lambda path, size: None)
         return inspect_file(path)
 
 
@@ -48,7 +48,7 @@ def _pydicom_verdict(path, monkeypatch):
 def test_plain_files_are_read_quickly_with_pydicoms_answer(syntax, sequence, tmp_path, monkeypatch):
     path = tmp_path / "plain.dcm"
     path.write_bytes(_encoded(syntax, sequence=sequence))
-    assert _quick_header(path, path.stat().st_size) is not None  # the quick path is the one taken
+    assert quick_header(path, path.stat().st_size) is not None  # the quick path is the one taken
     assert inspect_file(path) == _pydicom_verdict(path, monkeypatch)
 
 
@@ -63,7 +63,7 @@ def test_plain_files_are_read_quickly_with_pydicoms_answer(syntax, sequence, tmp
 def test_files_it_cannot_read_are_left_to_pydicom(make, tmp_path, monkeypatch):
     path = tmp_path / "other.dcm"
     path.write_bytes(make())
-    assert _quick_header(path, path.stat().st_size) is None
+    assert quick_header(path, path.stat().st_size) is None
     assert inspect_file(path) == _pydicom_verdict(path, monkeypatch)
 
 
@@ -82,7 +82,7 @@ def test_a_header_longer_than_one_read_is_followed(tmp_path, monkeypatch):
     ds.ImageComments = "x" * 100_000  # 100 KB before the pixel data: the reader must seek on
     path = tmp_path / "long.dcm"
     ds.save_as(path, enforce_file_format=True)
-    quick = _quick_header(path, path.stat().st_size)
+    quick = quick_header(path, path.stat().st_size)
     assert quick is not None and quick.sop_instance_uid == ds.SOPInstanceUID
     assert inspect_file(path) == _pydicom_verdict(path, monkeypatch)
 
@@ -92,7 +92,7 @@ def test_malformed_uids_are_left_to_pydicom(tmp_path):
     bad = data.replace(b"1.2.826.0.1.3680043.10.1437.88.1", b"1.2.826.0.1.3680043.10.1437.88.X")
     path = tmp_path / "bad.dcm"
     path.write_bytes(bad)
-    assert _quick_header(path, len(bad)) is None
+    assert quick_header(path, len(bad)) is None
 
 
 def test_a_disk_of_real_looking_files_gets_the_same_verdicts(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-from postdicom.dicomweb import _sop_uid_of, _uids_from_head
+from postdicom.part10 import sop_instance_uid_of, uids_from_head
 from postdicom.multipart import HEAD_BYTES, MultipartWriter, ReceivedPart, read_parts, split_to_files
 from postdicom.synthetic import StudySpec, make_instance
 
@@ -38,13 +38,13 @@ def _encoded(ds: pydicom.Dataset, *, preamble: bool = True) -> bytes:
 def test_little_endian_headers_give_the_uids_pydicom_reads(syntax):
     data = _encoded(_dataset(syntax))
     read = pydicom.dcmread(io.BytesIO(data))
-    assert _uids_from_head(data[:HEAD_BYTES]) == (read.SOPInstanceUID, read.file_meta.MediaStorageSOPInstanceUID)
+    assert uids_from_head(data[:HEAD_BYTES]) == (read.SOPInstanceUID, read.file_meta.MediaStorageSOPInstanceUID)
 
 
 def test_a_data_set_without_sop_instance_uid_gives_only_the_meta_uid():
     ds = _dataset()
     del ds.SOPInstanceUID
-    assert _uids_from_head(_encoded(ds)[:HEAD_BYTES]) == ("", "1.2.826.0.1.3680043.10.1437.77.1")
+    assert uids_from_head(_encoded(ds)[:HEAD_BYTES]) == ("", "1.2.826.0.1.3680043.10.1437.77.1")
 
 
 def test_uid_padding_is_removed_as_pydicom_does():
@@ -52,7 +52,7 @@ def test_uid_padding_is_removed_as_pydicom_does():
     ds.SOPInstanceUID = "1.2.3.456"  # odd length: written with a NUL pad
     data = _encoded(ds)
     assert b"1.2.3.456\x00" in data
-    assert _uids_from_head(data[:HEAD_BYTES])[0] == "1.2.3.456"
+    assert uids_from_head(data[:HEAD_BYTES])[0] == "1.2.3.456"
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_uid_padding_is_removed_as_pydicom_does():
     ],
 )
 def test_heads_that_cannot_tell_say_so(make):
-    assert _uids_from_head(make()) is None
+    assert uids_from_head(make()) is None
 
 
 @pytest.mark.parametrize("syntax", [ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian])
@@ -75,8 +75,8 @@ def test_big_endian_and_deflated_data_sets_are_left_to_pydicom(syntax, tmp_path)
     path = tmp_path / "part.tmp"
     path.write_bytes(data)
     part = ReceivedPart(headers={}, sink=io.BytesIO(), size=len(data), path=path, head=bytearray(data[:HEAD_BYTES]))
-    assert _uids_from_head(bytes(part.head)) is None
-    assert _sop_uid_of(part) == "1.2.826.0.1.3680043.10.1437.77.1"
+    assert uids_from_head(bytes(part.head)) is None
+    assert sop_instance_uid_of(bytes(part.head), part.path) == "1.2.826.0.1.3680043.10.1437.77.1"
 
 
 def test_a_header_longer_than_the_head_is_read_from_the_file(tmp_path):
@@ -86,8 +86,8 @@ def test_a_header_longer_than_the_head_is_read_from_the_file(tmp_path):
     path = tmp_path / "part.tmp"
     path.write_bytes(data)
     part = ReceivedPart(headers={}, sink=io.BytesIO(), size=len(data), path=path, head=bytearray(data[:HEAD_BYTES]))
-    assert _uids_from_head(bytes(part.head)) is None
-    assert _sop_uid_of(part) == ds.SOPInstanceUID
+    assert uids_from_head(bytes(part.head)) is None
+    assert sop_instance_uid_of(bytes(part.head), part.path) == ds.SOPInstanceUID
 
 
 def test_each_part_keeps_its_first_bytes_whatever_the_chunking(tmp_path):

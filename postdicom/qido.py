@@ -1,0 +1,158 @@
+"""QIDO-RS: searches that follow the server's paging to the end.
+
+A search asks ``limit``/``offset`` pages until the server has no more
+(Orthanc: ``200 []``; others: ``204``, or fewer results than asked without
+``Warning: 299``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+
+from .dicom_json import DICOM_JSON
+from .errors import ProtocolError, ValidationError
+from .query import FilterValue, build_query
+from .uids import check_uid
+
+if TYPE_CHECKING:
+    from .http import HttpSession
+    from .urls import DicomWebPaths, QidoTarget
+
+DEFAULT_PAGE_SIZE = 500
+Level = Literal["study", "series", "instance"]
+Match = dict[str, Any]
+"""One QIDO match: a DICOM JSON object (PS3.18 Annex F) keyed by 8-hex tags."""
+
+
+@dataclass(frozen=True)
+class QidoPaging:
+    """What to ask of a search besides its filters, and how to page through it.
+
+    Parameters
+    ----------
+    limit
+        Most results wanted in total (``None``: all).
+    offset
+        Results to skip first.
+    fields
+        Extra attributes to return (``includefield``), or ``("all",)``.
+    page_size
+        Results asked for per request.
+    fuzzymatching
+        Ask for fuzzy person-name matching.
+
+    Raises
+    ------
+    ValidationError
+        A value out of range or an unknown field name (when made, before any request).
+    """
+
+    limit: int | None = None
+    offset: int = 0
+    fields: tuple[str, ...] = ()
+    page_size: int = DEFAULT_PAGE_SIZE
+    fuzzymatching: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", tuple(self.fields))
+        if self.page_size < 1:
+            raise ValidationError(f"page_size must be at least 1, not {self.page_size}")
+        build_query(fields=self.fields, limit=self.limit, offset=self.offset)  # validate before any request
+
+    def query(self, filters: Mapping[str, FilterValue], wanted: int, position: int) -> str:
+        """The query string of the page of ``wanted`` results from ``position`` on."""
+        return build_query(filters, fields=self.fields, limit=wanted, offset=position, fuzzymatching=self.fuzzymatching)
+
+
+class Qido:
+    """The QIDO-RS searches of one account: sent through ``http``, on the search paths of ``paths``."""
+
+    def __init__(self, http: HttpSession, paths: DicomWebPaths) -> None:
+        self._http = http
+        self.paths = paths
+
+    def search_for_studies(self, filters: Mapping[str, FilterValue], paging: QidoPaging) -> list[Match]:
+        """Studies matching ``filters`` (keyed by 8-hex tag)."""
+        return self.search(self.paths.search_studies(), filters, paging)
+
+    def search_for_series(
+        self, study_uid: str | None, filters: Mapping[str, FilterValue], paging: QidoPaging
+    ) -> list[Match]:
+        """Series of one study (or of all) matching ``filters``."""
+        if study_uid:
+            check_uid(study_uid, "study_instance_uid")
+        return self.search(self.paths.search_series(study_uid), filters, paging)
+
+    def search_for_instances(
+        self,
+        study_uid: str | None,
+        series_uid: str | None,
+        filters: Mapping[str, FilterValue],
+        paging: QidoPaging,
+    ) -> list[Match]:
+        """Instances of one series, one study or all matching ``filters``."""
+        if study_uid:
+            check_uid(study_uid, "study_instance_uid")
+        if series_uid:
+            check_uid(series_uid, "series_instance_uid")
+        return self.search(self.paths.search_instances(study_uid, series_uid), filters, paging)
+
+    def search(self, target: QidoTarget, filters: Mapping[str, FilterValue], paging: QidoPaging) -> list[Match]:
+        """Run one search page by page until the server has nothing more (or ``paging.limit`` is met).
+
+        Raises
+        ------
+        ProtocolError
+            The answer is not a JSON array, or the same page came back twice.
+        """
+        path, needed = target
+        filters = {**filters, **needed}
+        limit = paging.limit
+        results: list[Match] = []
+        position = paging.offset
+        previous_first: Any = None
+        while limit is None or len(results) < limit:
+            wanted = paging.page_size if limit is None else min(paging.page_size, limit - len(results))
+            query = paging.query(filters, wanted, position)
+            response = self._http.request("GET", path, query=query, headers={"Accept": DICOM_JSON})
+            page = _matches(response)
+            if not page:
+                break
+            if len(page) > wanted:  # the server ignored limit: this is everything from position on
+                results.extend(page)
+                break
+            if previous_first is not None and page[0] == previous_first:
+                raise ProtocolError(
+                    "the server ignores QIDO offset (the same page came back twice)",
+                    method="GET",
+                    url=str(response.request.url),
+                )
+            results.extend(page)
+            position += len(page)
+            previous_first = page[0]
+            more_flagged = "299" in response.headers.get("Warning", "")
+            if len(page) < wanted and not more_flagged:
+                break
+        return results if limit is None else results[:limit]
+
+
+def _matches(response: httpx.Response) -> list[Match]:
+    """A QIDO answer's matches: ``204`` and empty bodies mean none."""
+    if response.status_code == 204 or not response.content.strip():
+        return []
+    try:
+        document = response.json()
+    except ValueError:
+        raise ProtocolError(
+            "QIDO answer is not JSON",
+            status=response.status_code,
+            method="GET",
+            url=str(response.request.url),
+        ) from None
+    if not isinstance(document, list):
+        raise ProtocolError("QIDO answer is not a JSON array", status=response.status_code)
+    return document
