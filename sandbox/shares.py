@@ -209,6 +209,32 @@ async def share_page(request: Request) -> Response:
     return _page(title, body)
 
 
+def _reserve_attempt(store: Store, settings: Settings, share_uuid: str, now: float) -> tuple[int, float]:
+    """Count a password attempt BEFORE it is checked: ``(its number, 0)``, or ``(0, locked_until)``.
+
+    Counting and the lock-out test happen in one write transaction, so guesses
+    sent at the same time each take their own number: at most
+    ``share_max_attempts`` of them are ever checked, and the one that takes the
+    last number locks the link at once (a right password among them unlocks
+    it again). A lock-out that has run out starts the count afresh.
+    """
+    with store.write() as tx:
+        failed, locked_until = tx.conn.execute("SELECT failed_attempts, locked_until FROM shares WHERE uuid = ?",
+                                               (share_uuid,)).fetchone()
+        if locked_until > now:
+            return 0, locked_until
+        attempt = (0 if locked_until else failed) + 1
+        locked = now + settings.share_lockout_seconds if attempt >= settings.share_max_attempts else 0
+        tx.conn.execute("UPDATE shares SET failed_attempts = ?, locked_until = ? WHERE uuid = ?",
+                        (attempt, locked, share_uuid))
+        return attempt, 0
+
+
+def _clear_attempts(store: Store, share_uuid: str) -> None:
+    with store.write() as tx:
+        tx.conn.execute("UPDATE shares SET failed_attempts = 0, locked_until = 0 WHERE uuid = ?", (share_uuid,))
+
+
 async def share_unlock(request: Request) -> Response:
     """POST /share/{token}: check the password (limited attempts), then set the session cookie."""
     share, failure = await _checked(request)
@@ -223,29 +249,18 @@ async def share_unlock(request: Request) -> Response:
     if not isinstance(password, str):
         password = ""
     now = time.time()
-    if share.row["locked_until"] > now:
-        wait = int(share.row["locked_until"] - now) + 1
+    attempt, locked_until = await run_in_threadpool(_reserve_attempt, store, settings, share.row["uuid"], now)
+    if not attempt:
+        wait = int(locked_until - now) + 1
         return _notice("Too many attempts", f"Too many wrong passwords. Try again in {wait} seconds.", 429,
                        {"Retry-After": str(wait)})
     correct = await run_in_threadpool(check_password, password, share.row["password_hash"])
-
-    def record() -> int:
-        with store.write() as tx:
-            if correct:
-                tx.conn.execute("UPDATE shares SET failed_attempts = 0 WHERE uuid = ?", (share.row["uuid"],))
-                return 0
-            attempts = tx.conn.execute("SELECT failed_attempts FROM shares WHERE uuid = ?",
-                                       (share.row["uuid"],)).fetchone()[0] + 1
-            locked = now + settings.share_lockout_seconds if attempts >= settings.share_max_attempts else 0
-            tx.conn.execute("UPDATE shares SET failed_attempts = ?, locked_until = ? WHERE uuid = ?",
-                            (0 if locked else attempts, locked, share.row["uuid"]))
-            return attempts
-
-    attempts = await run_in_threadpool(record)
-    if not correct:
-        if attempts >= settings.share_max_attempts:
-            return _notice("Too many attempts", "Too many wrong passwords; this link is locked for a while.", 429,
-                           {"Retry-After": str(settings.share_lockout_seconds)})
+    if correct:
+        await run_in_threadpool(_clear_attempts, store, share.row["uuid"])
+    elif attempt >= settings.share_max_attempts:
+        return _notice("Too many attempts", "Too many wrong passwords; this link is locked for a while.", 429,
+                       {"Retry-After": str(settings.share_lockout_seconds)})
+    else:
         return _password_form("Wrong password.", 403)
     lifetime = settings.share_session_seconds
     if share.row["expire_date"]:

@@ -7,6 +7,7 @@ import io
 import sqlite3
 import uuid
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -150,6 +151,24 @@ def test_password_attempts_are_limited_per_link(fresh_sandbox, tmp_path):
         locked = browser.post(url, data={"password": "right"})
         assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
         assert browser.post(other_url, data={"password": "right"}).status_code == 303
+
+
+def test_concurrent_wrong_passwords_all_count_towards_the_lock_out(fresh_sandbox, tmp_path):
+    """24 wrong guesses, 12 at a time: only the first 5 are checked, then the right password is refused too."""
+    sandbox = fresh_sandbox(env={"SANDBOX_SHARE_MAX_ATTEMPTS": "5", "SANDBOX_PBKDF2_ROUNDS": "100000"})
+    info = sandbox.info()
+    order, _, _ = store_order(info, tmp_path)
+    url = share(info, order, password="right")
+
+    def guess(number: int) -> int:
+        with httpx.Client(timeout=120) as browser:
+            return browser.post(url, data={"password": f"wrong-{number}"}).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = [*pool.map(guess, range(12)), *pool.map(guess, range(12, 24))]
+    assert statuses.count(403) == 4 and statuses.count(429) == 20, statuses
+    with httpx.Client() as browser:
+        assert browser.post(url, data={"password": "right"}).status_code == 429
 
 
 @pytest.mark.parametrize("password", ["", "secret"])
