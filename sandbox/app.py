@@ -29,6 +29,7 @@ from sandbox.errors import ApiError, error_response
 from sandbox.faults import FaultConfig, FaultMiddleware
 from sandbox.model import Account
 from sandbox.store import Store
+from sandbox.workers import Workers
 
 REALM = 'Basic realm="PostDICOM sandbox", charset="UTF-8"'
 
@@ -141,5 +142,6 @@ def create_app(settings: Settings, faults: FaultConfig | None = None) -> Starlet
     app.state.store = store
     app.state.settings = settings
     app.state.faults = faults or FaultConfig()
+    app.state.workers = Workers(settings.account_workers)
     app.add_middleware(FaultMiddleware, state=app.state)
     return app

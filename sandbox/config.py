@@ -60,6 +60,8 @@ class Settings:
     share_max_attempts: int = 5
     share_lockout_seconds: int = 900
     share_session_seconds: int = 12 * 3600
+    account_workers: int = 8
+    """Worker threads one account may hold at once (see ``sandbox.workers``)."""
     clock_offset: dt.timedelta = field(default_factory=dt.timedelta)
     """Moved by ``POST /_sandbox/clock`` so tests can see a share expire."""
 
@@ -71,6 +73,7 @@ class Settings:
             pbkdf2_rounds=_env_int("SANDBOX_PBKDF2_ROUNDS", DEFAULT_PBKDF2_ROUNDS, 1000),
             share_max_attempts=_env_int("SANDBOX_SHARE_MAX_ATTEMPTS", 5, 1),
             share_lockout_seconds=_env_int("SANDBOX_SHARE_LOCKOUT_SECONDS", 900, 1),
+            account_workers=_env_int("SANDBOX_ACCOUNT_WORKERS", 8, 1),
         )
 
     def now(self) -> dt.datetime:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydicom
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -27,6 +26,8 @@ from sandbox.dicom import element_strings, keyword_of, resolve_tag, tag_key, vr_
 from sandbox.errors import ApiError
 from sandbox.params import BOOL, DATE, DATETIME, ORDER_INFO_LIST, TEXT, TEXT_LIST, UUID, UUID_LIST, Param, decode
 from sandbox.store import Store, new_uuid, now_text
+from sandbox.wildcard import contains_wildcard
+from sandbox.workers import in_worker
 
 
 @dataclass
@@ -215,9 +216,9 @@ def get_patient_order_properties(ctx: Context, p: dict[str, Any]) -> dict[str, A
     return model.order_properties(conn, row)
 
 
-def _text_matcher(wanted: str) -> re.Pattern[str]:
-    """Case-insensitive substring match where ``*`` is also a wildcard."""
-    return re.compile(".*".join(re.escape(part) for part in wanted.split("*")), re.IGNORECASE)
+def _contains(wanted: str | None, text: str) -> bool:
+    """GetPatientOrderList's text filters: case-insensitive substring match where ``*`` is also a wildcard."""
+    return not wanted or contains_wildcard(wanted, text, ignore_case=True, single=None)
 
 
 def get_patient_order_list(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
@@ -229,22 +230,18 @@ def get_patient_order_list(ctx: Context, p: dict[str, Any]) -> dict[str, Any]:
     marks = ", ".join("?" for _ in wanted_institutions)
     rows = conn.execute(f"SELECT * FROM orders WHERE account_uuid = ? AND institution_uuid IN ({marks}) "
                         "ORDER BY id", (ctx.account.uuid, *wanted_institutions)).fetchall()
-    name = _text_matcher(p["PatientName"]) if p["PatientName"] else None
-    patient = _text_matcher(p["PatientId"]) if p["PatientId"] else None
     modalities = {m.upper() for m in p["ModalityList"] or []}
     ranges = [("StudyDate", p["StudyDateFrom"], p["StudyDateTo"]),
               ("PatientBirthdate", p["PatientBirthdateFrom"], p["PatientBirthdateTo"])]
     found = []
     for row in rows:
-        summary = model.order_summary(conn, row)
-        if name and not name.search(row["patient_name"]):
-            continue
-        if patient and not patient.search(row["patient_id"]):
+        if not (_contains(p["PatientName"], row["patient_name"]) and _contains(p["PatientId"], row["patient_id"])):
             continue
         if p["OtherPatientId"] and row["other_patient_id"] != p["OtherPatientId"]:
             continue
         if p["AccessionNumber"] and row["accession_number"] != p["AccessionNumber"]:
             continue
+        summary = model.order_summary(conn, row)
         if modalities and not modalities & set(summary["ModalityList"]):
             continue
         if not all(_in_date_range(summary[key], low, high) for key, low, high in ranges):
@@ -380,7 +377,7 @@ def route(endpoint: Endpoint, prefix: str) -> Route:
         values = decode(endpoint.header, request.headers.get(endpoint.header), endpoint.params)
         ctx = Context(request.app.state.store, request.app.state.settings, request.state.account,
                       str(request.base_url).rstrip("/"))
-        answer = await run_in_threadpool(endpoint.handler, ctx, values)
+        answer = await in_worker(request, endpoint.handler, ctx, values)
         return Response(json.dumps(answer, ensure_ascii=False).encode("utf-8"),
                         media_type="application/json; charset=utf-8")
 

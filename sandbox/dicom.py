@@ -20,6 +20,8 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.valuerep import AMBIGUOUS_VR
 
+from sandbox.wildcard import wildcard_match
+
 BULK_PLACEHOLDER = "{bulk}"
 """Stored JSON keeps BulkDataURIs relative; the request's base replaces this at answer time."""
 
@@ -343,11 +345,6 @@ def _non_negative(name: str, value: str) -> int:
     return int(value)
 
 
-def _wildcard(pattern: str, *, ignore_case: bool) -> re.Pattern[str]:
-    parts = ["." if c == "?" else ".*" if c == "*" else re.escape(c) for c in pattern]
-    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
-
-
 def _strings(element: Mapping[str, Any] | None) -> list[str]:
     """Every value of a JSON element as text; PN gives each of its component groups."""
     if not element:
@@ -385,8 +382,7 @@ def element_matches(element: Mapping[str, Any] | None, vr: str, wanted: str) -> 
         return any(_in_range(v, low, high) for v in values)
     ignore_case = vr == "PN"
     if "*" in wanted or "?" in wanted:
-        pattern = _wildcard(wanted, ignore_case=ignore_case)
-        return any(pattern.fullmatch(v) for v in values)
+        return any(wildcard_match(wanted, v, ignore_case=ignore_case) for v in values)
     if vr in ("IS", "DS", "US", "UL", "SS", "SL", "FL", "FD", "UV", "SV"):
         try:
             return any(float(v) == float(wanted) for v in values)

@@ -10,13 +10,13 @@ before ``/studies/{study}`` (a UID is digits and dots, never ``series``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections import defaultdict
 from typing import Any
 
 import pydicom
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -28,9 +28,13 @@ from sandbox.dicom import (FAILURE_PROCESSING, INSTANCE_FIELDS, SERIES_FIELDS, S
 from sandbox.errors import ApiError, header_safe
 from sandbox.multipart import OutgoingPart, ReceivedPart, content_type_params, multipart_body, receive_parts
 from sandbox.store import Store
+from sandbox.workers import in_worker
 
 PREFIX = "/dicomweb"
 DICOM_JSON = "application/dicom+json"
+STOW_COMMIT_BATCH = 50
+"""Instances indexed per write transaction: the loop is given back between batches (a batch of 50 takes
+about 15 ms), so a STOW of thousands of parts does not hold other requests up while it is indexed."""
 
 
 def api_base(request: Request) -> str:
@@ -48,13 +52,15 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 async def stow(request: Request) -> Response:
     """``POST /`` (PostDICOM), ``POST /studies`` and ``POST /studies/{study}`` (PS3.18).
 
-    The parts are received into temp files, then parsed and indexed (one
-    transaction) on the event loop itself, which holds the loop about a
+    The parts are received into temp files, then parsed and indexed (a write
+    transaction per batch) on the event loop itself, which holds the loop about a
     millisecond per instance. The sandbox is one process: with the parsing in
     a worker thread, receiving concurrent uploads and parsing fought over the
     GIL, costing a fifth more CPU per instance and slower ingest with four
     uploads in flight; parsing each part as it arrived measured slower too
-    (benchmarks/RESULTS.md).
+    (benchmarks/RESULTS.md). The loop is given back after every part and
+    every :data:`STOW_COMMIT_BATCH` indexed instances, so a request of many
+    parts holds other requests up by one part or one batch at a time.
     """
     media, params = content_type_params(request.headers.get("content-type", ""))
     if media != "multipart/related":
@@ -72,12 +78,17 @@ async def stow(request: Request) -> Response:
             raise ApiError(400, "multipart body holds no part")
         study_in_url = request.path_params.get("study")
         memo: dict[tuple, dict[str, Any]] = {}
-        outcomes = [(part, _examine(part, study_in_url, memo)) for part in parts]
+        outcomes = []
+        for part in parts:
+            outcomes.append((part, _examine(part, study_in_url, memo)))
+            await asyncio.sleep(0)
         account: model.Account = request.state.account
-        with store.write() as tx:
-            for part, outcome in outcomes:
-                if not isinstance(outcome, StowReject):
+        to_store = [(part, outcome) for part, outcome in outcomes if not isinstance(outcome, StowReject)]
+        for start in range(0, len(to_store), STOW_COMMIT_BATCH):
+            with store.write() as tx:
+                for part, outcome in to_store[start:start + STOW_COMMIT_BATCH]:
                     model.store_instance(tx, store, account, outcome, part.path, part.size)
+            await asyncio.sleep(0)
         return _stow_answer(api_base(request), outcomes)
     finally:
         for part in parts:
@@ -296,7 +307,7 @@ def _qido(level: str):
             end = len(found) if query.limit is None else query.offset + query.limit
             return found[query.offset:end], max(0, len(found) - end)
 
-        page, remaining = await run_in_threadpool(search)
+        page, remaining = await in_worker(request, search)
         headers = {}
         if remaining:
             headers["Warning"] = f'299 sandbox "There are {remaining} additional results that can be requested"'
@@ -340,8 +351,8 @@ async def _path_instances(request: Request, level: str) -> list[sqlite3.Row]:
     account: model.Account = request.state.account
     store: Store = request.app.state.store
     uids = {k: request.path_params.get(k) for k in ("study", "series", "sop")}
-    rows = await run_in_threadpool(
-        lambda: _instances(store.read(), account, uids["study"], uids["series"], uids["sop"]))
+    rows = await in_worker(request, lambda: _instances(store.read(), account, uids["study"], uids["series"],
+                                                       uids["sop"]))
     if not rows:
         raise ApiError(404, f"no {level} {uids['sop'] or uids['series'] or uids['study']} in this account")
     return rows
@@ -377,7 +388,7 @@ async def bulkdata(request: Request) -> Response:
     account: model.Account = request.state.account
     store: Store = request.app.state.store
     p = request.path_params
-    rows = await run_in_threadpool(lambda: _instances(store.read(), account, p["study"], p["series"], p["sop"]))
+    rows = await in_worker(request, lambda: _instances(store.read(), account, p["study"], p["series"], p["sop"]))
     if not rows:
         raise ApiError(404, f"no instance {p['sop']} in this account")
     try:
@@ -391,7 +402,7 @@ async def bulkdata(request: Request) -> Response:
             raise ApiError(404, f"instance has no bulk data element {p['tag']}")
         return bytes(ds[tag].value)
 
-    value = await run_in_threadpool(read)
+    value = await in_worker(request, read)
     boundary, _, chunks = multipart_body([OutgoingPart(None, len(value), "application/octet-stream", data=value)])
     return Response(b"".join(chunks),
                     media_type=f'multipart/related; type="application/octet-stream"; boundary={boundary}')

@@ -29,13 +29,13 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from sandbox import model
 from sandbox.config import Settings
 from sandbox.errors import ApiError
 from sandbox.multipart import CHUNK
 from sandbox.store import Store, WriteTransaction, new_uuid, now_text
+from sandbox.workers import in_worker
 
 COOKIE = "sbx_share_session"
 PAGE = Template(resources.files("sandbox").joinpath("templates/page.html").read_text(encoding="utf-8"))
@@ -154,7 +154,7 @@ def _shared_orders(conn: sqlite3.Connection, share: _Share) -> list[sqlite3.Row]
 async def _checked(request: Request) -> tuple[_Share | None, Response | None]:
     store: Store = request.app.state.store
     settings: Settings = request.app.state.settings
-    share = await run_in_threadpool(_lookup, store, request.path_params["token"])
+    share = await in_worker(request, _lookup, store, request.path_params["token"])
     if share is None:
         return None, _notice("Link not found", "This share link does not exist or was removed.", 404)
     if share.expired(settings):
@@ -187,7 +187,7 @@ async def share_page(request: Request) -> Response:
         conn = store.read()
         return [model.order_summary(conn, r) for r in _shared_orders(conn, share)]
 
-    orders = await run_in_threadpool(rows)
+    orders = await in_worker(request, rows)
     title = share.row["title"] or "Shared studies"
     lines = "".join(
         "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
@@ -249,14 +249,14 @@ async def share_unlock(request: Request) -> Response:
     if not isinstance(password, str):
         password = ""
     now = time.time()
-    attempt, locked_until = await run_in_threadpool(_reserve_attempt, store, settings, share.row["uuid"], now)
+    attempt, locked_until = await in_worker(request, _reserve_attempt, store, settings, share.row["uuid"], now)
     if not attempt:
         wait = int(locked_until - now) + 1
         return _notice("Too many attempts", f"Too many wrong passwords. Try again in {wait} seconds.", 429,
                        {"Retry-After": str(wait)})
-    correct = await run_in_threadpool(check_password, password, share.row["password_hash"])
+    correct = await in_worker(request, check_password, password, share.row["password_hash"])
     if correct:
-        await run_in_threadpool(_clear_attempts, store, share.row["uuid"])
+        await in_worker(request, _clear_attempts, store, share.row["uuid"])
     elif attempt >= settings.share_max_attempts:
         return _notice("Too many attempts", "Too many wrong passwords; this link is locked for a while.", 429,
                        {"Retry-After": str(settings.share_lockout_seconds)})
@@ -334,7 +334,7 @@ async def share_download(request: Request) -> Response:
                             store.files_dir / inst["path"]))
         return out
 
-    files = await run_in_threadpool(entries)
+    files = await in_worker(request, entries)
     if not files:
         return _notice("Nothing to download", "No images are stored for these studies.", 404)
     return StreamingResponse(_zip_chunks(files), media_type="application/zip",
