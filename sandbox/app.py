@@ -6,6 +6,9 @@ Layout of one sandbox::
     /share/<token>       share pages for recipients (no account; token + optional password)
     /_sandbox/faults     GET/POST fault injection settings (tests switch faults at run time)
     /_sandbox/clock      GET/POST a clock offset (tests make shares expire without waiting)
+
+Every request must name the sandbox in its ``Host`` header, and the control
+routes refuse what a web page could send (``sandbox.guard``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sandbox import custom, dicomweb, shares
 from sandbox.config import Settings
 from sandbox.errors import ApiError, error_response
 from sandbox.faults import FaultConfig, FaultMiddleware
+from sandbox.guard import HostGuardMiddleware, check_control
 from sandbox.model import Account
 from sandbox.store import Store
 from sandbox.workers import Workers
@@ -88,8 +92,14 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(500, f"internal error: {type(exc).__name__}: {exc}"))
 
 
+def _guard_control(request: Request) -> None:
+    settings: Settings = request.app.state.settings
+    check_control(request, settings.control, settings.control_token)
+
+
 async def faults_control(request: Request) -> Response:
     """GET the current fault settings and counters; POST JSON to replace them (``{}`` turns them off)."""
+    _guard_control(request)
     if request.method == "POST":
         try:
             body = json.loads(await request.body() or b"{}")
@@ -104,6 +114,7 @@ async def faults_control(request: Request) -> Response:
 async def clock_control(request: Request) -> Response:
     """GET/POST ``{"offset_days": N}``: the sandbox's idea of today, for share-expiry tests."""
     settings: Settings = request.app.state.settings
+    _guard_control(request)
     if request.method == "POST":
         try:
             body = json.loads(await request.body() or b"{}")
@@ -144,4 +155,5 @@ def create_app(settings: Settings, faults: FaultConfig | None = None) -> Starlet
     app.state.faults = faults or FaultConfig()
     app.state.workers = Workers(settings.account_workers)
     app.add_middleware(FaultMiddleware, state=app.state)
+    app.add_middleware(HostGuardMiddleware, allowed_names=settings.allowed_hosts)
     return app

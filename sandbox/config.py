@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -62,6 +63,12 @@ class Settings:
     share_session_seconds: int = 12 * 3600
     account_workers: int = 8
     """Worker threads one account may hold at once (see ``sandbox.workers``)."""
+    control: str = "token"
+    """``token`` (POSTs to the control routes need ``control_token``), ``open`` or ``off`` (``sandbox.guard``)."""
+    control_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    """New at every start, printed in the banner."""
+    allowed_hosts: frozenset[str] = frozenset()
+    """``Host`` names served besides localhost and IP addresses: ``--host`` and ``--allowed-host``."""
     clock_offset: dt.timedelta = field(default_factory=dt.timedelta)
     """Moved by ``POST /_sandbox/clock`` so tests can see a share expire."""
 

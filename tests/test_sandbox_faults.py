@@ -10,7 +10,7 @@ import pytest
 
 from postdicom.synthetic import StudySpec, write_study
 from sandbox.faults import FaultConfig, group_of, parse_rule
-from tests.fixtures.sandbox_server import api_client, sandbox_faults, stow_body, vendor_get
+from tests.fixtures.sandbox_server import api_client, control_post, sandbox_faults, stow_body, vendor_get
 
 
 def search_folders(client) -> httpx.Response:
@@ -88,7 +88,7 @@ def test_seeded_probabilities_repeat_exactly(sandbox_server):
 def test_bad_fault_settings_are_refused(sandbox_server):
     for body in ({"spec": "500:0.5"}, {"spec": "503:2"}, {"spec": "503:0.5@uploads"}, {"latency": 5},
                  {"rules": [{"kind": "drop"}]}):
-        answer = httpx.post(sandbox_server.root_url + "/_sandbox/faults", json=body)
+        answer = control_post(sandbox_server, "/_sandbox/faults", body)
         assert answer.status_code == 400 and answer.headers["x-error-reason"], body
 
 

@@ -16,7 +16,7 @@ import pydicom
 import pytest
 
 from postdicom.synthetic import StudySpec, write_study
-from tests.fixtures.sandbox_server import api_client, vendor_get, vendor_stow
+from tests.fixtures.sandbox_server import api_client, control_post, vendor_get, vendor_stow
 
 IN_TWO_DAYS = (dt.date.today() + dt.timedelta(days=2)).isoformat()
 
@@ -44,11 +44,11 @@ def share(info, order: str, password: str = "", downloadable: bool = True, expir
 
 @contextmanager
 def clock_moved(info, days: float):
-    httpx.post(info.root_url + "/_sandbox/clock", json={"offset_days": days}).raise_for_status()
+    control_post(info, "/_sandbox/clock", {"offset_days": days}).raise_for_status()
     try:
         yield
     finally:
-        httpx.post(info.root_url + "/_sandbox/clock", json={"offset_days": 0}).raise_for_status()
+        control_post(info, "/_sandbox/clock", {"offset_days": 0}).raise_for_status()
 
 
 def test_password_protected_share_in_a_browser_session(sandbox_server, tmp_path):
