@@ -18,6 +18,8 @@ import binascii
 import datetime as dt
 import html
 import json
+import logging
+import secrets
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -36,6 +38,9 @@ from sandbox.store import Store
 from sandbox.workers import Workers
 
 REALM = 'Basic realm="PostDICOM sandbox", charset="UTF-8"'
+MAX_CLOCK_OFFSET_DAYS = 36_500
+"""``POST /_sandbox/clock`` moves "today" by at most a hundred years either way (dates stay representable)."""
+logger = logging.getLogger("sandbox")
 
 
 class BasicAuthMiddleware:
@@ -89,7 +94,25 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    return error_response(ApiError(500, f"internal error: {type(exc).__name__}: {exc}"))
+    """A bug: answer 500 with a reference to the log, never the exception (it may quote data or internals).
+
+    Starlette re-raises the exception after this answer, so the traceback
+    follows the reference line in the sandbox's log.
+    """
+    reference = secrets.token_hex(4)
+    logger.error("internal error %s on %s %s", reference, request.method, request.url.path)
+    return error_response(ApiError(500, f"internal error (reference {reference} in the sandbox log)"))
+
+
+async def _json_object(request: Request) -> dict:
+    """A control route's body: one JSON object (an empty body is ``{}``)."""
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError as exc:
+        raise ApiError(400, "the body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
 
 
 def _guard_control(request: Request) -> None:
@@ -101,12 +124,10 @@ async def faults_control(request: Request) -> Response:
     """GET the current fault settings and counters; POST JSON to replace them (``{}`` turns them off)."""
     _guard_control(request)
     if request.method == "POST":
+        body = await _json_object(request)
         try:
-            body = json.loads(await request.body() or b"{}")
-            if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
             request.app.state.faults = FaultConfig.from_json(body)
-        except (ValueError, TypeError, KeyError) as exc:
+        except ValueError as exc:  # FaultConfig's own messages, naming the setting
             raise ApiError(400, f"bad fault settings: {exc}") from exc
     return JSONResponse(request.app.state.faults.describe())
 
@@ -116,11 +137,14 @@ async def clock_control(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     _guard_control(request)
     if request.method == "POST":
-        try:
-            body = json.loads(await request.body() or b"{}")
-            settings.clock_offset = dt.timedelta(days=float(body.get("offset_days", 0)))
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise ApiError(400, f"bad clock settings: {exc}") from exc
+        body = await _json_object(request)
+        days = body.get("offset_days", 0)
+        if set(body) - {"offset_days"}:
+            raise ApiError(400, "the clock takes only offset_days")
+        if isinstance(days, bool) or not isinstance(days, (int, float)) or not abs(days) <= MAX_CLOCK_OFFSET_DAYS:
+            raise ApiError(400, f"offset_days must be a number from -{MAX_CLOCK_OFFSET_DAYS} to "
+                                f"{MAX_CLOCK_OFFSET_DAYS}")
+        settings.clock_offset = dt.timedelta(days=days)
     return JSONResponse({"offset_days": settings.clock_offset.total_seconds() / 86400,
                          "today": settings.today().isoformat()})
 

@@ -85,7 +85,7 @@ def read_instance(path: Path, memo: dict[tuple, dict[str, Any]] | None = None) -
             ds = pydicom.dcmread(handle, stop_before_pixels=True)
             stopped_at = handle.tell()
     except Exception as exc:  # pydicom raises many types on corrupt input; all mean "cannot parse"
-        raise StowReject(FAILURE_CANNOT_UNDERSTAND, f"not a readable DICOM file: {exc}") from exc
+        raise StowReject(FAILURE_CANNOT_UNDERSTAND, "not a readable DICOM file") from exc
     meta = getattr(ds, "file_meta", None)
     sop_class = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else ""))
     sop_uid = str(ds.get("SOPInstanceUID", "") or (meta.get("MediaStorageSOPInstanceUID", "") if meta else ""))
@@ -107,7 +107,7 @@ def read_instance(path: Path, memo: dict[tuple, dict[str, Any]] | None = None) -
     try:
         attrs = dataset_json(ds, memo)
     except Exception as exc:  # a value pydicom cannot convert: the data set is not understood
-        raise StowReject(FAILURE_CANNOT_UNDERSTAND, f"cannot convert to DICOM JSON: {exc}",
+        raise StowReject(FAILURE_CANNOT_UNDERSTAND, "a value cannot be converted to DICOM JSON",
                          sop_class, sop_uid) from exc
     if stopped_at < size:
         if not _trailing_element_complete(path, stopped_at, size, ds.original_encoding):
@@ -340,7 +340,7 @@ def parse_qido(raw_query: str, *, ignore: Iterable[str] = ()) -> QidoQuery:
 
 
 def _non_negative(name: str, value: str) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise QueryError(f"{name} must be a non-negative integer, not {value!r}")
     return int(value)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from collections import defaultdict
 from typing import Any
@@ -154,7 +155,7 @@ def _qido_query(request: Request) -> QidoQuery:
     except QueryError as exc:
         raise ApiError(400, str(exc)) from exc
     except UnicodeDecodeError as exc:
-        raise ApiError(400, f"query string is not UTF-8: {exc}") from exc
+        raise ApiError(400, "query string is not UTF-8") from exc
 
 
 def _check_accept_json(request: Request) -> None:
@@ -391,10 +392,9 @@ async def bulkdata(request: Request) -> Response:
     rows = await in_worker(request, lambda: _instances(store.read(), account, p["study"], p["series"], p["sop"]))
     if not rows:
         raise ApiError(404, f"no instance {p['sop']} in this account")
-    try:
-        tag = int(p["tag"], 16)
-    except ValueError as exc:
-        raise ApiError(400, f"bulk data tag {p['tag']!r} is not 8 hex digits") from exc
+    if not re.fullmatch(r"[0-9A-Fa-f]{8}", p["tag"]):
+        raise ApiError(400, f"bulk data tag {p['tag']!r} is not 8 hex digits")
+    tag = int(p["tag"], 16)
 
     def read() -> bytes:
         ds = pydicom.dcmread(store.files_dir / rows[0]["path"])

@@ -36,6 +36,6 @@ def error_response(error: ApiError) -> Response:
     """The JSON error answer of api-answers.md: ``{"Error": reason}`` plus the header."""
     reason = header_safe(error.reason)
     headers = {"X-Error-Reason": reason, **error.headers}
-    body = json.dumps({"Error": error.reason}, ensure_ascii=False).encode("utf-8")
+    body = json.dumps({"Error": error.reason}, ensure_ascii=False).encode("utf-8", "backslashreplace")
     return Response(body, status_code=error.status, headers=headers,
                     media_type="application/json; charset=utf-8")

@@ -81,6 +81,21 @@ def parse_rule(text: str) -> FaultRule:
     return make_rule(kind, share, groups.split("+") if groups else ["all"])
 
 
+MAX_LATENCY_MS = 60_000
+MAX_RETRY_AFTER = 86_400
+MAX_HANG_SECONDS = 3_600
+
+
+def _bounded(body: dict[str, Any], key: str, default: float, high: float, *, integer: bool = False) -> float:
+    """``body[key]`` as a number from 0 to ``high`` (a whole one when ``integer``), or a ``ValueError`` naming it."""
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high or (
+            integer and value != int(value)):
+        kind = "a whole number" if integer else "a number"
+        raise ValueError(f"{key} must be {kind} from 0 to {high}")
+    return value
+
+
 def make_rule(kind: str, share: Any, groups: list[str]) -> FaultRule:
     kind = str(kind).lower()
     if kind not in KINDS:
@@ -92,14 +107,15 @@ def make_rule(kind: str, share: Any, groups: list[str]) -> FaultRule:
     rule = FaultRule(kind, groups=tuple(groups))
     if isinstance(share, str) and "/" in share:
         top, _, every = share.partition("/")
-        if top != "1" or not every.isdigit() or int(every) < 1:
+        if top != "1" or not (every.isascii() and every.isdigit()) or int(every) < 1:
             raise ValueError(f"fault share {share!r} must be 1/N")
         rule.every = int(every)
     else:
-        probability = float(share)
-        if not 0 <= probability <= 1:
-            raise ValueError(f"fault share {share!r} must be between 0 and 1")
-        rule.probability = probability
+        if isinstance(share, str) and re.fullmatch(r"[0-9]*\.?[0-9]+", share.strip()):
+            share = float(share)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise ValueError(f"fault share {share!r} must be a probability from 0 to 1 or 1/N")
+        rule.probability = float(share)
     return rule
 
 
@@ -123,21 +139,38 @@ class FaultConfig:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> FaultConfig:
-        """The body of ``POST /_sandbox/faults``; unknown keys are an error so typos do not pass silently."""
+        """The body of ``POST /_sandbox/faults``; unknown keys are an error so typos do not pass silently.
+
+        Every value is checked here, so a wrong one is a ``ValueError`` naming its key (a 400), never a
+        Python error from deeper down.
+        """
         allowed = {"latency_ms", "seed", "retry_after", "hang_seconds", "rules", "spec"}
         extra = set(body) - allowed
         if extra:
             raise ValueError(f"unknown fault settings {sorted(extra)}")
-        rules = [parse_rule(part) for part in str(body.get("spec", "")).split(",") if part.strip()]
-        for item in body.get("rules", []):
+        spec = body.get("spec", "")
+        if not isinstance(spec, str):
+            raise ValueError("spec must be a string of KIND:SHARE[@GROUPS] rules")
+        rules = [parse_rule(part) for part in spec.split(",") if part.strip()]
+        items = body.get("rules", [])
+        if not isinstance(items, list):
+            raise ValueError("rules must be a list of objects")
+        for item in items:
+            if not isinstance(item, dict) or not {"kind", "share"} <= set(item) or set(item) - {"kind", "share",
+                                                                                                "groups"}:
+                raise ValueError("each of rules must be an object with kind, share and optional groups")
             groups = item.get("groups", ["all"])
-            rules.append(make_rule(item["kind"], item["share"], [groups] if isinstance(groups, str) else groups))
-        config = cls(latency_ms=int(body.get("latency_ms", 0)), seed=body.get("seed"),
-                     retry_after=int(body.get("retry_after", 1)), hang_seconds=float(body.get("hang_seconds", 30)),
-                     rules=rules)
-        if config.latency_ms < 0 or config.retry_after < 0 or config.hang_seconds < 0:
-            raise ValueError("latency_ms, retry_after and hang_seconds must not be negative")
-        return config
+            groups = [groups] if isinstance(groups, str) else groups
+            if not isinstance(item["kind"], str) or not isinstance(groups, list) or not all(
+                    isinstance(g, str) for g in groups):
+                raise ValueError("a rule's kind must be a string and its groups a list of strings")
+            rules.append(make_rule(item["kind"], item["share"], groups))
+        seed = body.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError("seed must be an integer or null")
+        return cls(latency_ms=int(_bounded(body, "latency_ms", 0, MAX_LATENCY_MS, integer=True)), seed=seed,
+                   retry_after=int(_bounded(body, "retry_after", 1, MAX_RETRY_AFTER, integer=True)),
+                   hang_seconds=_bounded(body, "hang_seconds", 30, MAX_HANG_SECONDS), rules=rules)
 
     def describe(self) -> dict[str, Any]:
         return {"latency_ms": self.latency_ms, "seed": self.seed, "retry_after": self.retry_after,

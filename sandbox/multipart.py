@@ -125,7 +125,7 @@ async def receive_parts(chunks: AsyncIterator[bytes], boundary: str,
         raise
     except Exception as exc:
         _discard(sink)
-        raise ApiError(400, f"malformed multipart body: {exc}") from exc
+        raise ApiError(400, "malformed multipart body") from exc
     finally:
         sink.close()
     return sink.parts

@@ -50,7 +50,7 @@ def decode(header_name: str, raw: str | None, params: tuple[Param, ...]) -> dict
     try:
         obj = json.loads(text)
     except ValueError as exc:
-        raise ApiError(400, f"parameter header {header_name} is not a JSON object: {exc}") from exc
+        raise ApiError(400, f"parameter header {header_name} is not a JSON object{_where(exc)}") from exc
     if not isinstance(obj, dict):
         raise ApiError(400, f"parameter header {header_name} is not a JSON object")
     values: dict[str, Any] = {}
@@ -58,6 +58,8 @@ def decode(header_name: str, raw: str | None, params: tuple[Param, ...]) -> dict
         text = obj.get(param.name)
         if text is not None and not isinstance(text, str):
             raise ApiError(400, f"parameter {param.name} must be sent as a JSON string")
+        if text is not None:
+            _check_unicode(param.name, text)
         value = _convert(param, text) if text not in (None, "") else None
         if param.required:
             missing = text is None if param.blank_means_all else value in (None, [])
@@ -87,7 +89,7 @@ def _convert(param: Param, text: str) -> Any:
             raise ApiError(400, f"parameter {param.name} must be True or False, not {text!r}")
         return text.lower() == "true"
     if kind in (UUID_LIST, TEXT_LIST, ORDER_INFO_LIST):
-        items = _json_list(param.name, text)
+        items = _json_list(param.name, text, objects=kind == ORDER_INFO_LIST)
         if kind == TEXT_LIST:
             return items
         if kind == UUID_LIST:
@@ -96,19 +98,37 @@ def _convert(param: Param, text: str) -> Any:
     raise AssertionError(f"unknown parameter kind {kind}")
 
 
-def _json_list(name: str, text: str) -> list[str]:
-    """A list sent as a JSON string of an array; blank items (``[""]``) are dropped."""
+def _check_unicode(name: str, text: str) -> None:
+    """JSON escapes can spell lone surrogates (``"\\ud800"``), which no UTF-8 store or answer can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ApiError(400, f"parameter {name} holds an unpaired surrogate escape, not text") from exc
+
+
+def _where(exc: ValueError) -> str:
+    """Where JSON text broke, without the decoder's own message (answers carry no exception text)."""
+    position = getattr(exc, "pos", None)
+    return f" (invalid JSON at character {position})" if isinstance(position, int) else ""
+
+
+def _json_list(name: str, text: str, *, objects: bool = False) -> list[Any]:
+    """A list sent as a JSON string of an array; blank items (``[""]``) are dropped.
+
+    Items are strings; ``objects`` also lets JSON objects through (``PatientOrderInfoList``).
+    """
     try:
         items = json.loads(text)
     except ValueError as exc:
-        raise ApiError(400, f"parameter {name} is not a JSON list: {exc}") from exc
+        raise ApiError(400, f"parameter {name} is not a JSON list{_where(exc)}") from exc
     if not isinstance(items, list):
         raise ApiError(400, f"parameter {name} is not a JSON list")
     out = []
     for item in items:
-        if isinstance(item, dict):
+        if objects and isinstance(item, dict):
             out.append(item)
         elif isinstance(item, str):
+            _check_unicode(name, item)
             if item.strip():
                 out.append(item.strip())
         else:
@@ -122,7 +142,7 @@ def _order_info(name: str, item: Any) -> str:
         try:
             item = json.loads(item)
         except ValueError as exc:
-            raise ApiError(400, f"parameter {name} item is not a JSON object: {exc}") from exc
+            raise ApiError(400, f"parameter {name} item is not a JSON object{_where(exc)}") from exc
     if not isinstance(item, dict) or not isinstance(item.get("PatientOrderUuid"), str):
         raise ApiError(400, f"parameter {name} items must be objects with a PatientOrderUuid")
     return parse_uuid(f"{name}.PatientOrderUuid", item["PatientOrderUuid"])

@@ -264,9 +264,9 @@ async def share_unlock(request: Request) -> Response:
         return _password_form("Wrong password.", 403)
     lifetime = settings.share_session_seconds
     if share.row["expire_date"]:
-        end_of_expiry = dt.datetime.fromisoformat(share.row["expire_date"]).replace(
-            tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
-        lifetime = max(1, min(lifetime, int((end_of_expiry - settings.now()).total_seconds())))
+        end_of_expiry = dt.datetime.combine(dt.date.fromisoformat(share.row["expire_date"]), dt.time.max,
+                                            tzinfo=dt.timezone.utc)
+        lifetime = max(1, min(lifetime, int((end_of_expiry - settings.now()).total_seconds()) + 1))
     expires = int(now) + lifetime
     response = RedirectResponse(f"/share/{share.token}", status_code=303, headers=SECURITY_HEADERS)
     response.set_cookie(COOKIE, share.session_value(expires, store.secret), max_age=lifetime,
