@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -164,3 +165,18 @@ def test_a_broken_upload_leaves_nothing_behind(sandbox_server, tmp_path):
     data_dir = Path(sandbox_server.extra["data_dir"])
     assert list((data_dir / "tmp").iterdir()) == []
     assert not list((data_dir / "files").rglob(f"*{spec.study_uid()}*"))
+
+
+def test_files_the_sandbox_writes_follow_the_umask(fresh_sandbox, tmp_path):
+    previous = os.umask(0o077)
+    try:
+        sandbox = fresh_sandbox()
+    finally:
+        os.umask(previous)
+    info = sandbox.info()
+    paths = write_study(tmp_path, StudySpec("Umask^Ulla", "UMASK-1", "CT", instances_per_series=2, seed="umask"))
+    with api_client(info) as client:
+        assert {r.status_code for r in vendor_stow(client, paths)} == {200}
+    written = [p for p in Path(info.extra["data_dir"]).rglob("*")]
+    assert any(p.suffix == ".dcm" for p in written) and any(p.name == "index.sqlite3" for p in written)
+    assert {oct(p.stat().st_mode & 0o077) for p in written} == {"0o0"}
