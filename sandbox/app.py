@@ -6,6 +6,7 @@ Layout of one sandbox::
     /share/<token>       share pages for recipients (no account; token + optional password)
     /_sandbox/faults     GET/POST fault injection settings (tests switch faults at run time)
     /_sandbox/clock      GET/POST a clock offset (tests make shares expire without waiting)
+    /_sandbox/answers    GET/POST the custom endpoints' answer shapes (documented or alternative)
 
 Every request must name the sandbox in its ``Host`` header, and the control
 routes refuse what a web page could send (``sandbox.guard``).
@@ -33,6 +34,7 @@ from sandbox.config import Settings
 from sandbox.errors import ApiError, error_response
 from sandbox.faults import FaultConfig, FaultMiddleware
 from sandbox.guard import HostGuardMiddleware, check_control
+from sandbox.shapes import SHAPES
 from sandbox.model import Account
 from sandbox.store import Store
 from sandbox.workers import Workers
@@ -149,6 +151,18 @@ async def clock_control(request: Request) -> Response:
                          "today": settings.today().isoformat()})
 
 
+async def answers_control(request: Request) -> Response:
+    """GET/POST ``{"shapes": "documented" | "alternative"}``: the custom endpoints' answer shapes (``sandbox.shapes``)."""
+    settings: Settings = request.app.state.settings
+    _guard_control(request)
+    if request.method == "POST":
+        body = await _json_object(request)
+        if set(body) != {"shapes"} or body["shapes"] not in SHAPES:
+            raise ApiError(400, f"the body must be {{\"shapes\": ...}} with one of {', '.join(SHAPES)}")
+        settings.answer_shapes = body["shapes"]
+    return JSONResponse({"shapes": settings.answer_shapes})
+
+
 async def home(request: Request) -> Response:
     base = html.escape(dicomweb.api_base(request))
     return HTMLResponse(f"<!doctype html><title>PostDICOM sandbox</title><h1>PostDICOM sandbox</h1>"
@@ -168,6 +182,7 @@ def create_app(settings: Settings, faults: FaultConfig | None = None) -> Starlet
         Route("/share/{token}/download", shares.share_download, methods=["GET"]),
         Route("/_sandbox/faults", faults_control, methods=["GET", "POST"]),
         Route("/_sandbox/clock", clock_control, methods=["GET", "POST"]),
+        Route("/_sandbox/answers", answers_control, methods=["GET", "POST"]),
     ]
     app = Starlette(
         routes=routes,

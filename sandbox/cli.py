@@ -16,6 +16,7 @@ import sys
 from sandbox.config import Settings, default_seed_text, load_seed
 from sandbox.faults import FaultConfig, QuietDrops
 from sandbox.guard import CONTROL_MODES, CONTROL_TOKEN_HEADER, is_loopback
+from sandbox.shapes import DOCUMENTED, SHAPES
 
 H11_MAX_HEADER_BLOCK = 64 * 1024
 """uvicorn's h11 refuses a header block over 16 KiB by default, which would hide the app's own 431
@@ -43,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
                         default=env("SANDBOX_CONTROL") or "token",
                         help="the /_sandbox control routes: 'token' (default: POSTs need the token printed at "
                              "start), 'open' (what --control alone means: no token), 'off' (env SANDBOX_CONTROL)")
+    parser.add_argument("--answer-shapes", choices=SHAPES, default=env("SANDBOX_ANSWER_SHAPES") or DOCUMENTED,
+                        help="how the custom endpoints answer: 'documented' (docs/api-answers.md, default) or "
+                             "'alternative' (shapes a .NET service may send, see docs/sandbox.md; "
+                             "env SANDBOX_ANSWER_SHAPES)")
     faults = parser.add_argument_group("fault injection (off by default; see docs/sandbox.md)")
     faults.add_argument("--fault", action="append", default=[], metavar="KIND:SHARE[@GROUPS]",
                         help="e.g. 503:0.2@stow, 429:1/3@qido+wado, hang:0.05, drop:1/10@custom "
@@ -97,7 +102,8 @@ def banner(host: str, port: int, demo: dict, settings: Settings, faults: FaultCo
             f"  Password   : {demo['Password']}\n"
             f"  Data dir   : {settings.data_dir.resolve()}\n"
             f"  Faults     : {json.dumps(faults.describe()) if faults.rules or faults.latency_ms else 'off'}\n"
-            f"  Control    : {control}")
+            f"  Control    : {control}\n"
+            f"  Answers    : {settings.answer_shapes} shapes")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(args.data_dir, seed)
         if args.control not in CONTROL_MODES:
             raise ValueError(f"SANDBOX_CONTROL must be one of {', '.join(CONTROL_MODES)}")
+        if args.answer_shapes not in SHAPES:
+            raise ValueError(f"SANDBOX_ANSWER_SHAPES must be one of {', '.join(SHAPES)}")
     except ValueError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 2
@@ -126,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     from sandbox.app import create_app
 
     settings.control = args.control
+    settings.answer_shapes = args.answer_shapes
     settings.allowed_hosts = frozenset([args.host, *(n.strip() for n in args.allowed_host)])
     app = create_app(settings, faults)
     print(banner(args.host, args.port, seed["Accounts"][0], settings, faults), flush=True)

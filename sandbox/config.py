@@ -67,6 +67,8 @@ class Settings:
     """``token`` (POSTs to the control routes need ``control_token``), ``open`` or ``off`` (``sandbox.guard``)."""
     control_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     """New at every start, printed in the banner."""
+    answer_shapes: str = "documented"
+    """``documented`` or ``alternative`` (``sandbox.shapes``); moved by ``POST /_sandbox/answers``."""
     allowed_hosts: frozenset[str] = frozenset()
     """``Host`` names served besides localhost and IP addresses: ``--host`` and ``--allowed-host``."""
     clock_offset: dt.timedelta = field(default_factory=dt.timedelta)

@@ -9,7 +9,6 @@ of docs/api-answers.md; they raise :class:`ApiError` for the 4xx cases.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from sandbox.config import Settings
 from sandbox.dicom import element_strings, keyword_of, resolve_tag, tag_key, vr_of
 from sandbox.errors import ApiError
 from sandbox.params import BOOL, DATE, DATETIME, ORDER_INFO_LIST, TEXT, TEXT_LIST, UUID, UUID_LIST, Param, decode
+from sandbox.shapes import encode
 from sandbox.store import Store, new_uuid, now_text
 from sandbox.wildcard import contains_wildcard
 from sandbox.workers import in_worker
@@ -378,7 +378,7 @@ def route(endpoint: Endpoint, prefix: str) -> Route:
         ctx = Context(request.app.state.store, request.app.state.settings, request.state.account,
                       str(request.base_url).rstrip("/"))
         answer = await in_worker(request, endpoint.handler, ctx, values)
-        return Response(json.dumps(answer, ensure_ascii=False).encode("utf-8"),
-                        media_type="application/json; charset=utf-8")
+        body, headers, media_type = encode(endpoint.function, answer, request.app.state.settings.answer_shapes)
+        return Response(body, headers=headers, media_type=media_type)
 
     return Route(prefix + endpoint.path, handle, methods=["GET"], name=endpoint.function)
