@@ -60,7 +60,13 @@ class PostDicomCredentials(CredentialsBlock):
     )
     timeout: float = Field(default=120.0, gt=0, description="Seconds allowed per request read or write.")
     max_retries: int = Field(
-        default=3, ge=0, le=10, description="Times a transient failure (connection, 408, 429, 5xx) is retried."
+        default=3,
+        ge=0,
+        le=10,
+        description=(
+            "Times one call retries a transient failure (connection, 408, 429, 5xx);"
+            " the other retry limits are the POSTDICOM_RETRY_* settings."
+        ),
     )
     requests_per_second: float | None = Field(
         default=None, gt=0, description="Optional cap on request starts per second for this account."
@@ -98,7 +104,7 @@ class PostDicomCredentials(CredentialsBlock):
             self.password.get_secret_value(),
             dialect=self.dialect,
             timeout=self.timeout,
-            retry=RetryPolicy(attempts=self.max_retries + 1),
+            retry=RetryPolicy.from_env(attempts=self.max_retries + 1),
             requests_per_second=self.requests_per_second,
             verify=self.verify_tls,
             transport=self._transport,

@@ -2,14 +2,17 @@
 
 from .client import DIALECTS, PostDicomClient
 from .errors import (
+    AnswerTooLargeError,
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    DeadlineExceededError,
     HeaderTooLargeError,
     HTTPStatusError,
     NotFoundError,
     PostDicomError,
     ProtocolError,
+    RedirectError,
     ServerError,
     ThrottledError,
     TransportError,
@@ -18,11 +21,17 @@ from .errors import (
 )
 from .stow import InstanceOutcome, StowResult
 from . import models
-from .http import RetryPolicy
+from .http import HttpLimits
+from .retry import NO_RETRY, RetryPolicy
 from .upload import FileEntry, UploadReport
 
 __all__ = [
     "DIALECTS",
+    "NO_RETRY",
+    "AnswerTooLargeError",
+    "DeadlineExceededError",
+    "HttpLimits",
+    "RedirectError",
     "FileEntry",
     "InstanceOutcome",
     "StowResult",

@@ -14,7 +14,8 @@ import httpx
 
 from .dicomweb import DicomWebMixin
 from .endpoints import CustomEndpointsMixin
-from .http import HttpSession, RetryPolicy
+from .http import HttpSession
+from .retry import RetryPolicy
 from .urls import DIALECTS, Dialect
 
 
@@ -50,7 +51,7 @@ class PostDicomClient(DicomWebMixin, CustomEndpointsMixin):
         *,
         dialect: Dialect = "postdicom",
         timeout: float = 120.0,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy | None = None,
         max_connections: int = 16,
         requests_per_second: float | None = None,
         verify: bool = True,

@@ -97,7 +97,7 @@ class DicomWebMixin:
 
         Raises
         ------
-        AuthenticationError, NotFoundError
+        AuthenticationError, NotFoundError, RedirectError
             The account or address is wrong: no request can succeed, so the
             upload stops instead of reporting every file as failed.
 

@@ -4,14 +4,21 @@ Every error carries what a person needs to act on it: the HTTP status (when
 there was an answer), the server's own explanation from the ``X-Error-Reason``
 response header, and the request's method and URL. Credentials never appear:
 authentication travels in a header that is never copied into an error. Query
-values do not appear in the message either (a QIDO search by ``PatientName``
-or ``PatientID`` names a patient, and messages end up in logs and in
-Prefect's database); ``error.url`` keeps the full URL for a caller's own use.
+values are kept nowhere in an error (a QIDO search by ``PatientName`` or
+``PatientID`` names a patient, and errors end up in logs and, pickled, in
+Prefect's database): ``error.url`` keeps the query's keys with each value
+replaced by ``...``, and a server explanation that repeats a query value has
+that value masked the same way. What is left is what the error pickles.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+import re
+from typing import Any
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
+
+MASK = "..."
+"""What a query value is replaced with in an error."""
 
 
 class PostDicomError(Exception):
@@ -26,7 +33,7 @@ class PostDicomError(Exception):
     reason:
         The server's ``X-Error-Reason`` header (or a short body excerpt).
     method, url:
-        The request that failed.
+        The request that failed (``url`` is kept with its query values masked).
     """
 
     def __init__(
@@ -40,9 +47,9 @@ class PostDicomError(Exception):
     ) -> None:
         self.message = message
         self.status = status
-        self.reason = reason
+        self.reason = masked_reason(reason, url)
         self.method = method
-        self.url = url
+        self.url = shown_url(url) if url else url
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -55,15 +62,21 @@ class PostDicomError(Exception):
             parts.append(f"{self.method} {shown_url(self.url)}")
         return " | ".join(parts)
 
-    def __reduce__(self):  # keep keyword attributes through pickling (Prefect results, Dask)
-        return (
-            _rebuild,
-            (type(self), self.message, self.status, self.reason, self.method, self.url),
-        )
+    def __reduce__(self):
+        """Pickle the attributes (already masked), not the constructor's arguments.
+
+        Prefect pickles a failed task's exception into its result storage, and
+        Dask pickles it between processes; every subclass's own attributes
+        (``retry_after``, ``location``, ...) travel with it.
+        """
+        return (_rebuild, (type(self), dict(self.__dict__)))
 
 
-def _rebuild(cls, message, status, reason, method, url):
-    return cls(message, status=status, reason=reason, method=method, url=url)
+def _rebuild(cls: type[PostDicomError], attributes: dict[str, Any]) -> PostDicomError:
+    error = cls.__new__(cls)
+    error.__dict__.update(attributes)
+    error.args = (str(error),)
+    return error
 
 
 def shown_url(url: str) -> str:
@@ -72,19 +85,88 @@ def shown_url(url: str) -> str:
     if not parts.query:
         return url
     keys = (item.split("=", 1)[0] for item in parts.query.split("&") if item)
-    return urlunsplit(parts._replace(query="&".join(f"{key}=..." for key in keys)))
+    return urlunsplit(parts._replace(query="&".join(f"{key}={MASK}" for key in keys)))
+
+
+SHORTEST_MASKED = 3
+"""Query values (and their parts) shorter than this are not searched for in a reason (too many false hits)."""
+
+
+def _query_words(url: str) -> set[str]:
+    """The query's values, raw and decoded, and their parts split at DICOM wildcards and separators."""
+    words: set[str] = set()
+    for item in urlsplit(url).query.split("&"):
+        raw = item.split("=", 1)[1] if "=" in item else ""
+        for value in {raw, unquote_plus(raw)}:
+            words.add(value)
+            words.update(re.split(r"[*?^, ]", value))
+    return {word for word in words if len(word) >= SHORTEST_MASKED}
+
+
+def masked_reason(reason: str | None, url: str | None) -> str | None:
+    """``reason`` with every query value of ``url`` in it (any letter case) replaced by ``...``.
+
+    A server may repeat the request in its explanation ("no study for
+    PatientName=DOE^JANE"); the error keeps what the server said without
+    whom it was said about.
+    """
+    if not reason or not url:
+        return reason
+    words = sorted(_query_words(url), key=len, reverse=True)
+    if not words:
+        return reason
+    return re.sub("|".join(map(re.escape, words)), MASK, reason, flags=re.IGNORECASE)
 
 
 class TransportError(PostDicomError):
-    """No usable answer: connection refused or dropped, DNS failure, timeout."""
+    """No usable answer: connection refused or dropped, DNS failure, timeout.
+
+    ``never_sent`` is true when the request certainly did not reach the server
+    (the connection could not be opened): even a create may then be sent again.
+    """
+
+    never_sent: bool = False
 
 
 class ProtocolError(PostDicomError):
     """An answer came back but does not have the shape the protocol promises."""
 
 
+class DeadlineExceededError(PostDicomError):
+    """The whole request took longer than its deadline (``POSTDICOM_REQUEST_DEADLINE``).
+
+    Each read and write has its own timeout, but a server that sends one byte
+    just before each timeout would keep a request alive for ever; the deadline
+    bounds the whole exchange. Not retried: a server that slow is as slow the
+    next time.
+    """
+
+
+class AnswerTooLargeError(ProtocolError):
+    """An answer read into memory is larger than allowed (``POSTDICOM_MAX_JSON_BYTES``).
+
+    JSON answers (QIDO, the custom endpoints, STOW) are read whole before they
+    are parsed; a larger one is refused before it is read, or as soon as the
+    limit is passed, instead of filling the memory.
+    """
+
+
 class HTTPStatusError(PostDicomError):
     """The server answered with an error status."""
+
+
+class RedirectError(HTTPStatusError):
+    """3xx: the server sends the request elsewhere, and the client does not follow.
+
+    Following would send the account's credentials to another address, and
+    the usual cause is a ``web_address`` that is not the service's own (most
+    often ``http://`` for an ``https://`` service). ``location`` is where the
+    answer points (query values masked).
+    """
+
+    def __init__(self, message: str, *, location: str | None = None, **kwargs: Any) -> None:
+        self.location = shown_url(location) if location else location
+        super().__init__(message, **kwargs)
 
 
 class BadRequestError(HTTPStatusError):
@@ -109,7 +191,7 @@ class ThrottledError(HTTPStatusError):
     ``retry_after`` holds the server's ``Retry-After`` in seconds, if it sent one.
     """
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         self.retry_after = retry_after
         super().__init__(message, **kwargs)
 

@@ -4,8 +4,15 @@ One ``httpx.Client`` per account (connection reuse, a bounded pool), Basic
 authentication encoded as UTF-8, timeouts, a request-rate throttle, and the
 retry rule: transient failures (connection errors, 408, 429, 5xx) are tried
 again with exponential backoff and jitter, waiting at least what the server's
-``Retry-After`` asks. A request that is not idempotent is only tried again when
-it certainly never reached the server (the connection could not be opened).
+``Retry-After`` asks up to a ceiling, within the budget of the logical call
+(:mod:`postdicom.retry`). A request that is not idempotent is only tried again
+when it certainly never reached the server (the connection could not be
+opened), or was refused with 429.
+
+No answer can hold a request past its limits (:class:`HttpLimits`): an overall
+deadline per request, a size cap for answers read into memory, and a 3xx is an
+error naming where it points (redirects are never followed: the credentials
+would go along, and a silent "no results" is worse than a clear error).
 
 Request bodies are given as a *factory*: a callable that returns a fresh
 iterable of bytes. A retry calls it again, so a retried upload re-reads its
@@ -18,7 +25,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -31,13 +37,19 @@ from typing_extensions import Unpack
 import httpx
 
 from .errors import (
+    AnswerTooLargeError,
+    DeadlineExceededError,
     PostDicomError,
+    RedirectError,
     ThrottledError,
     TransportError,
     error_for_status,
     is_transient,
+    shown_url,
 )
-from .transport import use_large_reads
+from .retry import RetryBudget, RetryPolicy, retry_scope
+from .settings import env_number
+from .transport import request_deadline, use_large_reads
 
 log = logging.getLogger("postdicom.http")
 
@@ -48,29 +60,40 @@ USER_AGENT = "postdicom-flows/0.1 (+httpx)"
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to wait before trying a transient failure again.
+class HttpLimits:
+    """Bounds on one request that no server answer can push past.
 
-    ``attempts`` counts every try, the first included (1 = never retry).
-    The n-th wait is ``backoff * 2**(n-1)`` seconds, capped by ``max_backoff``,
-    stretched by up to ``jitter`` (a fraction) at random, and never shorter
-    than the server's ``Retry-After``.
+    Parameters
+    ----------
+    request_deadline:
+        Seconds one request may take in all, from sending to the last byte of
+        an answer read whole (``POSTDICOM_REQUEST_DEADLINE``). The read
+        timeout alone restarts with every byte that arrives.
+    download_deadline:
+        The same for a streamed answer (a WADO download), whose body may
+        rightly take long (``POSTDICOM_DOWNLOAD_DEADLINE``).
+    max_json_bytes:
+        Largest answer read into memory (QIDO, custom endpoints, STOW answers),
+        counted after decompression (``POSTDICOM_MAX_JSON_BYTES``).
     """
 
-    attempts: int = 4
-    backoff: float = 0.5
-    max_backoff: float = 30.0
-    jitter: float = 0.5
+    request_deadline: float = 300.0
+    download_deadline: float = 3600.0
+    max_json_bytes: int = 64 * 1024 * 1024
 
-    def delay(self, retry_number: int, retry_after: float | None = None) -> float:
-        base = min(self.max_backoff, self.backoff * (2 ** (retry_number - 1)))
-        base *= 1 + random.uniform(0, self.jitter)
-        if retry_after is not None:
-            base = max(base, min(retry_after, 300.0))
-        return base
+    @classmethod
+    def from_env(cls) -> HttpLimits:
+        """The limits of the ``POSTDICOM_*`` settings (defaults above when unset)."""
+        default = cls()
+        return cls(
+            request_deadline=env_number("POSTDICOM_REQUEST_DEADLINE", default.request_deadline, minimum=0.001),
+            download_deadline=env_number("POSTDICOM_DOWNLOAD_DEADLINE", default.download_deadline, minimum=0.001),
+            max_json_bytes=int(env_number("POSTDICOM_MAX_JSON_BYTES", default.max_json_bytes, minimum=1, whole=True)),
+        )
 
 
-NO_RETRY = RetryPolicy(attempts=1)
+ERROR_BODY_BYTES = 64 * 1024
+"""At most this much of an error answer's body is read (only a short excerpt is ever shown)."""
 
 
 class RateLimiter:
@@ -178,7 +201,10 @@ class HttpSession:
     timeout:
         Seconds to wait for each read/write; connecting has ``connect_timeout``.
     retry:
-        The :class:`RetryPolicy` for transient failures.
+        The :class:`~postdicom.retry.RetryPolicy` for transient failures
+        (default: the ``POSTDICOM_RETRY_*`` settings).
+    limits:
+        The :class:`HttpLimits` (default: the ``POSTDICOM_*`` settings).
     max_connections:
         Size of the connection pool (and so of useful concurrency).
     requests_per_second:
@@ -195,23 +221,25 @@ class HttpSession:
         *,
         timeout: float = 120.0,
         connect_timeout: float = 10.0,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy | None = None,
+        limits: HttpLimits | None = None,
         max_connections: int = 16,
         requests_per_second: float | None = None,
         verify: bool = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.retry = retry
+        self.retry = retry if retry is not None else RetryPolicy.from_env()
+        self.limits = limits if limits is not None else HttpLimits.from_env()
         self._throttle = RateLimiter(requests_per_second) if requests_per_second else None
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        pool = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         if transport is None:
-            transport = httpx.HTTPTransport(verify=verify, limits=limits)
+            transport = httpx.HTTPTransport(verify=verify, limits=pool)
             use_large_reads(transport)
         self._client = httpx.Client(
             auth=_BasicAuth(username, password),
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=limits,
+            limits=pool,
             headers={"User-Agent": USER_AGENT},
             verify=verify,
             transport=transport,
@@ -235,7 +263,7 @@ class HttpSession:
         self.close()
 
     def request(self, method: str, path: str, **options: Unpack[RequestOptions]) -> httpx.Response:
-        """Send a request and read its whole answer.
+        """Send a request and read its whole answer (at most ``limits.max_json_bytes``).
 
         A connection lost while the answer is being read counts as a transient
         failure like any other: an idempotent request is sent again.
@@ -249,8 +277,9 @@ class HttpSession:
 
         Use as a context manager. Error statuses are raised (and retried)
         before anything is yielded; the body is then the caller's to iterate
-        (``iter_bytes``/``iter_raw``), and a failure while doing so is the
-        caller's to retry (only it knows what it already consumed).
+        (``iter_bytes``/``iter_raw``) before ``limits.download_deadline``, and
+        a failure while doing so is the caller's to retry (only it knows what
+        it already consumed).
         """
         return self._exchange(method, path, read=False, **options)
 
@@ -268,53 +297,97 @@ class HttpSession:
         retry: RetryPolicy | None = None,
         accept_status: Callable[[int], bool] | None = None,
     ) -> Iterator[httpx.Response]:
-        policy = retry or self.retry
         url = self.url(path, query)
-        attempt = 0
-        while True:
-            attempt += 1
-            if self._throttle is not None:
-                self._throttle.acquire()
-            content = body() if callable(body) else body
-            request = self._client.build_request(method, url, headers=headers, content=content)
-            response = None
-            try:
-                response = self._client.send(request, stream=True)
-                ok = response.status_code < 400 or bool(accept_status and accept_status(response.status_code))
-                if ok and read:
-                    response.read()
-            except httpx.TransportError as exc:
-                if response is not None:
-                    response.close()
-                error = TransportError(
-                    f"could not complete the request ({type(exc).__name__}: {exc})",
-                    method=method,
-                    url=url,
-                )
-                may_retry = idempotent or (response is None and _never_sent(exc))
-                if may_retry and attempt < policy.attempts:
-                    self._wait(policy, attempt, None, error)
-                    continue
-                raise error from None
-            if ok:
+        with retry_scope(retry or self.retry) as budget:
+            while True:
+                if self._throttle is not None:
+                    self._throttle.acquire()
+                started = time.monotonic()
+                deadline = _Deadline(started, self.limits.request_deadline, "POSTDICOM_REQUEST_DEADLINE")
                 try:
-                    yield response
-                finally:
-                    response.close()
-                return
-            error = self._error_from(response, method, url)
-            # A 429 means the server did not act on the request, so even a
-            # create may be sent again; other transient errors only for idempotent requests.
-            may_retry = isinstance(error, ThrottledError) or (idempotent and is_transient(error))
-            if may_retry and attempt < policy.attempts:
-                self._wait(policy, attempt, getattr(error, "retry_after", None), error)
-                continue
-            raise error
-
-    def _error_from(self, response: httpx.Response, method: str, url: str) -> PostDicomError:
+                    response, ok = self._send_once(
+                        method, url, deadline, read=read, headers=headers, body=body, accept_status=accept_status
+                    )
+                except TransportError as error:
+                    # A request that certainly never left may be sent again even if it is not idempotent.
+                    if idempotent or error.never_sent:
+                        self._wait(budget, None, error)
+                        continue
+                    raise
+                if ok:
+                    break
+                error = self._error_from(response, method, url, deadline)
+                # A 429 means the server did not act on the request, so even a
+                # create may be sent again; other transient errors only for idempotent requests.
+                if isinstance(error, ThrottledError) or (idempotent and is_transient(error)):
+                    self._wait(budget, getattr(error, "retry_after", None), error)
+                    continue
+                raise error
+        if read:
+            try:
+                yield response
+            finally:
+                response.close()
+            return
+        download = _Deadline(started, self.limits.download_deadline, "POSTDICOM_DOWNLOAD_DEADLINE")
+        response.stream = _DeadlineStream(response.stream, download, method, url)
         try:
-            response.read()
-        except httpx.HTTPError:
+            with request_deadline(download.at):
+                yield response
+        finally:
+            response.close()
+
+    def _send_once(
+        self,
+        method: str,
+        url: str,
+        deadline: _Deadline,
+        *,
+        read: bool,
+        headers: Mapping[str, str] | None,
+        body: BodyFactory | bytes | None,
+        accept_status: Callable[[int], bool] | None,
+    ) -> tuple[httpx.Response, bool]:
+        """One try: the answer and whether it is one to return (its body read if ``read``).
+
+        Raises :class:`TransportError` (with ``never_sent`` set when the
+        request certainly did not reach the server), :class:`RedirectError`,
+        :class:`DeadlineExceededError` or :class:`AnswerTooLargeError`.
+        """
+        content = body() if callable(body) else body
+        request = self._client.build_request(method, url, headers=headers, content=content)
+        response: httpx.Response | None = None
+        try:
+            with request_deadline(deadline.at):
+                response = self._client.send(request, stream=True)
+                response.stream = _DeadlineStream(response.stream, deadline, method, url)
+                status = response.status_code
+                if 300 <= status < 400:
+                    raise _redirect_error(response, method, url)
+                ok = status < 400 or bool(accept_status and accept_status(status))
+                if ok and read:
+                    _read_body(response, self.limits.max_json_bytes, method, url)
+            return response, ok
+        except httpx.TransportError as exc:
+            if response is not None:
+                response.close()
+            if deadline.passed():
+                raise deadline.error(method, url) from None
+            error = TransportError(
+                f"could not complete the request ({type(exc).__name__}: {exc})", method=method, url=url
+            )
+            error.never_sent = response is None and _never_sent(exc)
+            raise error from None
+        except BaseException:
+            if response is not None:
+                response.close()
+            raise
+
+    def _error_from(self, response: httpx.Response, method: str, url: str, deadline: _Deadline) -> PostDicomError:
+        try:
+            with request_deadline(deadline.at):
+                _read_body(response, ERROR_BODY_BYTES, method, url, truncate=True)
+        except (httpx.HTTPError, PostDicomError):
             pass
         finally:
             response.close()
@@ -330,20 +403,137 @@ class HttpSession:
         error.retry_after = retry_after
         return error
 
-    def _wait(
-        self,
-        policy: RetryPolicy,
-        attempt: int,
-        retry_after: float | None,
-        error: PostDicomError,
-    ) -> None:
-        delay = policy.delay(attempt, retry_after)
+    def _wait(self, budget: RetryBudget, retry_after: float | None, error: PostDicomError) -> None:
+        """Sleep before the next try, or raise ``error`` when the call's retry budget is spent."""
+        delay = budget.next_wait(retry_after)
+        if delay is None:
+            raise error
         log.info(
             "retrying %s after %.2fs (attempt %d of %d): %s",
             error.method,
             delay,
-            attempt + 1,
-            policy.attempts,
+            budget.retries + 1,
+            budget.policy.attempts,
             error,
         )
         time.sleep(delay)
+
+
+@dataclass(frozen=True)
+class _Deadline:
+    """When one request must be over, and the setting that said so (for the error)."""
+
+    started: float
+    seconds: float
+    setting: str
+
+    @property
+    def at(self) -> float:
+        return self.started + self.seconds
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at
+
+    def error(self, method: str, url: str) -> DeadlineExceededError:
+        return DeadlineExceededError(
+            f"no complete answer within {self.seconds:g} s, the most one request may take ({self.setting})",
+            method=method,
+            url=url,
+        )
+
+
+class _DeadlineStream(httpx.SyncByteStream):
+    """An answer body that stops with :class:`DeadlineExceededError` once the deadline has passed.
+
+    The socket-level deadline (:func:`~postdicom.transport.request_deadline`)
+    covers the session's own connections; this covers every transport, and
+    turns the socket's timeout at the deadline into the clear error.
+    """
+
+    def __init__(self, stream: httpx.SyncByteStream, deadline: _Deadline, method: str, url: str) -> None:
+        self._stream = stream
+        self._deadline = deadline
+        self._method = method
+        self._url = url
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._stream:
+                if self._deadline.passed():
+                    raise self._deadline.error(self._method, self._url)
+                yield chunk
+        except httpx.TimeoutException:
+            if self._deadline.passed():
+                raise self._deadline.error(self._method, self._url) from None
+            raise
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def _read_body(response: httpx.Response, limit: int, method: str, url: str, *, truncate: bool = False) -> None:
+    """Read ``response``'s (decoded) body, at most ``limit`` bytes.
+
+    Past the limit, raise :class:`AnswerTooLargeError` (or, with ``truncate``,
+    keep the first ``limit`` bytes and stop reading). A declared
+    ``Content-Length`` over the limit is refused before anything is read.
+    The body is stored where ``response.read()`` stores it, so ``.json()``
+    and ``.text`` work as usual.
+    """
+    declared = response.headers.get("Content-Length", "")
+    if not truncate and declared.isdigit() and int(declared) > limit:
+        raise _too_large(response, limit, method, url, f"it announces {int(declared)} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            if not truncate:
+                raise _too_large(response, limit, method, url, "more arrived")
+            chunks.append(chunk[: limit - (size - len(chunk))])
+            break
+        chunks.append(chunk)
+    # httpx keeps a read body in ``_content`` (what ``Response.read()`` fills);
+    # reading through ``iter_bytes`` is what lets the size be checked as it grows.
+    response._content = b"".join(chunks)
+
+
+def _too_large(response: httpx.Response, limit: int, method: str, url: str, seen: str) -> AnswerTooLargeError:
+    return AnswerTooLargeError(
+        f"the answer is larger than the {limit} bytes allowed for an answer read whole ({seen};"
+        " POSTDICOM_MAX_JSON_BYTES)",
+        status=response.status_code,
+        method=method,
+        url=url,
+    )
+
+
+def _redirect_error(response: httpx.Response, method: str, url: str) -> RedirectError:
+    """The error for a 3xx answer: where it points, and the likely fix."""
+    location = response.headers.get("Location")
+    target: httpx.URL | None = None
+    if location:
+        try:
+            target = response.request.url.join(location)
+        except httpx.InvalidURL:
+            target = None
+    asked = response.request.url
+    if target is None:
+        message = "the server answered with a redirect but no usable Location; redirects are not followed"
+    elif asked.scheme == "http" and target.scheme == "https":
+        message = (
+            f"the server redirects to {shown_url(str(target))}: web_address starts with http:// but the service"
+            " answers at https://; use the https:// address in web_address"
+        )
+    else:
+        message = (
+            f"the server redirects to {shown_url(str(target))}; redirects are not followed (the credentials would"
+            " go along): set web_address to where the service answers"
+        )
+    return RedirectError(
+        message,
+        location=str(target) if target is not None else location,
+        status=response.status_code,
+        method=method,
+        url=url,
+    )

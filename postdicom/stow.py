@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from .dicom_json import DICOM_JSON, first_value
-from .errors import AuthenticationError, NotFoundError, PostDicomError, ValidationError
+from .errors import AuthenticationError, NotFoundError, PostDicomError, RedirectError, ValidationError
 from .http import error_reason
 from .multipart import MultipartWriter
 from .part10 import DicomHeader, NotDicom, inspect_file
@@ -304,7 +304,7 @@ class Stow:
 
         Raises
         ------
-        AuthenticationError, NotFoundError
+        AuthenticationError, NotFoundError, RedirectError
             The account or address is wrong: no request can succeed, so the
             upload stops instead of reporting every file as failed.
         """
@@ -352,7 +352,7 @@ class Stow:
                 idempotent=True,
                 accept_status=_stow_reads_body,
             )
-        except (AuthenticationError, NotFoundError):
+        except (AuthenticationError, NotFoundError, RedirectError):
             raise
         except PostDicomError as exc:
             return [InstanceOutcome(h.path, "failed", h.sop_instance_uid, str(exc)) for h in batch]

@@ -1,4 +1,4 @@
-"""Bigger socket reads for the session's direct connections.
+"""The session's direct connections: bigger socket reads, and the request deadline.
 
 httpcore reads an answer 64 KiB at a time, a size fixed in the library. A
 WADO-RS answer is tens or hundreds of megabytes, and each read costs a fixed
@@ -15,10 +15,20 @@ let a caller pass one, so :func:`use_large_reads` puts it on the pool of an
 relies on and otherwise leaves the transport as it is: a later httpx that
 moves it makes downloads slower, never wrong (tests/test_client_http.py
 notices).
+
+The same streams enforce the session's overall deadline per request
+(:func:`request_deadline`). httpx's read timeout starts again with every byte,
+so a server sending one byte every half second keeps a request alive for ever,
+even while it is still sending the answer's headers. While a deadline is set,
+each socket read or write may wait only until the deadline, and fails with
+httpcore's timeout once it has passed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import time
 import typing
 
 import httpcore
@@ -28,18 +38,48 @@ READ_BYTES = 1024 * 1024
 """Largest single socket read: past 1 MiB the per-read cost no longer shows."""
 
 
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("postdicom_request_deadline", default=None)
+
+
+@contextlib.contextmanager
+def request_deadline(at: float) -> typing.Iterator[None]:
+    """Bound this context's socket reads and writes by ``at`` (a ``time.monotonic()`` instant)."""
+    token = _deadline.set(at)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def deadline_passed() -> bool:
+    """Whether a deadline is set in this context and has passed."""
+    at = _deadline.get()
+    return at is not None and time.monotonic() >= at
+
+
+def _until_deadline(timeout: float | None, expired: type[Exception]) -> float | None:
+    """``timeout`` shortened to the time left before the deadline; ``expired`` raised once it has passed."""
+    at = _deadline.get()
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise expired("the request's deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
 class LargeReadStream(httpcore.NetworkStream):
-    """A network stream whose reads ask the socket for at least :data:`READ_BYTES`."""
+    """A network stream whose reads ask the socket for at least :data:`READ_BYTES`, within the deadline."""
 
     def __init__(self, stream: httpcore.NetworkStream, read_bytes: int = READ_BYTES) -> None:
         self._stream = stream
         self._read_bytes = read_bytes
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max(max_bytes, self._read_bytes), timeout)
+        return self._stream.read(max(max_bytes, self._read_bytes), _until_deadline(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, timeout)
+        self._stream.write(buffer, _until_deadline(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
         self._stream.close()

@@ -23,6 +23,7 @@ from .http import error_reason
 from .multipart import ReceivedPart, parse_content_type, split_to_files
 from .part10 import sop_instance_uid_of
 from .qido import QidoPaging
+from .retry import retry_scope
 from .uids import check_uid, is_uid
 
 if TYPE_CHECKING:
@@ -100,16 +101,16 @@ class Wado:
         """
         target = Path(destination)
         target.mkdir(parents=True, exist_ok=True)
-        policy = self._http.retry
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._download(path, target)
-            except TransportError:
-                if attempt >= policy.attempts:
-                    raise
-                time.sleep(policy.delay(attempt))
+        # One logical call: the restarts and the session's own retries share one retry budget.
+        with retry_scope(self._http.retry) as budget:
+            while True:
+                try:
+                    return self._download(path, target)
+                except TransportError:
+                    delay = budget.next_wait()
+                    if delay is None:
+                        raise
+                    time.sleep(delay)
 
     def _download(self, path: str, target: Path) -> list[Path]:
         written: dict[Path, None] = {}

@@ -1,8 +1,12 @@
 """Retry and cache policies shared by every task (declared once: reads vs writes).
 
 The client already retries transient failures inside one task run (honouring
-``Retry-After``, rebuilding request bodies); the task-level retries below are
-the second line, for outages longer than the client's backoff. Only transient
+``Retry-After``, rebuilding request bodies, within the budget of each call);
+the task-level retries below are the second line, for outages longer than the
+client's backoff. Their count and delays come from the same
+:class:`~postdicom.retry.RetryPolicy` (``POSTDICOM_TASK_RETRIES``,
+``POSTDICOM_TASK_RETRY_DELAY``, read when the task module is imported), so
+the worst case of a task is known (``docs/architecture.md``). Only transient
 errors are retried: a 400 or 404 will not get better by asking again.
 """
 
@@ -14,15 +18,13 @@ import os
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 
 from postdicom.errors import is_transient
+from postdicom.retry import RetryPolicy
 from postdicom.writes import writes_sent
 
-READ_RETRIES = 2
 READ_TAGS = ["postdicom", "postdicom-read"]
 WRITE_TAGS = ["postdicom", "postdicom-write"]
 """Task-run tags: filter runs in the UI, or cap them with a tag concurrency limit
 (``prefect concurrency-limit create postdicom-write 4``) across every flow."""
-READ_RETRY_DELAYS = [2, 10]
-RETRY_JITTER = 0.5
 
 
 def cache_minutes() -> float:
@@ -57,12 +59,16 @@ def read_cache_policy() -> CachePolicy:
     return INPUTS + TASK_SOURCE + CachePolicy.from_cache_key_fn(_writes_seen)
 
 
-def transient_retry_options() -> dict:
-    """``@task`` keyword arguments that retry transient failures only (the one retry rule)."""
+def transient_retry_options(policy: RetryPolicy | None = None) -> dict:
+    """``@task`` keyword arguments that retry transient failures only (the one retry rule).
+
+    ``policy`` defaults to the settings' (:meth:`RetryPolicy.from_env`).
+    """
+    policy = policy if policy is not None else RetryPolicy.from_env()
     return dict(
-        retries=READ_RETRIES,
-        retry_delay_seconds=READ_RETRY_DELAYS,
-        retry_jitter_factor=RETRY_JITTER,
+        retries=policy.task_retries,
+        retry_delay_seconds=policy.task_retry_delays(),
+        retry_jitter_factor=policy.jitter,
         retry_condition_fn=retry_on_transient,
     )
 
