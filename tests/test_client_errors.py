@@ -1,19 +1,27 @@
-"""Errors and retries: status mapping, the server's reason, Retry-After, STOW re-sends and reconciliation."""
+"""Errors and retries: status mapping, the server's reason, Retry-After, STOW re-sends and reconciliation,
+redirects refused by every call, and what a pickled (persisted) error keeps."""
 
 from __future__ import annotations
 
+import pickle
 import uuid
 
+import cloudpickle
 import httpx
 import pydicom
 import pytest
+from prefect.serializers import PickleSerializer
 
 import postdicom.http
 from postdicom import (
+    AnswerTooLargeError,
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    DeadlineExceededError,
     NotFoundError,
+    PostDicomError,
+    RedirectError,
     ServerError,
     ThrottledError,
     TransportError,
@@ -63,7 +71,7 @@ def test_error_messages_and_retry_logs_name_the_search_keys_not_the_patient(slee
     assert "retrying GET" in caplog.text
     for value in ("Doe", "Jane", "MRN-4711"):
         assert value not in shown
-    assert "MRN-4711" in info.value.url  # the caller still has the whole request
+    assert info.value.url.endswith("/studies?00100010=...&00100020=...&limit=...")  # keys kept, values nowhere
 
 
 def test_retry_waits_at_least_retry_after(sleeps):
@@ -218,3 +226,74 @@ def test_writes_are_counted_when_sent_and_reads_are_not(small_study, sleeps):
         client.assign_order_to_user(order, order)
     client.store_instances(small_study, batch_size=1)
     assert writes_sent() == start + 1 + len(small_study)
+
+
+# --------------------------------------------------------------------------- redirects, for every kind of call
+
+
+REDIRECTED_CALLS = {
+    "qido": lambda client, study: client.search_for_studies({"PatientID": "MRN-4711"}),
+    "custom endpoint": lambda client, study: client.search_folder(folder_name="Research"),
+    "stow": lambda client, study: client.store_instances(study),
+    "wado": lambda client, study: client.retrieve_study(STUDY, study[0].parent.parent / "out"),
+}
+
+
+@pytest.mark.parametrize("call", sorted(REDIRECTED_CALLS))
+@pytest.mark.parametrize("status", [301, 302, 307])
+def test_every_call_refuses_a_redirect_and_names_where_it_points(call, status, small_study, sleeps):
+    """Before: any status under 400 was success, so a redirected QIDO search gave ``[]``."""
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, headers={"Location": str(request.url.copy_with(scheme="https"))})
+
+    client, rec = make_client(respond, attempts=3)
+    client._http.base_url = client._http.base_url.replace("https://", "http://")
+    with pytest.raises(RedirectError) as caught:
+        REDIRECTED_CALLS[call](client, small_study)
+    assert len(rec.requests) == 1 and sleeps == []
+    assert caught.value.location.startswith("https://pacs.example.org/dicomweb/")
+    assert "web_address starts with http:// but the service answers at https://" in str(caught.value)
+    assert "MRN-4711" not in str(caught.value)
+
+
+# --------------------------------------------------------------------------- what a persisted error keeps
+
+
+def _failed_search_by_patient_name(status: int, **headers: str) -> PostDicomError:
+    reason = "no study matches PatientName=DOE^JANE* (patient DOE, JANE)"
+    client, _ = make_client(
+        lambda r: httpx.Response(status, headers={"X-Error-Reason": reason, **headers}, text=reason), attempts=1
+    )
+    with pytest.raises(PostDicomError) as caught:
+        client.search_for_studies({"PatientName": "Doe^Jane*", "PatientID": "MRN-4711"})
+    return caught.value
+
+
+@pytest.mark.parametrize("status", [400, 429, 503])
+def test_a_pickled_failed_search_keeps_no_patient_value(status):
+    """Prefect pickles a failed task's exception into result storage: what it stores names no patient."""
+    error = _failed_search_by_patient_name(status, **{"Retry-After": "5"})
+    for stored in (pickle.dumps(error), cloudpickle.dumps(error), PickleSerializer().dumps(error)):
+        for value in (b"Doe", b"DOE", b"Jane", b"JANE", b"MRN-4711", b"4711"):
+            assert value not in stored, (status, value)
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is type(error)
+    assert (again.status, again.method, again.url, again.reason) == (error.status, error.method, error.url, error.reason)
+    assert again.url.endswith("/studies?00100010=...&00100020=...&limit=...")
+    assert again.reason == "no study matches PatientName=... (patient ..., ...)"
+    assert again.retry_after == 5.0 and str(again) == str(error)
+
+
+def test_every_error_class_survives_pickling_with_its_attributes():
+    errors = [
+        ThrottledError("slow down", retry_after=3.0, status=429, method="GET", url="https://x/studies?PatientID=A1B2"),
+        RedirectError("moved", location="https://x/y?PatientName=Doe", status=301, method="GET", url="http://x/y"),
+        DeadlineExceededError("too slow", method="GET", url="https://x/studies?PatientID=A1B2"),
+        AnswerTooLargeError("too big", status=200, method="GET", url="https://x/studies"),
+        TransportError("refused", method="POST", url="https://x/studies"),
+    ]
+    for error in errors:
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error) and again.__dict__ == error.__dict__ and str(again) == str(error)
+        assert b"A1B2" not in pickle.dumps(error) and b"Doe" not in pickle.dumps(error)

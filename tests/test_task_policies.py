@@ -5,7 +5,8 @@ from prefect.states import Completed, Failed
 
 import tasks
 from postdicom.errors import BadRequestError, NotFoundError, ServerError, ThrottledError, TransportError
-from tasks.policies import READ_TAGS, WRITE_TAGS, read_task_options, retry_on_transient
+from postdicom.retry import NO_RETRY, RetryPolicy
+from tasks.policies import READ_TAGS, WRITE_TAGS, read_task_options, retry_on_transient, transient_retry_options
 
 READS = {
     "qido_search",
@@ -54,3 +55,26 @@ def test_the_read_cache_can_be_turned_off(monkeypatch):
     assert "cache_policy" not in read_task_options()
     monkeypatch.setenv("POSTDICOM_CACHE_MINUTES", "5")
     assert read_task_options()["cache_expiration"].total_seconds() == 300
+
+
+@pytest.mark.parametrize("name", sorted(tasks.__all__))
+def test_task_retries_come_from_the_one_retry_policy(name):
+    """A task retried by Prefect is retried as often, and after the delays, the policy says."""
+    task = getattr(tasks, name)
+    policy = RetryPolicy.from_env()
+    if task.retries:
+        assert task.retries == policy.task_retries
+        assert task.retry_delay_seconds == policy.task_retry_delays()
+        assert task.retry_jitter_factor == policy.jitter
+        assert task.retry_condition_fn is retry_on_transient
+
+
+def test_task_retry_options_follow_the_settings(monkeypatch):
+    monkeypatch.setenv("POSTDICOM_TASK_RETRIES", "3")
+    monkeypatch.setenv("POSTDICOM_TASK_RETRY_DELAY", "1.5")
+    monkeypatch.setenv("POSTDICOM_RETRY_JITTER", "0.2")
+    options = transient_retry_options()
+    assert options["retries"] == 3
+    assert options["retry_delay_seconds"] == [1.5, 7.5, 37.5]
+    assert options["retry_jitter_factor"] == 0.2
+    assert transient_retry_options(NO_RETRY)["retries"] == 0
