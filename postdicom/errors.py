@@ -152,7 +152,15 @@ class AnswerTooLargeError(ProtocolError):
 
 
 class HTTPStatusError(PostDicomError):
-    """The server answered with an error status."""
+    """The server answered with an error status.
+
+    ``retry_after`` holds the server's ``Retry-After`` in seconds, if it sent
+    one (429, and often 503).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
 
 
 class RedirectError(HTTPStatusError):
@@ -186,14 +194,7 @@ class ConflictError(BadRequestError):
 
 
 class ThrottledError(HTTPStatusError):
-    """429: the server asks the client to slow down.
-
-    ``retry_after`` holds the server's ``Retry-After`` in seconds, if it sent one.
-    """
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, **kwargs)
+    """429: the server asks the client to slow down (``retry_after``: for how long, if it said)."""
 
 
 class ServerError(HTTPStatusError):
@@ -233,17 +234,19 @@ def error_for_status(
     retry_after: float | None = None,
 ) -> HTTPStatusError:
     """Build the exception that matches an HTTP error status."""
-    common = dict(status=status, reason=reason, method=method, url=url)
+    kind: type[HTTPStatusError]
     if status in (401, 403):
-        return AuthenticationError("authentication refused", **common)
-    if status == 404:
-        return NotFoundError("not found", **common)
-    if status == 409:
-        return ConflictError("conflict", **common)
-    if status == 429:
-        return ThrottledError("throttled by the server", retry_after=retry_after, **common)
-    if status == 408:
-        return ServerError("request timed out on the server", **common)
-    if status >= 500:
-        return ServerError("server error", **common)
-    return BadRequestError("request refused", **common)
+        kind, message = AuthenticationError, "authentication refused"
+    elif status == 404:
+        kind, message = NotFoundError, "not found"
+    elif status == 409:
+        kind, message = ConflictError, "conflict"
+    elif status == 429:
+        kind, message = ThrottledError, "throttled by the server"
+    elif status == 408:
+        kind, message = ServerError, "request timed out on the server"
+    elif status >= 500:
+        kind, message = ServerError, "server error"
+    else:
+        kind, message = BadRequestError, "request refused"
+    return kind(message, status=status, reason=reason, method=method, url=url, retry_after=retry_after)

@@ -39,6 +39,7 @@ import httpx
 from .errors import (
     AnswerTooLargeError,
     DeadlineExceededError,
+    HTTPStatusError,
     PostDicomError,
     RedirectError,
     ThrottledError,
@@ -308,10 +309,10 @@ class HttpSession:
                     response, ok = self._send_once(
                         method, url, deadline, read=read, headers=headers, body=body, accept_status=accept_status
                     )
-                except TransportError as error:
+                except TransportError as failure:
                     # A request that certainly never left may be sent again even if it is not idempotent.
-                    if idempotent or error.never_sent:
-                        self._wait(budget, None, error)
+                    if idempotent or failure.never_sent:
+                        self._wait(budget, None, failure)
                         continue
                     raise
                 if ok:
@@ -320,7 +321,7 @@ class HttpSession:
                 # A 429 means the server did not act on the request, so even a
                 # create may be sent again; other transient errors only for idempotent requests.
                 if isinstance(error, ThrottledError) or (idempotent and is_transient(error)):
-                    self._wait(budget, getattr(error, "retry_after", None), error)
+                    self._wait(budget, error.retry_after, error)
                     continue
                 raise error
         if read:
@@ -330,7 +331,7 @@ class HttpSession:
                 response.close()
             return
         download = _Deadline(started, self.limits.download_deadline, "POSTDICOM_DOWNLOAD_DEADLINE")
-        response.stream = _DeadlineStream(response.stream, download, method, url)
+        response.stream = _DeadlineStream(_sync_stream(response), download, method, url)
         try:
             with request_deadline(download.at):
                 yield response
@@ -360,7 +361,7 @@ class HttpSession:
         try:
             with request_deadline(deadline.at):
                 response = self._client.send(request, stream=True)
-                response.stream = _DeadlineStream(response.stream, deadline, method, url)
+                response.stream = _DeadlineStream(_sync_stream(response), deadline, method, url)
                 status = response.status_code
                 if 300 <= status < 400:
                     raise _redirect_error(response, method, url)
@@ -383,7 +384,7 @@ class HttpSession:
                 response.close()
             raise
 
-    def _error_from(self, response: httpx.Response, method: str, url: str, deadline: _Deadline) -> PostDicomError:
+    def _error_from(self, response: httpx.Response, method: str, url: str, deadline: _Deadline) -> HTTPStatusError:
         try:
             with request_deadline(deadline.at):
                 _read_body(response, ERROR_BODY_BYTES, method, url, truncate=True)
@@ -391,17 +392,13 @@ class HttpSession:
             pass
         finally:
             response.close()
-        retry_after = _retry_after_seconds(response)
-        error = error_for_status(
+        return error_for_status(
             response.status_code,
             reason=error_reason(response),
             method=method,
             url=url,
-            retry_after=retry_after,
+            retry_after=_retry_after_seconds(response),
         )
-        # 503 (and 408) may carry Retry-After too; only ThrottledError keeps it by itself.
-        error.retry_after = retry_after
-        return error
 
     def _wait(self, budget: RetryBudget, retry_after: float | None, error: PostDicomError) -> None:
         """Sleep before the next try, or raise ``error`` when the call's retry budget is spent."""
@@ -451,14 +448,14 @@ class _DeadlineStream(httpx.SyncByteStream):
     """
 
     def __init__(self, stream: httpx.SyncByteStream, deadline: _Deadline, method: str, url: str) -> None:
-        self._stream = stream
+        self.inner = stream
         self._deadline = deadline
         self._method = method
         self._url = url
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            for chunk in self._stream:
+            for chunk in self.inner:
                 if self._deadline.passed():
                     raise self._deadline.error(self._method, self._url)
                 yield chunk
@@ -468,7 +465,17 @@ class _DeadlineStream(httpx.SyncByteStream):
             raise
 
     def close(self) -> None:
-        self._stream.close()
+        self.inner.close()
+
+
+def _sync_stream(response: httpx.Response) -> httpx.SyncByteStream:
+    """The body stream of an answer from the synchronous client (what its type cannot say)."""
+    stream = response.stream
+    if isinstance(stream, _DeadlineStream):
+        stream = stream.inner
+    if not isinstance(stream, httpx.SyncByteStream):
+        raise TypeError(f"expected a synchronous answer stream, got {type(stream).__name__}")
+    return stream
 
 
 def _read_body(response: httpx.Response, limit: int, method: str, url: str, *, truncate: bool = False) -> None:
