@@ -27,6 +27,7 @@ from pydantic import ValidationError as PydanticValidationError
 from . import wire
 from .endpoint_row import A, Encoded, Endpoint, Reads, Safety
 from .errors import HeaderTooLargeError, PostDicomError, ProtocolError, ThrottledError, is_transient
+from .retry import retry_scope
 from .writes import note_write
 
 if TYPE_CHECKING:
@@ -139,30 +140,33 @@ class EndpointEngine:
             return self._exchange(row, encoded, idempotent=row.safety.repeatable)
         # The engine is always part of the client, whose methods the lookups call.
         client = cast(Reads, self)
-        before = look.before(client, encoded) if look.before is not None and not self.repeating else None
-        policy = self._http.retry
-        attempt = 0
-        while True:
-            attempt += 1
-            if self.repeating or attempt > 1:
-                found = look.find(client, encoded, before)
-                if found is not None:
-                    log.info("%s: an earlier attempt had already done it; not sent again", row.vendor_name)
-                    return found
-            try:
-                return self._exchange(row, encoded, idempotent=False)
-            except PostDicomError as exc:
-                # 429: the HTTP layer already waited and retried as long as the policy allows.
-                if isinstance(exc, ThrottledError) or not is_transient(exc) or attempt >= policy.attempts:
-                    raise
-                delay = policy.delay(attempt, getattr(exc, "retry_after", None))
-                log.info(
-                    "%s may have reached the server (%s); looking before trying again in %.2fs",
-                    row.vendor_name,
-                    type(exc).__name__,
-                    delay,
-                )
-                time.sleep(delay)
+        # One logical call: the lookups and every try of the create share one retry budget.
+        with retry_scope(self._http.retry) as budget:
+            before = look.before(client, encoded) if look.before is not None and not self.repeating else None
+            first = True
+            while True:
+                if self.repeating or not first:
+                    found = look.find(client, encoded, before)
+                    if found is not None:
+                        log.info("%s: an earlier attempt had already done it; not sent again", row.vendor_name)
+                        return found
+                first = False
+                try:
+                    return self._exchange(row, encoded, idempotent=False)
+                except PostDicomError as exc:
+                    # 429: the HTTP layer already waited and retried as long as the budget allows.
+                    if isinstance(exc, ThrottledError) or not is_transient(exc):
+                        raise
+                    delay = budget.next_wait(getattr(exc, "retry_after", None))
+                    if delay is None:
+                        raise
+                    log.info(
+                        "%s may have reached the server (%s); looking before trying again in %.2fs",
+                        row.vendor_name,
+                        type(exc).__name__,
+                        delay,
+                    )
+                    time.sleep(delay)
 
     def _exchange(self, row: Endpoint[A], encoded: Encoded, *, idempotent: bool) -> A:
         """One GET with the parameter header; the answer parsed into the row's model."""

@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from postdicom import ServerError
 from blocks import PostDicomCredentials
+from postdicom import PostDicomClient, ServerError
 from postdicom.retry import RetryBudget, RetryPolicy
 from postdicom.synthetic import StudySpec, write_study
 from tasks import qido_search
 from tasks.policies import transient_retry_options
 
+INSTITUTION = str(uuid.UUID(int=7))
 ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 
@@ -46,6 +50,18 @@ def budget_table(policy: RetryPolicy) -> str:
             "HTTP session (`postdicom/http.py`)",
             "one request after a connection error, 408, 429 or 5xx (a create only if it never left, or after 429)",
             "the call's budget: A requests, W s of waiting, each wait ≤ `POSTDICOM_RETRY_AFTER_MAX`",
+            f"{a} requests, ≤ {call_wait} waiting",
+        ),
+        (
+            "look-before-create (`postdicom/endpoint_engine.py`)",
+            "a create after a transient failure, after one lookup for what the earlier try made",
+            "the call's budget, the lookups' own retries included: A creates and A lookups at most",
+            f"≤ {2 * a} requests, ≤ {call_wait} waiting",
+        ),
+        (
+            "WADO download (`postdicom/dicomweb.py`)",
+            "the whole download after its connection broke mid-body",
+            "the call's budget, shared with the session's retries: A requests",
             f"{a} requests, ≤ {call_wait} waiting",
         ),
         (
@@ -177,6 +193,64 @@ def test_one_upload_batch_costs_at_most_the_stated_requests(unavailable, tiny_wa
         _with_policy_retries(upload_files_batch, policy)(files, credentials)
     assert len(unavailable.requests) == (policy.task_retries + 1) * attempts == 12
     assert sum(waits) <= (policy.task_retries + 1) * policy.longest_wait()
+
+
+# --------------------------------------------------------------------------- look-before-create shares the budget
+
+
+def _create_order(client: PostDicomClient) -> None:
+    client.create_patient_order(
+        institution_uuid=INSTITUTION,
+        patient_name="Budget^Bea",
+        patient_id="B-1",
+        patient_birthdate="1970-01-01",
+        modality="CT",
+        accession_number="ACC-1",
+    )
+
+
+def _client(respond, policy: RetryPolicy) -> tuple[PostDicomClient, list[str]]:
+    paths: list[str] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path.removeprefix("/dicomweb"))
+        return respond(request)
+
+    client = PostDicomClient(
+        "https://pacs.test/dicomweb", "u", "p", retry=policy, transport=httpx.MockTransport(record)
+    )
+    return client, paths
+
+
+def test_a_create_and_its_lookups_share_one_budget(monkeypatch):
+    """Creates fail, lookups find nothing: A creates and A - 1 lookups, never more (it was A x A before)."""
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    policy = RetryPolicy(attempts=4, backoff=0.0, jitter=0.0)
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/createpatientorder"):
+            return httpx.Response(503)
+        return httpx.Response(200, json={"PatientOrderList": []})
+
+    client, paths = _client(respond, policy)
+    with pytest.raises(ServerError):
+        _create_order(client)
+    assert paths == ["/createpatientorder", "/getpatientorderlist"] * 3 + ["/createpatientorder"]
+    assert len(paths) <= 2 * policy.attempts
+
+
+def test_a_create_against_an_always_failing_server_stays_within_the_budget(monkeypatch):
+    """The lookup's own retries draw on the create's budget."""
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    policy = RetryPolicy(attempts=4, backoff=0.0, jitter=0.0)
+    client, paths = _client(lambda request: httpx.Response(503), policy)
+    with pytest.raises(ServerError):
+        _create_order(client)
+    assert paths == ["/createpatientorder"] + ["/getpatientorderlist"] * 3
+    folder_client, folder_paths = _client(lambda request: httpx.Response(503), policy)
+    with pytest.raises(ServerError):
+        folder_client.create_folder("Trauma")
+    assert folder_paths == ["/searchfolder"] * 4  # the look before the first try already spent the budget
 
 
 if __name__ == "__main__":
