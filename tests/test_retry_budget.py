@@ -77,6 +77,13 @@ def budget_table(policy: RetryPolicy) -> str:
             f"{r + 1} runs, {delays} apart (+ jitter)",
         ),
         (
+            "flows (`flows/`)",
+            "nothing after a failure: they rely on the tasks and the client. Only `ORDER_LOOKUP_ATTEMPTS`"
+            " looks again for orders a real account indexes late (answers that lack the order, not failures)",
+            "none of their own",
+            "–",
+        ),
+        (
             "**one read task** (e.g. `qido_search`, one page), server always failing",
             "task × session",
             "(R + 1) × A requests",
@@ -87,6 +94,12 @@ def budget_table(policy: RetryPolicy) -> str:
             "task × session: the batch's first pre-check query fails, nothing is sent",
             "(R + 1) × A requests",
             f"**{(r + 1) * a} requests**, ≤ {task_wait} waiting",
+        ),
+        (
+            "**one reassignment row** (`assign_order_to_user` in `assign-orders-batch`), server always failing",
+            "task × session; the batch task itself is not retried and reports the row `failed`",
+            "(R + 1) × A requests",
+            f"**{(r + 1) * a} requests**, ≤ {task_wait} waiting (16 requests before: a flow loop of 4 × 4)",
         ),
     ]
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
@@ -192,6 +205,26 @@ def test_one_upload_batch_costs_at_most_the_stated_requests(unavailable, tiny_wa
     with pytest.raises(ServerError):
         _with_policy_retries(upload_files_batch, policy)(files, credentials)
     assert len(unavailable.requests) == (policy.task_retries + 1) * attempts == 12
+    assert sum(waits) <= (policy.task_retries + 1) * policy.longest_wait()
+
+
+def test_one_reassignment_row_costs_at_most_the_stated_requests(unavailable, tiny_waits, prefect_harness, monkeypatch):
+    """A row is one run of the documented task inside the batch task; no flow loop adds tries."""
+    import flows.assignment
+    from flows.assignment import PlannedAssignment, assign_orders_batch
+    from tasks import assign_order_to_user
+
+    policy, waits = tiny_waits
+    monkeypatch.setattr(flows.assignment, "assign_order_to_user", _with_policy_retries(assign_order_to_user, policy))
+    credentials = _credentials(unavailable)
+    attempts = credentials.max_retries + 1
+    row = PlannedAssignment(
+        row=1, patient_order_uuid=str(uuid.UUID(int=1)), target="user", target_uuid=str(uuid.UUID(int=2))
+    )
+    [result] = assign_orders_batch([row], credentials, None)
+    assert result.status == "failed" and "HTTP 503" in result.reason
+    assert unavailable.requests == ["GET /dicomweb/assignordertouser"] * ((policy.task_retries + 1) * attempts)
+    assert len(unavailable.requests) == 12
     assert sum(waits) <= (policy.task_retries + 1) * policy.longest_wait()
 
 
