@@ -59,7 +59,7 @@ def budget_table(policy: RetryPolicy) -> str:
             f"≤ {2 * a} requests, ≤ {call_wait} waiting",
         ),
         (
-            "WADO download (`postdicom/dicomweb.py`)",
+            "WADO download (`postdicom/wado.py`)",
             "the whole download after its connection broke mid-body",
             "the call's budget, shared with the session's retries: A requests",
             f"{a} requests, ≤ {call_wait} waiting",
