@@ -52,7 +52,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 from prefect import flow, get_run_logger, task
@@ -71,6 +71,7 @@ from tasks.policies import transient_retry_options
 
 from .export_schema import ORDERS, SCHEMA_VERSION, SERIES, STUDIES, TABLES, normalize_tag, order_row, series_rows, study_rows, tag_rows
 from .parquet_writer import Destination, PartitionSet, new_run_id
+from .reporting import run_name_or
 from .window import submit_bounded
 
 DEFAULT_DICOM_TAGS: tuple[str, ...] = (
@@ -91,20 +92,60 @@ MAX_CONCURRENCY = 32
 """Ceiling of the ``concurrency`` parameter: each worker holds one open request to the account."""
 
 
-def now(zone: ZoneInfo) -> dt.datetime:
-    """The clock of the default window (a function so tests can freeze it)."""
-    return dt.datetime.now(zone)
+DEFAULT_LOOKBACK_DAYS = 3
+"""Days before the night that a default-window run exports again (late arrivals)."""
+MAX_LOOKBACK_DAYS = 31
+
+
+def time_zone_named(time_zone: str) -> ZoneInfo:
+    """The IANA time zone ``time_zone``; a clear error naming the parameter when there is none."""
+    try:
+        return ZoneInfo(str(time_zone))
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ValueError(f"time_zone {time_zone!r} is not an IANA time zone name (e.g. 'Europe/Paris')") from None
+
+
+def scheduled_start() -> dt.datetime:
+    """When the flow run was scheduled to start (Prefect's ``expected_start_time``; now outside a run).
+
+    The default night hangs on this, not on the wall clock: a run that starts
+    a little early or late, or a retry the next day, exports the night it was
+    scheduled for.
+    """
+    return flow_run.scheduled_start_time
+
+
+def _date_parameter(name: str, value: dt.date | str | None) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def resolve_window(
-    study_date_from: dt.date | str | None, study_date_to: dt.date | str | None, time_zone: str
+    study_date_from: dt.date | str | None,
+    study_date_to: dt.date | str | None,
+    time_zone: str,
+    lookback_days: int = 0,
 ) -> tuple[dt.date, dt.date]:
-    """The inclusive study-date window; none given means yesterday in ``time_zone``; one given means that day."""
-    first = dt.date.fromisoformat(str(study_date_from)) if study_date_from else None
-    last = dt.date.fromisoformat(str(study_date_to)) if study_date_to else None
+    """The inclusive study-date window.
+
+    None given: the night before the run's scheduled start in ``time_zone``,
+    and the ``lookback_days`` days before it (late arrivals). One given: that
+    day. Both: that window (``lookback_days`` does not apply).
+    """
+    zone = time_zone_named(time_zone)
+    first = _date_parameter("study_date_from", study_date_from)
+    last = _date_parameter("study_date_to", study_date_to)
     if first is None and last is None:
-        yesterday = now(ZoneInfo(time_zone)).date() - dt.timedelta(days=1)
-        return yesterday, yesterday
+        if not 0 <= int(lookback_days) <= MAX_LOOKBACK_DAYS:
+            raise ValueError(f"lookback_days must be between 0 and {MAX_LOOKBACK_DAYS}, not {lookback_days}")
+        night = scheduled_start().astimezone(zone).date() - dt.timedelta(days=1)
+        return night - dt.timedelta(days=int(lookback_days)), night
     first, last = first or last, last or first
     assert first is not None and last is not None
     if first > last:
@@ -112,11 +153,15 @@ def resolve_window(
     return first, last
 
 
+@run_name_or("order-export")
 def _run_name() -> str:
     """``order-export-2026-03-14`` or ``order-export-2026-03-01..2026-03-31`` (the window, resolved)."""
     parameters = flow_run.parameters
     first, last = resolve_window(
-        parameters.get("study_date_from"), parameters.get("study_date_to"), parameters.get("time_zone") or "UTC"
+        parameters.get("study_date_from"),
+        parameters.get("study_date_to"),
+        parameters.get("time_zone") or "UTC",
+        parameters.get("lookback_days", DEFAULT_LOOKBACK_DAYS),
     )
     return f"order-export-{first}" if first == last else f"order-export-{first}..{last}"
 
@@ -393,6 +438,7 @@ def nightly_order_export(
     modality_list: list[str] | None = None,
     dicom_tag_id_list: list[str] | None = None,
     time_zone: str = "UTC",
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
     concurrency: int = 8,
     orders_per_chunk: int = 50,
     cache_hours: float = 24.0,
@@ -404,7 +450,9 @@ def nightly_order_export(
     ``orders``, ``studies``, ``series`` and ``tags`` (schemas in
     ``docs/export-schema.md``), one partition per study date of the window,
     each replaced whole. ``destination`` is a folder or an fsspec URL.
-    With no dates, the window is yesterday in ``time_zone`` (for schedules).
+    With no dates (schedules), the window is the night before the run's
+    scheduled start in ``time_zone`` plus the ``lookback_days`` days before it,
+    so studies whose images arrive late reach the tables on a later night.
     ``institution_uuid_list`` defaults to all of the account's institutions;
     ``dicom_tag_id_list`` to :data:`DEFAULT_DICOM_TAGS`. ``cache_hours=0``
     turns the per-chunk cache off; ``refresh_cache`` fetches everything anew.
@@ -413,7 +461,7 @@ def nightly_order_export(
     logger = get_run_logger()
     if not 1 <= concurrency <= MAX_CONCURRENCY or orders_per_chunk < 1 or cache_hours < 0:
         raise ValueError(f"need 1 <= concurrency <= {MAX_CONCURRENCY}, orders_per_chunk >= 1, cache_hours >= 0")
-    first, last = resolve_window(study_date_from, study_date_to, time_zone)
+    first, last = resolve_window(study_date_from, study_date_to, time_zone, lookback_days)
     tags = tag_ids(dicom_tag_id_list)
     target = Destination(destination)
     run_id = str(flow_run.id or "") or new_run_id()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -38,3 +39,26 @@ def count_by(values: Iterable[str], known: Iterable[str]) -> dict[str, int]:
     for value in values:
         counts[value] = counts.get(value, 0) + 1
     return counts
+
+
+def run_name_or(fallback: str) -> Callable[[Callable[[], str]], Callable[[], str]]:
+    """Make a ``flow_run_name`` function total: any error gives ``fallback`` instead.
+
+    Prefect calls the run-name function before the run starts, outside the
+    flow's error handling: one that raises (a bad date, an unknown time zone)
+    leaves the run Pending for ever. With this the run starts under
+    ``fallback``, the flow's own checks raise the clear error, and the run
+    ends Failed with it.
+    """
+
+    def decorate(name: Callable[[], str]) -> Callable[[], str]:
+        @functools.wraps(name)
+        def total() -> str:
+            try:
+                return name()
+            except Exception:  # noqa: BLE001 - the flow body reports the same problem clearly
+                return fallback
+
+        return total
+
+    return decorate

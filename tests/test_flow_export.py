@@ -186,28 +186,102 @@ def test_a_run_killed_mid_export_then_rerun_gives_the_uninterrupted_tables(prefe
     assert good.rows["orders"] == 3
 
 
-def test_default_window_is_yesterday_in_the_time_zone(prefect_harness, account, tmp_path, monkeypatch):
-    tokyo = ZoneInfo("Asia/Tokyo")
-    monkeypatch.setattr(export_module, "now", lambda zone: dt.datetime(2031, 5, 7, 0, 30, tzinfo=tokyo).astimezone(zone))
-    dest = tmp_path / "export"
-    state, summary = run(account, dest, time_zone="Asia/Tokyo")
-    assert state.is_completed()
-    assert (summary.study_date_from, summary.study_date_to) == (DAY1, DAY1)
+LATE_NIGHT = dt.date(2001, 2, 4)
+"""A study date no other test uses: the scheduled-night tests export around it."""
+
+
+@pytest.fixture(scope="module")
+def late_study(account, tmp_path_factory):
+    """One study dated :data:`LATE_NIGHT`."""
+    spec = StudySpec("Late^Arrival", "EXP-LATE", "CT", series_count=1, instances_per_series=1, study_date=LATE_NIGHT,
+                     accession_number="EXP-L1", seed="exp-late")
+    paths = write_study(tmp_path_factory.mktemp("late-disk"), spec, suffix=".dcm")
+    with account.client() as client:
+        client.store_instances(paths)
+    return spec
+
+
+def run_scheduled(account, destination: Path, scheduled: dt.datetime, **parameters):
+    """Create a run Scheduled for ``scheduled`` through the API (as a schedule does), then execute it here."""
+    from prefect.flow_engine import run_flow
+    from prefect.states import Scheduled
+
     with get_client(sync_client=True) as client:
-        assert client.read_flow_run(state.state_details.flow_run_id).name == f"order-export-{DAY1}"
-    assert summary.rows["orders"] == 3
-    assert sorted(p.name for p in (dest / "orders").iterdir()) == [f"export_date={DAY1}"]
+        flow_run = client.create_flow_run(nightly_order_export, state=Scheduled(scheduled_time=scheduled))
+    parameters = dict(credentials=account.credentials(), destination=str(destination), **parameters)
+    state = run_flow(nightly_order_export, flow_run=flow_run, parameters=parameters, return_type="state")
+    with get_client(sync_client=True) as client:
+        name = client.read_flow_run(flow_run.id).name
+    return state, state.result(raise_on_failure=False), name
+
+
+@pytest.mark.parametrize(
+    ("scheduled", "night"),
+    [
+        (dt.datetime(2001, 2, 5, 23, 59, 59, 600000), LATE_NIGHT),  # started late: still the 4th's night
+        (dt.datetime(2001, 2, 5, 0, 0, 0, 400000), LATE_NIGHT),  # on time
+        (dt.datetime(2001, 2, 4, 23, 59, 59, 600000), LATE_NIGHT - dt.timedelta(days=1)),  # the night before
+    ],
+)
+def test_default_night_is_the_one_before_the_scheduled_start_in_the_time_zone(
+    prefect_harness, account, late_study, tmp_path, scheduled, night
+):
+    tokyo = ZoneInfo("Asia/Tokyo")
+    state, summary, name = run_scheduled(
+        account, tmp_path / "export", scheduled.replace(tzinfo=tokyo), time_zone="Asia/Tokyo", lookback_days=0
+    )
+    assert state.is_completed(), state.message
+    assert (summary.study_date_from, summary.study_date_to) == (night, night), "the wall clock is years later"
+    assert name == f"order-export-{night}"
+    assert summary.orders == (1 if night == LATE_NIGHT else 0)
+    assert sorted(p.name for p in (tmp_path / "export" / "orders").iterdir()) == [f"export_date={night}"]
+
+
+def test_the_nightly_window_looks_back_for_late_arrivals(prefect_harness, account, late_study, tmp_path):
+    scheduled = dt.datetime(2001, 2, 7, 0, 0, 0, 400000, tzinfo=ZoneInfo("Asia/Tokyo"))
+    state, summary, name = run_scheduled(account, tmp_path / "export", scheduled, time_zone="Asia/Tokyo")
+    assert state.is_completed(), state.message
+    first = dt.date(2001, 2, 3)
+    assert (summary.study_date_from, summary.study_date_to) == (first, dt.date(2001, 2, 6)), "default lookback: 3 days"
+    assert name == f"order-export-{first}..2001-02-06"
+    assert summary.orders == 1, "the study dated three nights ago is exported again"
+    days = sorted(p.name for p in (tmp_path / "export" / "orders").iterdir())
+    assert days == [f"export_date={first + dt.timedelta(days=n)}" for n in range(4)]
 
 
 def test_resolve_window_rules(monkeypatch):
     instant = dt.datetime(2031, 5, 7, 20, 0, tzinfo=dt.UTC)
-    monkeypatch.setattr(export_module, "now", lambda zone: instant.astimezone(zone))
+    monkeypatch.setattr(export_module, "scheduled_start", lambda: instant)
     assert resolve_window(None, None, "UTC") == (DAY1, DAY1)
     assert resolve_window(None, None, "Asia/Tokyo") == (DAY2, DAY2)
-    assert resolve_window(DAY1, None, "UTC") == (DAY1, DAY1)
+    assert resolve_window(None, None, "UTC", 3) == (DAY1 - dt.timedelta(days=3), DAY1)
+    assert resolve_window(DAY1, None, "UTC", 3) == (DAY1, DAY1), "lookback applies to the default window only"
     assert resolve_window(None, "2031-05-07", "UTC") == (DAY2, DAY2)
     with pytest.raises(ValueError, match="after"):
         resolve_window(DAY2, DAY1, "UTC")
+    with pytest.raises(ValueError, match="time_zone 'Mars/Olympus'"):
+        resolve_window(None, None, "Mars/Olympus")
+    with pytest.raises(ValueError, match="study_date_to '7 May'"):
+        resolve_window(DAY1, "7 May", "UTC")
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"study_date_from": DAY2, "study_date_to": DAY1}, "study_date_from 2031-05-07 is after study_date_to"),
+        ({"time_zone": "Mars/Olympus"}, "time_zone 'Mars/Olympus' is not an IANA time zone"),
+        ({"lookback_days": -1}, "lookback_days"),
+        ({"dicom_tag_id_list": ["NoSuchKeyword"]}, "unknown DICOM tag"),
+    ],
+)
+def test_bad_parameters_end_the_run_failed_with_a_clear_message(prefect_harness, account, tmp_path, parameters, message):
+    state, _ = run(account, tmp_path / "export", **parameters)
+    assert state.is_failed()
+    assert message in str(state.result(raise_on_failure=False))
+    with get_client(sync_client=True) as client:
+        stored = client.read_flow_run(state.state_details.flow_run_id)
+    assert stored.state is not None and stored.state.is_failed(), "never left Pending"
+    assert not (tmp_path / "export").exists(), "nothing written"
 
 
 def test_cached_results_and_artifacts_hold_no_secret(prefect_harness, account, tmp_path):
