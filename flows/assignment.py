@@ -44,6 +44,7 @@ class RowResult(BaseModel):
     previous_uuid: str | None = Field(default=None, description="Assignment before this run, when known.")
     status: RowStatus
     reason: str = ""
+    duplicate_of: int | None = Field(default=None, description="For a duplicate row: the row that carries it.")
 
 
 class PlannedAssignment(BaseModel):

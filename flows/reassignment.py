@@ -38,7 +38,7 @@ from .assignment import (
 )
 from .orders import canonical_uuid, current_orders, orders_by_uuid
 from .prefect_admin import ensure_concurrency_limit
-from .reporting import FlowRunFailed, count_by
+from .reporting import FlowRunFailed, count_by, run_name_or
 from .window import bounded_task_runner, chunked, run_bounded
 
 DEFAULT_LIMIT_NAME = "postdicom-assignments"
@@ -164,11 +164,13 @@ def validate_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[list[AssignmentCan
             continue
         kept.append(first)
         for member in members[1:]:
-            skipped.append(row_result(member, "skipped", f"duplicate of row {first.row}"))
+            duplicate = row_result(member, "skipped", f"duplicate of row {first.row}")
+            skipped.append(duplicate.model_copy(update={"duplicate_of": first.row}))
     kept.sort(key=lambda candidate: candidate.row)
     return kept, skipped
 
 
+@run_name_or("reassign")
 def _run_name() -> str:
     """Names the run after its input (file name, or 'rows', or 'selection') and marks dry runs."""
     parameters = flow_run.parameters or {}
@@ -184,18 +186,30 @@ def _run_name() -> str:
 
 
 def _table(rows: Sequence[RowResult]) -> list[dict[str, Any]]:
+    """The artifact's rows; short columns first, so the reason is on screen without scrolling past UUIDs."""
     return [
         {
             "row": row.row,
             "status": row.status,
-            "patient_order_uuid": row.patient_order_uuid,
+            "reason": row.reason,
             "target": row.target or "",
+            "patient_order_uuid": row.patient_order_uuid,
             "target_uuid": row.target_uuid or "",
             "previous_uuid": row.previous_uuid or "",
-            "reason": row.reason,
         }
         for row in rows
     ]
+
+
+def not_applied(report: ReassignmentReport) -> list[RowResult]:
+    """Rows whose change is not on the server: failed, invalid, conflicting or naming an unknown order.
+
+    A duplicate is carried by the row it repeats, and in a dry run nothing is
+    meant to be applied, so neither counts.
+    """
+    if report.dry_run:
+        return []
+    return [row for row in report.rows if row.status == "failed" or (row.status == "skipped" and row.duplicate_of is None)]
 
 
 @flow(
@@ -231,8 +245,9 @@ def batch_reassignment(
     changing anything. At most ``concurrency`` batches of ``batch_size`` rows
     run at once, and each holds a slot of the Prefect global concurrency limit
     ``concurrency_limit_name`` (created with ``concurrency`` slots if missing;
-    ``None`` disables it). The run ends Failed when any row failed, after every
-    other row was processed; the report is in the raised error's ``report``.
+    ``None`` disables it). The run ends Failed when any requested row was not
+    applied (failed, invalid, conflicting, unknown order), after every other
+    row was processed; the report is in the raised error's ``report``.
     """
     logger = get_run_logger()
     selection = {
@@ -300,6 +315,11 @@ def batch_reassignment(
         description=f"Reassignment{' (dry run)' if dry_run else ''}: {counts_text}",
     )
     logger.info("reassignment finished: %s", counts_text)
-    if report.counts["failed"]:
-        raise FlowRunFailed(f"{report.counts['failed']} of {len(results)} rows failed ({counts_text})", report)
+    missed = not_applied(report)
+    if missed:
+        raise FlowRunFailed(
+            f"partly applied: {len(missed)} of {len(results)} rows not applied ({counts_text}); "
+            "see the report or the batch-reassignment-rows artifact for each row's reason",
+            report,
+        )
     return report

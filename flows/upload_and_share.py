@@ -57,7 +57,7 @@ from .assignment import (
     plan_assignments,
 )
 from .orders import canonical_uuid, fresh, orders_by_uuid
-from .reporting import FlowRunFailed, count_by, md
+from .reporting import FlowRunFailed, count_by, md, run_name_or
 from .window import bounded_task_runner, chunked, run_bounded
 
 MASK = "**********"
@@ -396,6 +396,7 @@ def mask_stored_password() -> None:
 # --------------------------------------------------------------------- flow
 
 
+@run_name_or("upload")
 def _run_name() -> str:
     """``upload-<folder or directory name>-until-<expire date>``: tells runs apart in the UI."""
     parameters = flow_run.parameters or {}
@@ -406,6 +407,8 @@ def _run_name() -> str:
 
 def _markdown(summary: UploadAndShareSummary, folder_name: str | None) -> str:
     lines = ["# Upload and share", "", f"Directory: `{md(summary.directory)}` ({summary.total_files} files)", ""]
+    if not summary.files_not_stored:
+        lines += ["Every file is on the server.", ""]
     lines += ["| status | files |", "|---|---|"]
     lines += [f"| {status} | {count} |" for status, count in summary.counts.items()]
     lines += ["", f"Studies: {len(summary.studies)}; patient orders: {len(summary.patient_order_uuids)}"]
@@ -595,13 +598,13 @@ def assign_orders(
 
 
 def _publish(summary: UploadAndShareSummary, folder_name: str | None) -> None:
-    """The two artifacts of a run: the files not stored, and the summary with the link(s)."""
-    create_table_artifact(
-        table=[issue.model_dump() for issue in summary.files_not_stored]
-        or [{"path": "", "status": "", "reason": "every file is on the server"}],
-        key="upload-and-share-files-not-stored",
-        description=f"{len(summary.files_not_stored)} of {summary.total_files} files not stored",
-    )
+    """The run's artifacts: the summary with the link(s), and the files not stored when there are any."""
+    if summary.files_not_stored:
+        create_table_artifact(
+            table=[issue.model_dump() for issue in summary.files_not_stored],
+            key="upload-and-share-files-not-stored",
+            description=f"{len(summary.files_not_stored)} of {summary.total_files} files not stored",
+        )
     create_markdown_artifact(
         markdown=_markdown(summary, folder_name),
         key="upload-and-share-summary",

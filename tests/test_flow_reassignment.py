@@ -194,7 +194,10 @@ def test_a_csv_of_200_rows_assigns_every_good_row_and_reports_the_bad_ones(
 
     state, report = run(credentials=sandbox_server.credentials(), assignments=str(path), concurrency=3, batch_size=40)
 
-    assert state.is_failed()  # row 200 names a user of another institution
+    assert state.is_failed()  # row 200 names a user of another institution; 197 and 198 were not applied either
+    assert "partly applied: 3 of 200 rows not applied" in str(state.result(raise_on_failure=False))
+    (table,) = rows_artifacts(state)
+    assert list(table[0])[:3] == ["row", "status", "reason"], "the reason is on screen before the UUID columns"
     assert [r.row for r in report.rows] == list(range(1, 201))
     by_row = {r.row: r for r in report.rows}
     assert by_row[197].status == "skipped" and "not a UUID" in by_row[197].reason
@@ -210,6 +213,61 @@ def test_a_csv_of_200_rows_assigns_every_good_row_and_reports_the_bad_ones(
 
     state, rerun = run(credentials=sandbox_server.credentials(), assignments=str(path))
     assert rerun.counts["unchanged"] == 196 and rerun.counts["assigned"] == 0
+
+
+def rows_artifacts(state) -> list[list[dict]]:
+    """The table artifact(s) ``batch-reassignment-rows`` of the run, as lists of rows."""
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as prefect_client:
+        artifacts = prefect_client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["batch-reassignment-rows"])),
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
+        )
+    return [json.loads(a.data) if isinstance(a.data, str) else a.data for a in artifacts]
+
+
+def test_a_run_with_an_unknown_order_is_not_green_even_when_every_send_worked(
+    prefect_harness, sandbox_server, people
+):
+    (order,) = make_orders(sandbox_server, 1)
+    rows = [
+        {"patient_order_uuid": order, "assigned_user_uuid": people["ana"]},
+        {"patient_order_uuid": str(uuid.uuid4()), "assigned_user_uuid": people["ana"]},
+        {"patient_order_uuid": order, "assigned_user_uuid": people["ana"]},  # a duplicate is carried by row 1
+    ]
+    state, report = run(credentials=sandbox_server.credentials(), assignments=rows)
+    assert state.is_failed(), "a row was not applied"
+    assert "1 of 3 rows not applied" in str(state.result(raise_on_failure=False))
+    assert report.counts == {"assigned": 1, "unchanged": 0, "failed": 0, "skipped": 2}
+    assert assignments_of(sandbox_server, [order])[order] == (people["ana"], None)
+
+    dry_state, _ = run(credentials=sandbox_server.credentials(), assignments=rows, dry_run=True)
+    assert dry_state.is_completed(), "a dry run applies nothing by request"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"assignments": [], "modality_list": ["CT"]}, "either assignments or a selection"),
+        ({"assignments": "worklist.xlsx"}, "*.csv or *.parquet"),
+        ({"assigned_user_uuid": USER_1}, "at least one filter"),
+        ({"modality_list": ["CT"], "assigned_user_uuid": "ana"}, "must be a UUID"),
+        ({"assignments": [], "batch_size": 0}, "batch_size"),
+    ],
+)
+def test_bad_parameters_end_the_run_failed_with_a_clear_message(prefect_harness, sandbox_server, parameters, message):
+    from prefect.client.orchestration import get_client
+
+    state, _ = run(credentials=sandbox_server.credentials(), **parameters)
+    assert state.is_failed()
+    assert message in str(state.result(raise_on_failure=False))
+    with get_client(sync_client=True) as prefect_client:
+        stored = prefect_client.read_flow_run(state.state_details.flow_run_id)
+    assert stored.state is not None and stored.state.is_failed(), "never left Pending"
 
 
 def test_a_selection_by_modality_and_date_reassigns_exactly_the_matching_orders(

@@ -19,6 +19,7 @@ import pytest
 from pydantic import SecretStr
 from pydicom.uid import generate_uid
 
+from blocks import PostDicomCredentials
 from flows import bulk_upload_and_share
 from flows.reporting import FlowRunFailed
 from postdicom.synthetic import StudySpec, make_instance, write_study
@@ -200,6 +201,46 @@ def test_artifacts_show_progress_files_not_stored_and_the_links(prefect_harness,
     assert "notes.txt" in str(table) and "not_dicom" in str(table)
     markdown = by_key["upload-and-share-summary"].data
     assert all(url in markdown for url in summary.share_urls)
+
+
+def test_a_run_that_missed_no_file_shows_no_table_of_missed_files(prefect_harness, sandbox, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    write_study(tmp_path, unique_specs(1)[0])
+    state, summary = run(credentials=sandbox.credentials(), directory=str(tmp_path), expire_date=EXPIRE)
+    assert state.is_completed() and summary.files_not_stored == []
+    with get_client(sync_client=True) as prefect_client:
+        artifacts = prefect_client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    by_key = {artifact.key: artifact for artifact in artifacts}
+    assert "upload-and-share-files-not-stored" not in by_key, "no placeholder row, no '1 Item' table"
+    assert "Every file is on the server." in by_key["upload-and-share-summary"].data
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"expire_date": dt.date(2020, 1, 1)}, "expire_date 2020-01-01 is in the past"),
+        ({"folder_name": "x", "parent_folder_uuid": "not-a-uuid"}, "parent_folder_uuid is not a UUID"),
+        ({"parent_folder_uuid": str(uuid.uuid4())}, "parent_folder_uuid needs a folder_name"),
+        ({"assign_to_user_uuid": "ana"}, "assign_to_user_uuid is not a UUID"),
+        ({"share_password": SecretStr("")}, "share_password is empty"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_bad_parameters_end_the_run_failed_with_a_clear_message(prefect_harness, tmp_path, parameters, message):
+    from prefect.client.orchestration import get_client
+
+    (tmp_path / "a.dcm").write_bytes(b"not sent")
+    nowhere = PostDicomCredentials(username="u@example.org", password="p", web_address="http://127.0.0.1:9")
+    state, _ = run(**{"credentials": nowhere, "directory": str(tmp_path), "expire_date": EXPIRE, **parameters})
+    assert state.is_failed()
+    assert message in str(state.result(raise_on_failure=False))
+    with get_client(sync_client=True) as prefect_client:
+        stored = prefect_client.read_flow_run(state.state_details.flow_run_id)
+    assert stored.state is not None and stored.state.is_failed(), "never left Pending"
 
 
 def test_faults_on_stow_still_store_every_good_file_exactly_once(prefect_harness, sandbox, tmp_path):
