@@ -226,8 +226,6 @@ def batch_reassignment(
     modality_list: list[str] | None = None,
     study_date_from: dt.date | None = None,
     study_date_to: dt.date | None = None,
-    patient_id: str | None = None,
-    patient_name: str | None = None,
     assigned_user_uuid: str | None = None,
     assigned_user_group_uuid: str | None = None,
     concurrency: Annotated[int, Field(ge=1, le=16)] = 4,
@@ -239,7 +237,9 @@ def batch_reassignment(
     Give either ``assignments`` (rows ``{patient_order_uuid, assigned_user_uuid |
     assigned_user_group_uuid}``, or a path/URL to a CSV or Parquet file of such
     rows) or a selection (``institution_uuid_list``, ``modality_list``,
-    ``study_date_from``/``study_date_to``, ``patient_id``, ``patient_name``)
+    ``study_date_from``/``study_date_to``; no patient filters, so that no
+    patient identifier is kept in the run's stored parameters: for one
+    patient's orders, give their rows)
     with exactly one of ``assigned_user_uuid`` / ``assigned_user_group_uuid``
     for everything selected. ``dry_run`` validates and reports without
     changing anything. At most ``concurrency`` batches of ``batch_size`` rows
@@ -255,8 +255,6 @@ def batch_reassignment(
         "modality_list": modality_list,
         "study_date_from": study_date_from,
         "study_date_to": study_date_to,
-        "patient_id": patient_id,
-        "patient_name": patient_name,
     }
     chosen_filters = {name: value for name, value in selection.items() if value not in (None, [], "")}
     if assignments is not None:

@@ -405,7 +405,8 @@ def _run_name() -> str:
     return f"upload-{slug}-until-{parameters.get('expire_date')}"
 
 
-def _markdown(summary: UploadAndShareSummary, folder_name: str | None) -> str:
+def _markdown(summary: UploadAndShareSummary, folder_name: str | None, list_patients: bool) -> str:
+    """The summary artifact; patient IDs appear only when ``list_patients`` (a link number does otherwise)."""
     lines = ["# Upload and share", "", f"Directory: `{md(summary.directory)}` ({summary.total_files} files)", ""]
     if not summary.files_not_stored:
         lines += ["Every file is on the server.", ""]
@@ -424,8 +425,11 @@ def _markdown(summary: UploadAndShareSummary, folder_name: str | None) -> str:
     lines += ["", "## Share links", ""]
     if not summary.shares:
         lines.append("No link was created (no patient order to share).")
-    for link in summary.shares:
-        who = f"patient {md(link.patient_id)}: " if link.patient_id is not None else ""
+    for number, link in enumerate(summary.shares, start=1):
+        if link.patient_id is None:
+            who = ""
+        else:
+            who = f"patient {md(link.patient_id)}: " if list_patients else f"link {number}, one patient: "
         protection = "password protected" if link.password_protected else "no password"
         lines.append(
             f"- {who}<{link.share_url}> ({len(link.patient_order_uuids)} orders, "
@@ -451,6 +455,7 @@ def bulk_upload_and_share(
     batch_size: Annotated[int, Field(ge=1, le=5000)] = 100,
     concurrency: Annotated[int, Field(ge=1, le=16)] = 4,
     share_password_block: str | None = None,
+    list_patients_in_summary: bool = False,
 ) -> UploadAndShareSummary:
     """Upload every DICOM file under ``directory``, file the orders, and create share link(s).
 
@@ -464,6 +469,9 @@ def bulk_upload_and_share(
     run ends Failed, with the summary still written and in the raised error's
     ``report``, when a file could not be sent, a stored study has no order,
     or an assignment failed; rejected and non-DICOM files are only listed.
+    With ``share_per="patient"`` the summary artifact names each link's
+    patient ID only when ``list_patients_in_summary`` (artifacts are kept in
+    Prefect's database); the returned summary always has them.
     """
     logger = get_run_logger()
     files = list_directory(directory)
@@ -496,7 +504,7 @@ def bulk_upload_and_share(
             credentials, share_requests(orders, share_per), expire_date, password, downloadable
         )
     finally:
-        _publish(summary, folder_name)
+        _publish(summary, folder_name, list_patients_in_summary)
     logger.info("%d orders, %d share links", len(summary.patient_order_uuids), len(summary.shares))
     if summary.problems:
         raise FlowRunFailed("; ".join(summary.problems), summary)
@@ -597,7 +605,7 @@ def assign_orders(
     return sorted(decided + sent, key=lambda row: row.row)
 
 
-def _publish(summary: UploadAndShareSummary, folder_name: str | None) -> None:
+def _publish(summary: UploadAndShareSummary, folder_name: str | None, list_patients: bool) -> None:
     """The run's artifacts: the summary with the link(s), and the files not stored when there are any."""
     if summary.files_not_stored:
         create_table_artifact(
@@ -606,7 +614,7 @@ def _publish(summary: UploadAndShareSummary, folder_name: str | None) -> None:
             description=f"{len(summary.files_not_stored)} of {summary.total_files} files not stored",
         )
     create_markdown_artifact(
-        markdown=_markdown(summary, folder_name),
+        markdown=_markdown(summary, folder_name, list_patients),
         key="upload-and-share-summary",
         description="Upload and share: counts, folder, share links",
     )

@@ -58,6 +58,20 @@ def documented_task_names(state: Any) -> set[str]:
     return {name for name in tasks.__all__ if any(run_name.startswith(name) for run_name in names)}
 
 
+def prefect_texts(flow_run_id: Any) -> list[str]:
+    """What Prefect keeps of a flow run besides its artifacts: the run, its task runs (names, states), its logs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as prefect_client:
+        run_filter = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        texts = [prefect_client.read_flow_run(flow_run_id).model_dump_json()]
+        texts += [t.model_dump_json() for t in prefect_client.read_task_runs(flow_run_filter=run_filter)]
+        logs = prefect_client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+        texts += [log.message for log in logs]
+    return texts
+
+
 def unique_specs(count: int, **overrides: Any) -> list[StudySpec]:
     tag = uuid.uuid4().hex[:8]
     modalities = ("CT", "MR", "US")
@@ -201,6 +215,22 @@ def test_artifacts_show_progress_files_not_stored_and_the_links(prefect_harness,
     assert "notes.txt" in str(table) and "not_dicom" in str(table)
     markdown = by_key["upload-and-share-summary"].data
     assert all(url in markdown for url in summary.share_urls)
+    patient_ids = [spec.patient_id for spec in specs]
+    assert not [p for p in patient_ids if p in markdown], "the summary lists links, not patients, by default"
+    assert sorted(link.patient_id for link in summary.shares) == sorted(patient_ids), "the result keeps them"
+    stored = prefect_texts(state.state_details.flow_run_id)
+    assert not [p for p in patient_ids if any(p in text for text in stored)], "no patient ID in names, logs, events"
+
+    state, summary = run(
+        credentials=sandbox.credentials(), directory=str(tmp_path), expire_date=EXPIRE, share_per="patient",
+        list_patients_in_summary=True,
+    )
+    with get_client(sync_client=True) as prefect_client:
+        artifacts = prefect_client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    markdown = next(a.data for a in artifacts if a.key == "upload-and-share-summary")
+    assert all(f"patient {p}" in markdown for p in patient_ids), "listed when asked for"
 
 
 def test_a_run_that_missed_no_file_shows_no_table_of_missed_files(prefect_harness, sandbox, tmp_path):
