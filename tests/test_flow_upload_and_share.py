@@ -46,16 +46,28 @@ def run(**parameters: Any) -> tuple[Any, Any]:
     return state, result
 
 
-def documented_task_names(state: Any) -> set[str]:
-    """The documented task names (``tasks.__all__``) among the task runs of the run that ended in ``state``."""
+def documented_task_names(state: Any, expected: set[str], timeout: float = 60.0) -> set[str]:
+    """The documented task names (``tasks.__all__``) among the task runs of the run that ended in ``state``.
+
+    Task runs reach Prefect's database through its event stream, a moment
+    after the flow returns: read again until ``expected`` are all there (or
+    ``timeout``), then return what is there.
+    """
+    import time
+
     import tasks
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     run_filter = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
-    with get_client(sync_client=True) as prefect_client:
-        names = [run.name for run in prefect_client.read_task_runs(flow_run_filter=run_filter)]
-    return {name for name in tasks.__all__ if any(run_name.startswith(name) for run_name in names)}
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_client(sync_client=True) as prefect_client:
+            names = [run.name for run in prefect_client.read_task_runs(flow_run_filter=run_filter)]
+        found = {name for name in tasks.__all__ if any(run_name.startswith(name) for run_name in names)}
+        if found >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
 
 
 def prefect_texts(flow_run_id: Any) -> list[str]:
@@ -130,10 +142,11 @@ def test_disk_uploaded_filed_assigned_and_shared_then_a_rerun_changes_nothing(
     state, first = run(**parameters)
 
     assert state.is_completed(), first.problems
-    assert documented_task_names(state) >= {
+    documented = {
         "qido_search", "get_patient_order_list", "search_folder", "create_folder", "add_order_to_folder",
         "assign_order_to_user", "share_patient_order_with_url",
     }
+    assert documented_task_names(state, documented) >= documented
     assert first.total_files == len(every_file) == sum(first.counts.values())
     assert first.counts == {"stored": len(good), "already_stored": 0, "rejected": 0, "not_dicom": 5, "failed": 0}
     assert sorted(issue.path for issue in first.files_not_stored) == sorted(
