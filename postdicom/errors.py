@@ -14,6 +14,7 @@ that value masked the same way. What is left is what the error pickles.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
@@ -34,6 +35,10 @@ class PostDicomError(Exception):
         The server's ``X-Error-Reason`` header (or a short body excerpt).
     method, url:
         The request that failed (``url`` is kept with its query values masked).
+    private:
+        Other values the request carried that may name someone (a custom
+        endpoint's parameter header): masked in ``reason`` like the query's,
+        and not kept.
     """
 
     def __init__(
@@ -44,10 +49,11 @@ class PostDicomError(Exception):
         reason: str | None = None,
         method: str | None = None,
         url: str | None = None,
+        private: Iterable[str] = (),
     ) -> None:
         self.message = message
         self.status = status
-        self.reason = masked_reason(reason, url)
+        self.reason = masked_reason(reason, url, private)
         self.method = method
         self.url = shown_url(url) if url else url
         super().__init__(str(self))
@@ -92,27 +98,28 @@ SHORTEST_MASKED = 3
 """Query values (and their parts) shorter than this are not searched for in a reason (too many false hits)."""
 
 
-def _query_words(url: str) -> set[str]:
-    """The query's values, raw and decoded, and their parts split at DICOM wildcards and separators."""
+def _words(values: Iterable[str]) -> set[str]:
+    """``values`` raw and decoded, and their parts split at DICOM wildcards and separators."""
     words: set[str] = set()
-    for item in urlsplit(url).query.split("&"):
-        raw = item.split("=", 1)[1] if "=" in item else ""
+    for raw in values:
         for value in {raw, unquote_plus(raw)}:
             words.add(value)
             words.update(re.split(r"[*?^, ]", value))
     return {word for word in words if len(word) >= SHORTEST_MASKED}
 
 
-def masked_reason(reason: str | None, url: str | None) -> str | None:
-    """``reason`` with every query value of ``url`` in it (any letter case) replaced by ``...``.
+def masked_reason(reason: str | None, url: str | None, private: Iterable[str] = ()) -> str | None:
+    """``reason`` with every query value of ``url``, and every ``private`` value, replaced by ``...``.
 
     A server may repeat the request in its explanation ("no study for
     PatientName=DOE^JANE"); the error keeps what the server said without
-    whom it was said about.
+    whom it was said about. Matching ignores letter case.
     """
-    if not reason or not url:
+    if not reason:
         return reason
-    words = sorted(_query_words(url), key=len, reverse=True)
+    query = urlsplit(url).query.split("&") if url else []
+    values = [item.split("=", 1)[1] for item in query if "=" in item]
+    words = sorted(_words([*values, *private]), key=len, reverse=True)
     if not words:
         return reason
     return re.sub("|".join(map(re.escape, words)), MASK, reason, flags=re.IGNORECASE)
@@ -232,8 +239,9 @@ def error_for_status(
     method: str,
     url: str,
     retry_after: float | None = None,
+    private: Iterable[str] = (),
 ) -> HTTPStatusError:
-    """Build the exception that matches an HTTP error status."""
+    """Build the exception that matches an HTTP error status (``private``: see :class:`PostDicomError`)."""
     kind: type[HTTPStatusError]
     if status in (401, 403):
         kind, message = AuthenticationError, "authentication refused"
@@ -249,4 +257,6 @@ def error_for_status(
         kind, message = ServerError, "server error"
     else:
         kind, message = BadRequestError, "request refused"
-    return kind(message, status=status, reason=reason, method=method, url=url, retry_after=retry_after)
+    return kind(
+        message, status=status, reason=reason, method=method, url=url, retry_after=retry_after, private=private
+    )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -317,7 +318,7 @@ class HttpSession:
                     raise
                 if ok:
                     break
-                error = self._error_from(response, method, url, deadline)
+                error = self._error_from(response, method, url, deadline, _header_values(headers))
                 # A 429 means the server did not act on the request, so even a
                 # create may be sent again; other transient errors only for idempotent requests.
                 if isinstance(error, ThrottledError) or (idempotent and is_transient(error)):
@@ -384,7 +385,9 @@ class HttpSession:
                 response.close()
             raise
 
-    def _error_from(self, response: httpx.Response, method: str, url: str, deadline: _Deadline) -> HTTPStatusError:
+    def _error_from(
+        self, response: httpx.Response, method: str, url: str, deadline: _Deadline, private: list[str]
+    ) -> HTTPStatusError:
         try:
             with request_deadline(deadline.at):
                 _read_body(response, ERROR_BODY_BYTES, method, url, truncate=True)
@@ -398,6 +401,7 @@ class HttpSession:
             method=method,
             url=url,
             retry_after=_retry_after_seconds(response),
+            private=private,
         )
 
     def _wait(self, budget: RetryBudget, retry_after: float | None, error: PostDicomError) -> None:
@@ -466,6 +470,29 @@ class _DeadlineStream(httpx.SyncByteStream):
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _header_values(headers: Mapping[str, str] | None) -> list[str]:
+    """The text values inside JSON request headers (a custom endpoint's parameters: names, IDs)."""
+    found: list[str] = []
+
+    def collect(value: object) -> None:
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    for text in (headers or {}).values():
+        if text.startswith(("{", "[")):
+            try:
+                collect(json.loads(text))
+            except ValueError:
+                continue
+    return found
 
 
 def _sync_stream(response: httpx.Response) -> httpx.SyncByteStream:

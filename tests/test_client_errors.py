@@ -297,3 +297,18 @@ def test_every_error_class_survives_pickling_with_its_attributes():
         again = pickle.loads(pickle.dumps(error))
         assert type(again) is type(error) and again.__dict__ == error.__dict__ and str(again) == str(error)
         assert b"A1B2" not in pickle.dumps(error) and b"Doe" not in pickle.dumps(error)
+
+
+def test_a_failed_order_search_by_patient_keeps_no_patient_value():
+    """Custom endpoints carry the patient in a header, not the URL: a reason repeating it is masked too."""
+    reason = "no orders for patient Doe^Jane (MRN-4711) in this institution"
+    client, _ = make_client(lambda r: httpx.Response(400, headers={"X-Error-Reason": reason}, text=reason))
+    with pytest.raises(BadRequestError) as caught:
+        client.get_patient_order_list(
+            institution_uuid_list=[str(uuid.UUID(int=3))], patient_name="Doe^Jane", patient_id="MRN-4711"
+        )
+    error = caught.value
+    assert error.reason == "no orders for patient ... (...) in this institution"
+    stored = pickle.dumps(error)
+    for value in ("Doe", "Jane", "MRN-4711"):
+        assert value not in str(error) and value.encode() not in stored
