@@ -493,6 +493,8 @@ def nightly_order_export(
             del refs
             parameters = {"credentials": credentials, "dicom_tag_id_list": tags, "schema_version": SCHEMA_VERSION}
             with PartitionSet(target, {name: t.schema for name, t in TABLES.items()}, day, run_id) as parts:
+                if parts.repaired:
+                    logger.warning("Finished the interrupted commit of %s (a crashed run's)", ", ".join(map(str, parts.repaired)))
                 submit = lambda chunk: runner.submit(chunk_task, {**parameters, "orders": chunk})  # noqa: E731
                 for done, (_, rows, future) in enumerate(submit_bounded(submit, chunks, concurrency), 1):
                     cached = future.state.name == "Cached"

@@ -8,45 +8,66 @@ swapped in whole:
 1. Rows stream into ``<dest>/_staging/<run>/<table>/export_date=D/`` (memory
    stays bounded: record batches are buffered up to ``row_group_rows`` and
    written as one row group with ``pyarrow.parquet.ParquetWriter``).
-2. Commit. On a local filesystem: ``rename(final → _trash/<run>/...)``,
-   ``rename(staging → final)``, then the trash is deleted. Each rename is
-   atomic, so a reader sees the old or the new partition, never a mixture.
-3. A manifest per partition is written to
-   ``<dest>/_manifests/<table>/export_date=D.json`` (rows, files, schema
-   version, window, run id).
+2. Commit point: once every table of the day is staged, a commit journal
+   ``<dest>/_commits/export_date=D.json`` (run, tables, files, manifests) is
+   written in one step (``os.replace`` of a temp file; one PUT on object
+   stores). From then on the day *is* committed: whatever happens, it is
+   rolled forward, never half-kept.
+3. Roll forward, one table after another: locally ``rename(final →
+   _trash/<run>/...)`` and ``rename(staging → final)``; each table's manifest
+   ``<dest>/_manifests/<table>/export_date=D.json`` is written; the journal is
+   deleted last, then the trash. Every step is idempotent.
+4. Repair: every writer (:class:`PartitionSet`, i.e. every export run, whatever
+   days it writes) first replays every journal it finds under ``_commits/``,
+   so a commit cut short by kill -9 or a power cut is finished by the next run
+   of *any* day. :func:`repair_interrupted_commits` does the same on demand.
+   Commits and repairs of one local destination take an exclusive ``flock`` on
+   ``_commits/.lock`` (released by the kernel if the process dies), so a
+   repair never races a live commit.
 
-Why the staging, trash and manifests live *outside* ``<table>/``: measured
-with DuckDB 1.x and Polars 1.x, a glob such as ``orders/*/*.parquet`` also
-matches ``orders/.tmp-x/part.parquet`` and ``orders/_tmp/part.parquet`` (then
-fails on the mismatched Hive key), and Polars refuses a directory that holds a
-``.json`` beside the ``.parquet`` files. Only pyarrow (hence pandas) skips
-``.``/``_`` prefixes. Nothing but partitions and part files therefore lives
-under a table directory.
+What readers see. A plain Hive reader (DuckDB, Polars, pandas globbing
+``<table>/*/*.parquet``) sees each partition old or new, never a mixture of
+files. Across the four tables, the swap of step 3 takes a few renames
+(milliseconds); a reader that reads the tables one after another exactly then,
+or after a crash inside that window and before the next run repaired it, may
+see one table newer than another. A reader that must be exact checks that no
+journal for its days exists before and after reading (:func:`pending_commits`;
+``ls <dest>/_commits``) and reads again, or calls
+:func:`repair_interrupted_commits` (needs write access), when one does.
+
+Why the staging, trash, journals and manifests live *outside* ``<table>/``:
+measured with DuckDB 1.x and Polars 1.x, a glob such as ``orders/*/*.parquet``
+also matches ``orders/.tmp-x/part.parquet`` and ``orders/_tmp/part.parquet``
+(then fails on the mismatched Hive key), and Polars refuses a directory that
+holds a ``.json`` beside the ``.parquet`` files. Only pyarrow (hence pandas)
+skips ``.``/``_`` prefixes. Nothing but partitions and part files therefore
+lives under a table directory.
 
 Object stores (``s3://``, ``gs://``, ``memory://``, any non-local fsspec
-filesystem) have no atomic directory rename. There the manifest is the commit
-point: new part files (with the run in their names) are moved next to the old
-ones, the manifest listing only the new files is written (one object PUT,
-atomic), then the files it does not list are deleted. Between the move and the
-delete a glob reader may briefly see both generations; a crash in that window
-is repaired by the next writer of the partition (:func:`recover_partition`
-deletes whatever the manifest does not list). Manifest-aware readers never see
-a mixture.
+filesystem) have no atomic directory rename. There the roll forward moves the
+new part files (with the run in their names) next to the old ones, writes the
+table's manifest listing only the new files (one object PUT, atomic), then
+deletes the files it does not list. Between the move and the delete a glob
+reader may briefly see both generations; a crash in that window is repaired by
+the journal replay. Manifest-aware readers never see a mixture of files. Object
+stores have no lock: two runs exporting the same day to the same bucket at the
+same instant are not supported.
 
-A crash on a local filesystem between the two renames leaves the previous
-partition in ``_trash``; :func:`recover_partition` (run before each write)
-puts it back.
+A crash before the journal is written leaves only staging, which readers never
+see and which is deleted once stale (:data:`STALE_STAGING_SECONDS`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import posixpath
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -60,6 +81,8 @@ from .export_schema import PARTITION_COLUMN, SCHEMA_VERSION
 STAGING_DIR = "_staging"
 TRASH_DIR = "_trash"
 MANIFEST_DIR = "_manifests"
+JOURNAL_DIR = "_commits"
+LOCK_NAME = ".lock"
 STALE_STAGING_SECONDS = 6 * 3600
 """Another run's staging older than this is a crash's leftover and is removed; younger ones may be live."""
 DEFAULT_ROW_GROUP_ROWS = 64_000
@@ -100,18 +123,19 @@ class Destination:
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
 
-    def read_manifest(self, table: str, export_date: dt.date) -> dict[str, Any] | None:
-        path = self.manifest_path(table, export_date)
+    def journal_path(self, export_date: dt.date) -> str:
+        return self.path(JOURNAL_DIR, f"{PARTITION_COLUMN}={export_date.isoformat()}.json")
+
+    def read_json(self, path: str) -> dict[str, Any] | None:
         if not self.fs.exists(path):
             return None
         with self.fs.open(path, "rb") as handle:
             return json.loads(handle.read().decode("utf-8"))
 
-    def write_manifest(self, table: str, export_date: dt.date, manifest: Mapping[str, Any]) -> None:
+    def write_json(self, path: str, body: Mapping[str, Any]) -> None:
         """One whole object: os.replace of a sibling temp file locally, a single PUT elsewhere."""
-        path = self.manifest_path(table, export_date)
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        data = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode("utf-8")
+        data = json.dumps(body, indent=2, sort_keys=True, default=str).encode("utf-8")
         if self.is_local:
             temporary = posixpath.join(posixpath.dirname(path), f".{uuid.uuid4().hex}.tmp")
             with open(temporary, "wb") as handle:
@@ -121,6 +145,27 @@ class Destination:
             os.replace(temporary, path)
         else:
             self.fs.pipe_file(path, data)
+
+    def read_manifest(self, table: str, export_date: dt.date) -> dict[str, Any] | None:
+        return self.read_json(self.manifest_path(table, export_date))
+
+    def write_manifest(self, table: str, export_date: dt.date, manifest: Mapping[str, Any]) -> None:
+        self.write_json(self.manifest_path(table, export_date), manifest)
+
+    @contextlib.contextmanager
+    def commit_lock(self) -> Iterator[None]:
+        """Exclusive across processes on a local destination (``flock``, freed by the kernel on kill -9)."""
+        if not self.is_local:
+            yield
+            return
+        folder = self.path(JOURNAL_DIR)
+        os.makedirs(folder, exist_ok=True)
+        with open(posixpath.join(folder, LOCK_NAME), "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def __repr__(self) -> str:
         return f"Destination({self.url!r})"
@@ -172,6 +217,138 @@ def recover_partition(destination: Destination, table: str, export_date: dt.date
         for path in _children(destination, final):
             if posixpath.basename(path) not in listed:
                 destination.fs.rm(path)
+
+
+def _no_hook(step: str) -> None:
+    return None
+
+
+COMMIT_STEP_HOOK: Callable[[str], None] = _no_hook
+"""Called at each step of a commit (``journal-written``, ``trashed:<table>``, ``swapped:<table>``,
+``manifest:<table>``, ``journal-removed``). Tests set it in a child process to kill it exactly there."""
+
+
+def _step(step: str) -> None:
+    COMMIT_STEP_HOOK(step)
+
+
+def _swap_in(destination: Destination, run_id: str, table: str, export_date: dt.date, files: Sequence[str]) -> None:
+    """Put one table's staged partition in place. Idempotent: a replay after a crash at any point finishes it."""
+    final = destination.partition_dir(table, export_date)
+    staging = destination.staging_dir(run_id, table, export_date)
+    if not destination.is_local:
+        destination.fs.makedirs(final, exist_ok=True)
+        for name in files:
+            source = posixpath.join(staging, name)
+            if destination.exists(source):
+                destination.fs.mv(source, posixpath.join(final, name))
+        _step(f"swapped:{table}")
+        return
+    if not os.path.exists(staging):
+        return
+    trash = destination.trash_dir(run_id, table, export_date)
+    moved_old = os.path.exists(final)
+    if moved_old:
+        destination.remove_tree(trash)
+        os.makedirs(posixpath.dirname(trash), exist_ok=True)
+        os.rename(final, trash)
+        _step(f"trashed:{table}")
+    os.makedirs(posixpath.dirname(final), exist_ok=True)
+    try:
+        os.rename(staging, final)
+    except BaseException:
+        if moved_old:
+            os.rename(trash, final)
+        raise
+    _step(f"swapped:{table}")
+
+
+def _write_manifest(destination: Destination, table: str, export_date: dt.date, body: Mapping[str, Any]) -> None:
+    """The table's manifest, then (object stores) the deletion of every file it does not list."""
+    destination.write_manifest(table, export_date, body)
+    _step(f"manifest:{table}")
+    if not destination.is_local:
+        keep = set(body["files"])
+        for path in _children(destination, destination.partition_dir(table, export_date)):
+            if posixpath.basename(path) not in keep:
+                destination.fs.rm(path)
+
+
+def _remove_empty(destination: Destination, path: str) -> None:
+    """Remove a run's staging/trash folder once nothing is left in it (other runs may share the parent)."""
+    if not destination.exists(path):
+        return
+    for child in _children(destination, path):
+        _remove_empty(destination, child)
+    if destination.fs.isdir(path) and not _children(destination, path):
+        destination.remove_tree(path)
+
+
+def _roll_forward(destination: Destination, journal: Mapping[str, Any]) -> None:
+    """Finish a journalled commit from whatever state it reached: swap every table, write every manifest,
+    delete the journal, then the superseded generation. Caller holds :meth:`Destination.commit_lock`."""
+    run_id = journal["run_id"]
+    export_date = dt.date.fromisoformat(journal[PARTITION_COLUMN])
+    tables: Mapping[str, Mapping[str, Any]] = journal["tables"]
+    for table, entry in tables.items():
+        _swap_in(destination, run_id, table, export_date, entry["manifest"]["files"])
+    for table, entry in tables.items():
+        _write_manifest(destination, table, export_date, entry["manifest"])
+    for table in tables:
+        destination.remove_tree(destination.staging_dir(run_id, table, export_date))
+    _remove_empty(destination, destination.path(STAGING_DIR, run_id))
+    destination.fs.rm(destination.journal_path(export_date))
+    _step("journal-removed")
+    for table in tables:
+        destination.remove_tree(destination.trash_dir(run_id, table, export_date))
+    _remove_empty(destination, destination.path(TRASH_DIR, run_id))
+
+
+def pending_commits(destination: Destination) -> list[dt.date]:
+    """Days whose commit is under way or was cut short (a journal exists): their tables may differ until repaired."""
+    days = []
+    for path in _children(destination, destination.path(JOURNAL_DIR)):
+        name = posixpath.basename(path)
+        prefix = f"{PARTITION_COLUMN}="
+        if name.startswith(prefix) and name.endswith(".json"):
+            days.append(dt.date.fromisoformat(name[len(prefix):-len(".json")]))
+    return sorted(days)
+
+
+def _sweep_trash(destination: Destination) -> None:
+    """After the journals are replayed, what is left in ``_trash`` is superseded (the partition is in place:
+    delete it) or the only copy of a partition (a crash of a version without journals: put it back)."""
+    for run_dir in _children(destination, destination.path(TRASH_DIR)):
+        for table_dir in _children(destination, run_dir):
+            for trashed in _children(destination, table_dir):
+                final = destination.path(posixpath.basename(table_dir), posixpath.basename(trashed))
+                if destination.is_local and not destination.exists(final):
+                    os.rename(trashed, final)
+                else:
+                    destination.remove_tree(trashed)
+        _remove_empty(destination, run_dir)
+
+
+def _repair_locked(destination: Destination) -> list[dt.date]:
+    repaired = []
+    for export_date in pending_commits(destination):
+        journal = destination.read_json(destination.journal_path(export_date))
+        if journal is not None:
+            _roll_forward(destination, journal)
+            repaired.append(export_date)
+    _sweep_trash(destination)
+    return repaired
+
+
+def repair_interrupted_commits(destination: Destination) -> list[dt.date]:
+    """Finish every commit a crashed run left half done (any day); returns the days repaired.
+
+    Every :class:`PartitionSet` calls this first, so any export run repairs
+    the destination; call it directly (e.g. from a reader with write access)
+    to repair without exporting.
+    """
+    with destination.commit_lock():
+        return _repair_locked(destination)
 
 
 class PartitionWriter:
@@ -308,9 +485,12 @@ class CommittedPartition:
 class PartitionSet:
     """The partitions of several tables for one date, committed together.
 
-    Used as a context manager: leaving it with an exception discards every
-    staged file (the committed partitions stay as they were); :meth:`commit`
-    swaps all of them in, then writes their manifests.
+    Used as a context manager: entering it first finishes any commit a crashed
+    run left half done (any day); leaving it with an exception before the
+    commit point discards every staged file (the committed partitions stay as
+    they were); :meth:`commit` writes the day's journal, swaps every table in,
+    writes their manifests and deletes the journal. Killed after the journal
+    was written, the staged files stay for the next run to roll forward.
     """
 
     destination: Destination
@@ -321,16 +501,23 @@ class PartitionSet:
     row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES
     writers: dict[str, PartitionWriter] = field(init=False, default_factory=dict)
     committed: list[CommittedPartition] = field(init=False, default_factory=list)
+    repaired: list[dt.date] = field(init=False, default_factory=list)
+    """Days whose interrupted commit (another run's crash) this set finished before writing."""
+    _journal_open: bool = field(init=False, default=False)
 
     def __enter__(self) -> PartitionSet:
-        for name, schema in self.schemas.items():
-            self.writers[name] = PartitionWriter(
-                self.destination, name, schema, self.export_date, self.run_id,
-                row_group_rows=self.row_group_rows, row_group_bytes=self.row_group_bytes,
-            )
+        with self.destination.commit_lock():
+            self.repaired = _repair_locked(self.destination)
+            for name, schema in self.schemas.items():
+                self.writers[name] = PartitionWriter(
+                    self.destination, name, schema, self.export_date, self.run_id,
+                    row_group_rows=self.row_group_rows, row_group_bytes=self.row_group_bytes,
+                )
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if self._journal_open:
+            return
         if exc_type is not None or not self.committed:
             for writer in self.writers.values():
                 writer.discard()
@@ -342,53 +529,56 @@ class PartitionSet:
         self.writers[table].write(data)
 
     def commit(self, manifest: Mapping[str, Any] | None = None) -> list[CommittedPartition]:
-        """Swap every staged partition into place, then write one manifest per partition."""
+        """Write the day's journal (the commit point), then swap every table in and write their manifests."""
         for writer in self.writers.values():
             writer.finish()
-        swap = self._swap_local if self.destination.is_local else self._swap_object_store
+        written_at = dt.datetime.now(dt.UTC).isoformat()
+        bodies = {
+            writer.table: {
+                **(manifest or {}),
+                "table": writer.table,
+                PARTITION_COLUMN: self.export_date.isoformat(),
+                "rows": writer.rows,
+                "files": list(writer.files),
+                "schema_version": SCHEMA_VERSION,
+                "run_id": self.run_id,
+                "written_at": written_at,
+            }
+            for writer in self.writers.values()
+        }
+        journal = {
+            "run_id": self.run_id,
+            PARTITION_COLUMN: self.export_date.isoformat(),
+            "tables": {table: {"manifest": body} for table, body in bodies.items()},
+        }
+        with self.destination.commit_lock():
+            _repair_locked(self.destination)
+            self.destination.write_json(self.destination.journal_path(self.export_date), journal)
+            self._journal_open = True
+            _step("journal-written")
+            self._swap_all_or_none()
+            _roll_forward(self.destination, journal)
+            self._journal_open = False
+        for writer in self.writers.values():
+            self.committed.append(CommittedPartition(
+                writer.table, self.export_date, writer.rows, list(writer.files),
+                self.destination.partition_dir(writer.table, self.export_date),
+            ))
+        return self.committed
+
+    def _swap_all_or_none(self) -> None:
+        """Swap every table in; if one fails in this process, put the swapped ones back and drop the journal."""
         done: list[PartitionWriter] = []
         try:
             for writer in self.writers.values():
-                swap(writer)
+                _swap_in(self.destination, self.run_id, writer.table, self.export_date, writer.files)
                 done.append(writer)
         except BaseException:
             if self.destination.is_local:
                 for writer in reversed(done):
                     self._undo_local(writer)
-            raise
-        written_at = dt.datetime.now(dt.UTC).isoformat()
-        for writer in self.writers.values():
-            partition = CommittedPartition(
-                writer.table, self.export_date, writer.rows, list(writer.files),
-                self.destination.partition_dir(writer.table, self.export_date),
-            )
-            body = {
-                **(manifest or {}),
-                "table": writer.table,
-                PARTITION_COLUMN: self.export_date.isoformat(),
-                "rows": writer.rows,
-                "files": partition.files,
-                "schema_version": SCHEMA_VERSION,
-                "run_id": self.run_id,
-                "written_at": written_at,
-            }
-            self.destination.write_manifest(writer.table, self.export_date, body)
-            self.committed.append(partition)
-        return self.committed
-
-    def _swap_local(self, writer: PartitionWriter) -> None:
-        final = self.destination.partition_dir(writer.table, self.export_date)
-        trash = self.destination.trash_dir(self.run_id, writer.table, self.export_date)
-        os.makedirs(posixpath.dirname(final), exist_ok=True)
-        moved_old = os.path.exists(final)
-        if moved_old:
-            os.makedirs(posixpath.dirname(trash), exist_ok=True)
-            os.rename(final, trash)
-        try:
-            os.rename(writer.staging, final)
-        except BaseException:
-            if moved_old:
-                os.rename(trash, final)
+            self.destination.fs.rm(self.destination.journal_path(self.export_date))
+            self._journal_open = False
             raise
 
     def _undo_local(self, writer: PartitionWriter) -> None:
@@ -398,14 +588,6 @@ class PartitionSet:
         os.rename(final, writer.staging)
         if os.path.exists(trash):
             os.rename(trash, final)
-
-    def _swap_object_store(self, writer: PartitionWriter) -> None:
-        """Move the new part files beside the old ones; the manifest (written next) commits them."""
-        fs = self.destination.fs
-        final = self.destination.partition_dir(writer.table, self.export_date)
-        fs.makedirs(final, exist_ok=True)
-        for name in writer.files:
-            fs.mv(posixpath.join(writer.staging, name), posixpath.join(final, name))
 
     def _unmove_object_store(self, writer: PartitionWriter) -> None:
         """A failed commit: delete the files this run moved in unless a manifest already lists them."""
@@ -418,27 +600,12 @@ class PartitionSet:
                 self.destination.fs.rm(path)
 
     def _cleanup(self) -> None:
-        """Delete the superseded generation (trash, or unlisted object-store files) and empty staging."""
+        """Delete the superseded generation (trash) and this run's empty staging."""
         for writer in self.writers.values():
             self.destination.remove_tree(self.destination.trash_dir(self.run_id, writer.table, self.export_date))
-            if not self.destination.is_local and self.committed:
-                keep = set(writer.files)
-                final = self.destination.partition_dir(writer.table, self.export_date)
-                for path in _children(self.destination, final):
-                    if posixpath.basename(path) not in keep:
-                        self.destination.fs.rm(path)
             self.destination.remove_tree(writer.staging)
         for top in (STAGING_DIR, TRASH_DIR):
-            self._remove_empty(self.destination.path(top, self.run_id))
-
-    def _remove_empty(self, path: str) -> None:
-        """Remove a run's staging/trash folder once nothing is left in it (other runs may share the parent)."""
-        if not self.destination.exists(path):
-            return
-        for child in _children(self.destination, path):
-            self._remove_empty(child)
-        if self.destination.fs.isdir(path) and not _children(self.destination, path):
-            self.destination.remove_tree(path)
+            _remove_empty(self.destination, self.destination.path(top, self.run_id))
 
 
 def committed_files(destination: Destination, table: str, export_date: dt.date) -> list[str]:

@@ -131,10 +131,31 @@ def test_crash_between_the_two_renames_is_recovered_by_the_next_writer(tmp_path)
     assert read(destination, "alpha").num_rows == 3
 
 
-def test_object_store_failed_commit_leaves_only_the_committed_generation(monkeypatch):
+def test_object_store_failed_move_leaves_only_the_committed_generation(monkeypatch):
     destination = Destination(f"memory://pw-{uuid.uuid4().hex}")
     export(destination, "good", alpha=2, beta=2)
     good_files = visible_files(destination, "alpha")
+    real_mv = destination.fs.mv
+
+    def mv(source, target, **kwargs):
+        if "/beta/" in source:
+            raise OSError("PUT failed")
+        return real_mv(source, target, **kwargs)
+
+    monkeypatch.setattr(destination.fs, "mv", mv)
+    with pytest.raises(OSError, match="PUT failed"):
+        export(destination, "bad", alpha=6, beta=6)
+
+    assert visible_files(destination, "alpha") == good_files
+    assert read(destination, "alpha").num_rows == 2
+    assert parquet_writer.pending_commits(destination) == []
+
+
+def test_object_store_failure_past_the_commit_point_is_rolled_forward_by_the_next_run(monkeypatch):
+    """Once the journal is written the day is committed: a failed manifest PUT is finished by the next run."""
+    destination = Destination(f"memory://pw-{uuid.uuid4().hex}")
+    export(destination, "good", alpha=2, beta=2)
+    real_write = destination.write_manifest
 
     def no_manifest(*args, **kwargs):
         raise OSError("PUT failed")
@@ -142,9 +163,15 @@ def test_object_store_failed_commit_leaves_only_the_committed_generation(monkeyp
     monkeypatch.setattr(destination, "write_manifest", no_manifest)
     with pytest.raises(OSError, match="PUT failed"):
         export(destination, "bad", alpha=6, beta=6)
+    assert parquet_writer.pending_commits(destination) == [DAY]
+    monkeypatch.setattr(destination, "write_manifest", real_write)
 
-    assert visible_files(destination, "alpha") == good_files
-    assert read(destination, "alpha").num_rows == 2
+    export(destination, "next", alpha=1, beta=1, day=DAY + dt.timedelta(days=1))
+
+    assert parquet_writer.pending_commits(destination) == []
+    assert [p.rsplit("/", 1)[-1] for p in visible_files(destination, "alpha") if f"={DAY}/" in p] == ["part-bad-00000.parquet"]
+    assert destination.read_manifest("beta", DAY)["run_id"] == "bad"
+    assert read(destination, "alpha").num_rows == 7
 
 
 def test_object_store_files_no_manifest_lists_are_removed_before_the_next_write():
