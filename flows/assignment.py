@@ -10,10 +10,11 @@ client's own) are the only ones: the flows add no loop of their own.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Literal
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency as concurrency_slot
 from pydantic import BaseModel, Field
@@ -25,6 +26,55 @@ from tasks import assign_order_to_user, assign_order_to_user_group
 from tasks.policies import WRITE_TAGS
 
 from .orders import canonical_uuid
+
+
+LEASE_SECONDS_ENV = "POSTDICOM_ASSIGNMENT_LEASE_SECONDS"
+DEFAULT_LEASE_SECONDS = 60.0
+"""Lease of a global-limit slot: renewed while the batch runs; a killed run's slots come back after it
+(plus the server's repossessor loop, 15 s). 60 s is the least a Prefect server accepts (its default is 300)."""
+LIMIT_NOTICE_SECONDS = 5.0
+"""A batch that waited this long for a slot says so in the logs, then goes on waiting."""
+
+
+def lease_seconds() -> float:
+    """The slot lease, from ``POSTDICOM_ASSIGNMENT_LEASE_SECONDS`` (60..86400 s, the server's bounds)."""
+    raw = os.environ.get(LEASE_SECONDS_ENV, "")
+    try:
+        value = float(raw) if raw else DEFAULT_LEASE_SECONDS
+    except ValueError:
+        raise ValueError(f"{LEASE_SECONDS_ENV} must be a number of seconds, not {raw!r}") from None
+    if not 60 <= value <= 86400:
+        raise ValueError(f"{LEASE_SECONDS_ENV} must be between 60 and 86400 s (Prefect's lease bounds), not {value:g}")
+    return value
+
+
+@contextlib.contextmanager
+def limit_slot(limit_name: str | None) -> Iterator[None]:
+    """Hold one slot of the global concurrency limit ``limit_name`` (nothing when ``None``), on a short lease.
+
+    Waiting longer than :data:`LIMIT_NOTICE_SECONDS` is logged (which limit,
+    and that a killed run's slots come back when their lease expires), so a
+    run held up by the limit never looks hung.
+    """
+    if not limit_name:
+        yield
+        return
+    lease = lease_seconds()
+    entered = False
+    try:
+        with concurrency_slot(limit_name, occupy=1, timeout_seconds=LIMIT_NOTICE_SECONDS, lease_duration=lease):
+            entered = True
+            yield
+            return
+    except TimeoutError:
+        if entered:
+            raise
+    get_run_logger().warning(
+        "Waiting for a slot of the global concurrency limit %r: other runs hold every slot "
+        "(a killed run's slots come back within about %g s, when their lease expires)", limit_name, lease + 15,
+    )
+    with concurrency_slot(limit_name, occupy=1, lease_duration=lease):
+        yield
 
 
 RowStatus = Literal["assigned", "unchanged", "failed", "skipped"]
@@ -156,8 +206,7 @@ def assign_orders_batch(
     its own nested run of the documented task, retried alone, so a lost
     connection repeats one row, not the batch.
     """
-    slot = concurrency_slot(limit_name, occupy=1) if limit_name else contextlib.nullcontext()
-    with slot:
+    with limit_slot(limit_name):
         return [assign_one(credentials, item) for item in batch]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prefect.client.orchestration import get_client
+from prefect.settings import get_current_settings
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
@@ -23,3 +24,12 @@ def ensure_concurrency_limit(name: str, slots: int) -> None:
                 )
             except ObjectAlreadyExists:
                 pass
+
+
+def has_prefect_server() -> bool:
+    """True when runs report to a Prefect server (``PREFECT_API_URL`` set), False with the ephemeral API.
+
+    The ephemeral API runs no background services, so nothing ever expires a
+    concurrency lease there: the slots of a killed run would stay taken forever.
+    """
+    return bool(get_current_settings().api.url)

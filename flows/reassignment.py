@@ -37,7 +37,7 @@ from .assignment import (
     row_result,
 )
 from .orders import canonical_uuid, current_orders, orders_by_uuid
-from .prefect_admin import ensure_concurrency_limit
+from .prefect_admin import ensure_concurrency_limit, has_prefect_server
 from .reporting import FlowRunFailed, count_by, run_name_or
 from .window import bounded_task_runner, chunked, run_bounded
 
@@ -245,9 +245,13 @@ def batch_reassignment(
     changing anything. At most ``concurrency`` batches of ``batch_size`` rows
     run at once, and each holds a slot of the Prefect global concurrency limit
     ``concurrency_limit_name`` (created with ``concurrency`` slots if missing;
-    ``None`` disables it). The run ends Failed when any requested row was not
-    applied (failed, invalid, conflicting, unknown order), after every other
-    row was processed; the report is in the raised error's ``report``.
+    ``None`` disables it) on a lease of ``POSTDICOM_ASSIGNMENT_LEASE_SECONDS``
+    (60 s), so a killed run's slots come back about 75 s later. Without a
+    Prefect server (ephemeral API) the limit is not used (nothing would ever
+    expire the leases there) and a warning says so. The run ends Failed when
+    any requested row was not applied (failed, invalid, conflicting, unknown
+    order), after every other row was processed; the report is in the raised
+    error's ``report``.
     """
     logger = get_run_logger()
     selection = {
@@ -291,6 +295,13 @@ def batch_reassignment(
         len(results) - len(decided),
     )
     if to_send:
+        if concurrency_limit_name and not has_prefect_server():
+            logger.warning(
+                "No Prefect server (PREFECT_API_URL unset): the global concurrency limit %r is not used, since without "
+                "a server a killed run's slots would never come back; this run sends at most %d batches at once",
+                concurrency_limit_name, concurrency,
+            )
+            concurrency_limit_name = None
         if concurrency_limit_name:
             ensure_concurrency_limit(concurrency_limit_name, concurrency)
         for batch_results in run_bounded(
