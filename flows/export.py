@@ -50,7 +50,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -71,6 +71,7 @@ from tasks.policies import transient_retry_options
 
 from .export_schema import ORDERS, SCHEMA_VERSION, SERIES, STUDIES, TABLES, normalize_tag, order_row, series_rows, study_rows, tag_rows
 from .parquet_writer import Destination, PartitionSet, new_run_id
+from .forms import ACCOUNT, NONE_AS_EMPTY, TIME_ZONE, form
 from .reporting import run_name_or
 from .window import submit_bounded
 
@@ -430,19 +431,46 @@ def _days(first: dt.date, last: dt.date) -> list[dt.date]:
 
 @flow(name="nightly-order-export", flow_run_name=_run_name, validate_parameters=True)
 def nightly_order_export(
-    credentials: PostDicomCredentials,
-    destination: str,
-    study_date_from: dt.date | None = None,
-    study_date_to: dt.date | None = None,
-    institution_uuid_list: list[str] | None = None,
-    modality_list: list[str] | None = None,
-    dicom_tag_id_list: list[str] | None = None,
-    time_zone: str = "UTC",
-    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
-    concurrency: int = 8,
-    orders_per_chunk: int = 50,
-    cache_hours: float = 24.0,
-    refresh_cache: bool = False,
+    credentials: Annotated[PostDicomCredentials, ACCOUNT],
+    destination: Annotated[
+        str, form("Destination", "Folder or fsspec URL (e.g. s3://bucket/prefix) the four tables are written under.")
+    ],
+    study_date_from: Annotated[
+        dt.date | None,
+        form("First study date", "First day to export; empty: the scheduled night and its lookback days."),
+    ] = None,
+    study_date_to: Annotated[
+        dt.date | None, form("Last study date", "Last day to export; empty: the first date alone (or the night).")
+    ] = None,
+    institution_uuid_list: Annotated[
+        list[str], NONE_AS_EMPTY, form("Institutions", "Institution UUIDs to export; empty: all of the account's.")
+    ] = [],  # noqa: B006 - never mutated; a list keeps the form free of a list/None toggle
+    modality_list: Annotated[
+        list[str], NONE_AS_EMPTY, form("Modalities", "Modalities to export (CT, MR, ...); empty: every modality.")
+    ] = [],  # noqa: B006
+    dicom_tag_id_list: Annotated[
+        list[str],
+        NONE_AS_EMPTY,
+        form("DICOM tags", "Tags of the tags table, as keywords or 8-hex ids; empty: the default list."),
+    ] = [],  # noqa: B006
+    time_zone: Annotated[str, TIME_ZONE] = "UTC",
+    lookback_days: Annotated[
+        int,
+        form(
+            "Lookback days",
+            "Nights before the scheduled one exported again, for late images (default window only).",
+            ge=0,
+            le=MAX_LOOKBACK_DAYS,
+        ),
+    ] = DEFAULT_LOOKBACK_DAYS,
+    concurrency: Annotated[
+        int, form("Concurrency", "Chunks fetched at once (each holds one open request).", ge=1, le=MAX_CONCURRENCY)
+    ] = 8,
+    orders_per_chunk: Annotated[int, form("Orders per chunk", "Orders fetched by one task run.", ge=1)] = 50,
+    cache_hours: Annotated[
+        float, form("Cache hours", "How long a rerun reuses fetched chunks (patient data at rest); 0: no cache.", ge=0)
+    ] = 24.0,
+    refresh_cache: Annotated[bool, form("Refresh cache", "Fetch every chunk anew, ignoring cached ones.")] = False,
 ) -> ExportSummary:
     """Export the window's orders, QIDO study/series matches and DICOM tag contents to Parquet.
 

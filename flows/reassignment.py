@@ -23,7 +23,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from blocks import PostDicomCredentials
 
@@ -37,6 +37,7 @@ from .assignment import (
     row_result,
 )
 from .orders import canonical_uuid, current_orders, orders_by_uuid
+from .forms import ACCOUNT, NONE_AS_EMPTY, PATH_PASSES_THROUGH, AssignmentRow, form
 from .prefect_admin import ensure_concurrency_limit, has_prefect_server
 from .reporting import FlowRunFailed, count_by, run_name_or
 from .window import bounded_task_runner, chunked, run_bounded
@@ -219,18 +220,40 @@ def not_applied(report: ReassignmentReport) -> list[RowResult]:
     log_prints=False,
 )
 def batch_reassignment(
-    credentials: PostDicomCredentials,
-    assignments: list[dict[str, Any]] | str | None = None,
-    dry_run: bool = False,
-    institution_uuid_list: list[str] | None = None,
-    modality_list: list[str] | None = None,
-    study_date_from: dt.date | None = None,
-    study_date_to: dt.date | None = None,
-    assigned_user_uuid: str | None = None,
-    assigned_user_group_uuid: str | None = None,
-    concurrency: Annotated[int, Field(ge=1, le=16)] = 4,
-    batch_size: Annotated[int, Field(ge=1, le=1000)] = 25,
-    concurrency_limit_name: str | None = DEFAULT_LIMIT_NAME,
+    credentials: Annotated[PostDicomCredentials, ACCOUNT],
+    assignments: Annotated[
+        list[AssignmentRow] | None,
+        PATH_PASSES_THROUGH,
+        form("Rows", "Inline rows: patient_order_uuid and assigned_user_uuid or assigned_user_group_uuid."),
+    ] = None,
+    dry_run: Annotated[bool, form("Dry run", "Check everything and report what would change; change nothing.")] = False,
+    assignments_file: Annotated[
+        str | None, form("Rows file", "Path or URL of a .csv or .parquet file of rows (same columns as Rows).")
+    ] = None,
+    institution_uuid_list: Annotated[
+        list[str], NONE_AS_EMPTY, form("Selection: institutions", "Instead of rows: orders of these institution UUIDs.")
+    ] = [],  # noqa: B006 - never mutated; a list keeps the form free of a list/None toggle
+    modality_list: Annotated[
+        list[str], NONE_AS_EMPTY, form("Selection: modalities", "Instead of rows: orders of these modalities.")
+    ] = [],  # noqa: B006
+    study_date_from: Annotated[
+        dt.date | None, form("Selection: first study date", "Instead of rows: orders from this study date.")
+    ] = None,
+    study_date_to: Annotated[
+        dt.date | None, form("Selection: last study date", "Instead of rows: orders up to this study date.")
+    ] = None,
+    assigned_user_uuid: Annotated[
+        str | None, form("Selection: assign to user UUID", "The one target of a selection (or a group, not both).")
+    ] = None,
+    assigned_user_group_uuid: Annotated[
+        str | None, form("Selection: assign to group UUID", "The one target of a selection (or a user, not both).")
+    ] = None,
+    concurrency: Annotated[int, form("Concurrency", "Write batches running at once.", ge=1, le=16)] = 4,
+    batch_size: Annotated[int, form("Rows per batch", "Rows one write task sends.", ge=1, le=1000)] = 25,
+    concurrency_limit_name: Annotated[
+        str,
+        form("Concurrency limit", "Prefect global concurrency limit each batch holds a slot of; empty: none."),
+    ] = DEFAULT_LIMIT_NAME,
 ) -> ReassignmentReport:
     """Assign patient orders to users or user groups, in bulk, safely.
 
@@ -261,6 +284,10 @@ def batch_reassignment(
         "study_date_to": study_date_to,
     }
     chosen_filters = {name: value for name, value in selection.items() if value not in (None, [], "")}
+    if assignments is not None and assignments_file:
+        raise ValueError("give assignments (rows) or assignments_file, not both")
+    if assignments_file:
+        assignments = assignments_file
     if assignments is not None:
         if chosen_filters or assigned_user_uuid or assigned_user_group_uuid:
             raise ValueError("give either assignments or a selection with one target, not both")
@@ -301,7 +328,7 @@ def batch_reassignment(
                 "a server a killed run's slots would never come back; this run sends at most %d batches at once",
                 concurrency_limit_name, concurrency,
             )
-            concurrency_limit_name = None
+            concurrency_limit_name = ""
         if concurrency_limit_name:
             ensure_concurrency_limit(concurrency_limit_name, concurrency)
         for batch_results in run_bounded(

@@ -57,6 +57,7 @@ from .assignment import (
     plan_assignments,
 )
 from .orders import canonical_uuid, fresh, orders_by_uuid
+from .forms import ACCOUNT, form
 from .reporting import FlowRunFailed, count_by, md, run_name_or
 from .window import bounded_task_runner, chunked, run_bounded
 
@@ -442,20 +443,40 @@ def _markdown(summary: UploadAndShareSummary, folder_name: str | None, list_pati
 
 @flow(name="bulk-upload-and-share", flow_run_name=_run_name, task_runner=bounded_task_runner())
 def bulk_upload_and_share(
-    credentials: PostDicomCredentials,
-    directory: str,
-    expire_date: dt.date,
-    share_password: SecretStr | None = None,
-    downloadable: bool = False,
-    folder_name: str | None = None,
-    parent_folder_uuid: str | None = None,
-    share_per: Literal["all", "patient"] = "all",
-    assign_to_user_uuid: str | None = None,
-    assign_to_user_group_uuid: str | None = None,
-    batch_size: Annotated[int, Field(ge=1, le=5000)] = 100,
-    concurrency: Annotated[int, Field(ge=1, le=16)] = 4,
-    share_password_block: str | None = None,
-    list_patients_in_summary: bool = False,
+    credentials: Annotated[PostDicomCredentials, ACCOUNT],
+    directory: Annotated[
+        str, form("Directory", "Folder on the machine running the flow; every file under it is read (DICOM by content).")
+    ],
+    expire_date: Annotated[dt.date, form("Links expire", "Last day the share link(s) work; a past date is refused.")],
+    share_password: Annotated[
+        SecretStr | None,
+        form("Share password", "Password the link(s) ask for; empty: no password. See docs/flows.md on storage."),
+    ] = None,
+    downloadable: Annotated[bool, form("Downloadable", "Whether recipients may download the studies.")] = False,
+    folder_name: Annotated[
+        str | None, form("Folder", "File the orders in this folder (reused if it exists, else created); empty: none.")
+    ] = None,
+    parent_folder_uuid: Annotated[
+        str | None, form("Parent folder UUID", "Parent of that folder; empty: top level.")
+    ] = None,
+    share_per: Annotated[
+        Literal["all", "patient"], form("One link per", "'all': one link for everything; 'patient': one per patient.")
+    ] = "all",
+    assign_to_user_uuid: Annotated[
+        str | None, form("Assign to user UUID", "Assign every uploaded order to this user; empty: no assignment.")
+    ] = None,
+    assign_to_user_group_uuid: Annotated[
+        str | None, form("Assign to group UUID", "Assign every uploaded order to this user group; empty: none.")
+    ] = None,
+    batch_size: Annotated[int, form("Files per task", "Files one upload task sends.", ge=1, le=5000)] = 100,
+    concurrency: Annotated[int, form("Concurrency", "Upload tasks (and lookups) running at once.", ge=1, le=16)] = 4,
+    share_password_block: Annotated[
+        str | None, form("Share password block", "Name of a Prefect Secret block holding the share password.")
+    ] = None,
+    list_patients_in_summary: Annotated[
+        bool,
+        form("Patient IDs in summary", "Name each per-patient link's patient ID in the summary artifact (stored)."),
+    ] = False,
 ) -> UploadAndShareSummary:
     """Upload every DICOM file under ``directory``, file the orders, and create share link(s).
 

@@ -186,7 +186,7 @@ def test_a_csv_of_200_rows_assigns_every_good_row_and_reports_the_bad_ones(
     path = tmp_path / "handover.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
 
-    dry_state, dry = run(credentials=sandbox_server.credentials(), assignments=str(path), dry_run=True)
+    dry_state, dry = run(credentials=sandbox_server.credentials(), assignments_file=str(path), dry_run=True)
     assert dry_state.is_completed()
     assert set(assignments_of(sandbox_server, orders[:10]).values()) == {(None, None)}
     assert dry.counts["skipped"] == 200 and dry.counts["assigned"] == 0
@@ -257,6 +257,7 @@ def test_a_run_with_an_unknown_order_is_not_green_even_when_every_send_worked(
         ({"assigned_user_uuid": USER_1}, "at least one filter"),
         ({"modality_list": ["CT"], "assigned_user_uuid": "ana"}, "must be a UUID"),
         ({"assignments": [], "batch_size": 0}, "batch_size"),
+        ({"assignments": [], "assignments_file": "rows.csv"}, "assignments (rows) or assignments_file, not both"),
     ],
 )
 def test_bad_parameters_end_the_run_failed_with_a_clear_message(prefect_harness, sandbox_server, parameters, message):

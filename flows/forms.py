@@ -1,0 +1,54 @@
+"""How flow parameters show in Prefect's run form: a title, a one-line help text, selects for choices.
+
+Prefect builds the form (the flow's parameter schema) from the signature. It
+sets each field's title to the parameter's name and its description from the
+docstring, replacing what an ``Annotated[..., Field(title=...)]`` says; the
+keys of ``json_schema_extra`` are copied into the field's schema last, so
+:func:`form` puts the title and help text there. Validation constraints
+(``ge``, ``le``) are kept as usual.
+"""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, ConfigDict, Field, WrapValidator, with_config
+from pydantic.fields import FieldInfo
+from typing_extensions import TypedDict
+
+TIME_ZONES: tuple[str, ...] = tuple(sorted(zoneinfo.available_timezones()))
+"""IANA time zone names known to this Python (its ``tzdata``): the choices of the ``time_zone`` select."""
+
+
+def form(title: str, description: str, *, enum: tuple[str, ...] | None = None, **constraints: Any) -> FieldInfo:
+    """``Field`` metadata for ``Annotated``: the form's title, help text and, for ``enum``, a select."""
+    extra: dict[str, Any] = {"title": title, "description": description}
+    if enum is not None:
+        extra["enum"] = list(enum)
+    return Field(json_schema_extra=extra, **constraints)
+
+
+ACCOUNT = form("Account", "The PostDICOM account: a saved PostDicomCredentials block.")
+
+TIME_ZONE = form("Time zone", "IANA zone the night is counted in; keep it equal to the schedule's.", enum=TIME_ZONES)
+"""A select of every IANA zone; the value stays a ``str`` checked by the flow, whose message is short and
+names the parameter (a ``Literal`` of 600 zones would make Prefect print them all)."""
+
+NONE_AS_EMPTY = BeforeValidator(lambda value: [] if value is None else value)
+"""A list parameter that also accepts ``None`` (meaning empty), so its form field needs no list/None toggle."""
+
+PATH_PASSES_THROUGH = WrapValidator(
+    lambda value, handler: value if isinstance(value, (str, os.PathLike)) else handler(value)
+)
+"""Rows typed for the form, yet a Python caller may still pass a path (the promised ``assignments`` shape)."""
+
+
+@with_config(ConfigDict(extra="allow"))
+class AssignmentRow(TypedDict, total=False):
+    """One row of a reassignment: an order and its new user or user group (UUIDs); other keys are kept."""
+
+    patient_order_uuid: Annotated[str, Field(description="The patient order to reassign.")]
+    assigned_user_uuid: Annotated[str | None, Field(description="Its new user (or give a group).")]
+    assigned_user_group_uuid: Annotated[str | None, Field(description="Its new user group (or give a user).")]
