@@ -2,7 +2,8 @@
 
 ``sandbox`` hands its arguments to the sandbox program untouched (the sandbox
 is a separate program; this only saves users a second command name).
-``demo`` and ``serve`` are the main job and the single-machine scheduler.
+``demo`` and ``serve`` are the main job and the single-machine scheduler;
+``setup`` prepares a Prefect server for ``prefect deploy`` and workers.
 """
 
 from __future__ import annotations
@@ -30,10 +31,17 @@ def _serve(argv: list[str]) -> int:
     return serve_main(argv)
 
 
+def _setup(argv: list[str]) -> int:
+    from .setup import main as setup_main
+
+    return setup_main(argv)
+
+
 COMMANDS = {
     "sandbox": (_sandbox, "run the local PostDICOM sandbox server"),
     "demo": (_demo, "run the main job end to end on the embedded sandbox"),
     "serve": (_serve, "serve the three deployments from this process (one machine)"),
+    "setup": (_setup, "prepare a Prefect server for prefect deploy and workers (pool, block type, zombie-run automation)"),
 }
 
 

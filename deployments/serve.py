@@ -7,8 +7,14 @@ whatever is started from the Prefect UI. For several machines use
 (see the README); both describe the same three deployments.
 
 The credentials are referenced, never copied: the deployment's stored
-parameters hold ``{"$ref": {"block_document_id": ...}}`` and the flow run
-loads the block (with its password) only when it starts.
+parameters hold ``{"$ref": {"block_document_id": ...}}`` (which the run form's
+block picker shows as the default) and the flow run loads the block (with its
+password) only when it starts.
+
+The two ways must not share deployments: ``prefect.serve`` would take over the
+work-pool deployments of the same names (their worker runs then fail, and
+stopping serve pauses them). ``serve`` therefore refuses to start when a
+deployment of the same name exists on a work pool, and says how to resolve it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .setup import HEARTBEAT_SECONDS
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -43,6 +51,38 @@ def check_timezone(timezone: str) -> str:
     return timezone
 
 
+def credentials_parameter(credentials: Any) -> dict[str, Any]:
+    """The stored default for ``credentials``: a reference to the saved block by id, never its data."""
+    from .steps import block_reference
+
+    block_document_id = getattr(credentials, "_block_document_id", None)
+    if block_document_id is None:
+        raise ValueError("the default credentials must be a saved block (PostDicomCredentials.load(NAME))")
+    return block_reference(block_document_id)
+
+
+def deployments_owned_by_work_pools(deployments: Sequence[RunnerDeployment]) -> list[str]:
+    """Those of ``deployments`` that already exist on the server on a work pool (made by ``prefect deploy``).
+
+    ``prefect.serve`` would update them in place; one line per deployment says
+    which pool it belongs to.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    taken = []
+    with get_client(sync_client=True) as client:
+        for deployment in deployments:
+            full_name = f"{deployment.flow_name}/{deployment.name}"
+            try:
+                existing = client.read_deployment_by_name(full_name)
+            except ObjectNotFound:
+                continue
+            if existing.work_pool_name:
+                taken.append(f"'{full_name}' (work pool {existing.work_pool_name!r})")
+    return taken
+
+
 def build_deployments(
     timezone: str = DEFAULT_TIMEZONE,
     cron: str = DEFAULT_CRON,
@@ -53,9 +93,9 @@ def build_deployments(
     """The three deployments: the export on a cron in ``timezone``, the other two ad hoc.
 
     ``credentials`` (a saved ``PostDicomCredentials``, optional) becomes the
-    default ``credentials`` parameter of all three, so the scheduled export can
-    run unattended and the UI's run forms come pre-filled; without it the form
-    asks for a block. ``destination`` is the export's default destination.
+    default ``credentials`` parameter of all three, as a reference by block id,
+    so the scheduled export can run unattended and the UI's run forms show the
+    block pre-selected; without it the form asks for a block. ``destination`` is the export's default destination.
     The export's ``time_zone`` parameter is set to the schedule's zone, so
     "yesterday" is the day that just ended where the cron fires.
     """
@@ -64,7 +104,7 @@ def build_deployments(
     from flows import batch_reassignment, bulk_upload_and_share, nightly_order_export
 
     schedule = Cron(cron, timezone=check_timezone(timezone))
-    common: dict[str, Any] = {} if credentials is None else {"credentials": credentials}
+    common: dict[str, Any] = {} if credentials is None else {"credentials": credentials_parameter(credentials)}
     export_parameters: dict[str, Any] = {**common, "time_zone": timezone}
     if destination is not None:
         export_parameters["destination"] = destination
@@ -152,5 +192,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"postdicom-flows serve: {exc}", file=sys.stderr)
         return 2
+    taken = deployments_owned_by_work_pools(deployments)
+    if taken:
+        print(
+            "postdicom-flows serve: these deployments were created by 'prefect deploy' for workers:\n  "
+            + "\n  ".join(taken)
+            + "\nServing them from here would take them over (their worker runs would then fail, and stopping "
+            "serve would pause them). Keep using the workers, or delete those deployments first "
+            "(prefect deployment delete NAME) to serve from this machine instead.",
+            file=sys.stderr,
+        )
+        return 2
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     serve(*deployments, limit=args.limit)
     return 0

@@ -26,6 +26,7 @@ from prefect.utilities.schema_tools.validation import validate
 
 import flows
 from deployments import serve
+from deployments.setup import HEARTBEAT_SECONDS
 
 REPO = Path(__file__).resolve().parents[1]
 PREFECT_YAML = REPO / "deployments" / "prefect.yaml"
@@ -96,12 +97,24 @@ def test_prefect_yaml_parameters_fit_the_flow_schema(name: str, at_repo_root: Pa
     deployment = next(d for d in _yaml()["deployments"] if d["name"] == name)
     loaded = load_flow_from_entrypoint(deployment["entrypoint"], use_placeholder_flow=False)
     schema = parameter_schema(loaded).model_dump_for_openapi()
-    parameters = deployment.get("parameters") or {}
+    parameters = dict(deployment.get("parameters") or {})
     assert set(parameters) <= set(schema["properties"]), "a parameter the flow does not take"
+    assert parameters.pop("credentials") == "{{ credentials.reference }}", "the build step's block reference"
     errors = validate(parameters, schema, raise_on_error=False, ignore_required=True)
     assert errors == [], [e.message for e in errors]
-    reference = parameters["credentials"]["$ref"]
-    assert reference == {"block_document_slug": "postdicom-credentials/sandbox-demo"}
+
+
+def test_prefect_yaml_resolves_the_credentials_block_id_in_a_build_step_and_sets_heartbeats() -> None:
+    """A slug reference shows "None" in the run form; an id written in the file would be inlined by deploy."""
+    from deployments.setup import POOL_NAME
+
+    config = _yaml()
+    (step,) = config["build"]
+    assert step == {"deployments.steps.credentials_reference": {"id": "credentials", "block": "sandbox-demo"}}
+    for deployment in config["deployments"]:
+        assert deployment["work_pool"]["name"] == POOL_NAME
+        env = deployment["work_pool"]["job_variables"]["env"]
+        assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(HEARTBEAT_SECONDS), deployment["name"]
 
 
 def test_prefect_yaml_export_runs_at_two_in_its_time_zone_and_the_others_are_ad_hoc() -> None:
@@ -112,8 +125,9 @@ def test_prefect_yaml_export_runs_at_two_in_its_time_zone_and_the_others_are_ad_
     runs = _next_runs(schedule["cron"], schedule["timezone"])
     assert [r.astimezone(ZoneInfo(schedule["timezone"])).time() for r in runs] == [dt.time(2, 0)] * 3
     assert by_name["nightly-export"]["parameters"]["time_zone"] == schedule["timezone"], "yesterday must be the cron's"
-    assert by_name["upload-and-share"]["schedules"] == []
-    assert by_name["reassignment"]["schedules"] == []
+    # null, not []: a redeploy with [] warns (FutureWarning) that it keeps the schedules anyway.
+    assert by_name["upload-and-share"]["schedules"] is None
+    assert by_name["reassignment"]["schedules"] is None
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -285,6 +299,173 @@ def test_prefect_deploy_all_registers_three_deployments_without_the_password(
         credentials = Block.load_from_ref(deployment.parameters["credentials"]["$ref"])
         assert isinstance(credentials, PostDicomCredentials)
         assert credentials.password.get_secret_value() == secret
+
+
+# --- postdicom-flows setup: work pool, block type, zombie-run automation ---------------
+
+
+def test_zombie_automation_has_the_shape_prefect_documents() -> None:
+    """docs.prefect.io, "Detect zombie flows": after a heartbeat, expect another or a final state in time."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import Posture
+
+    from deployments.setup import ZOMBIE_AUTOMATION_NAME, zombie_automation
+
+    automation = zombie_automation(300)
+    trigger = automation.trigger
+    assert automation.name == ZOMBIE_AUTOMATION_NAME and automation.enabled
+    assert trigger.after == {"prefect.flow-run.heartbeat"}
+    assert trigger.expect == {
+        "prefect.flow-run.heartbeat",
+        "prefect.flow-run.Completed",
+        "prefect.flow-run.Failed",
+        "prefect.flow-run.Cancelled",
+        "prefect.flow-run.Crashed",
+    }
+    assert trigger.match.model_dump() == {"prefect.resource.id": ["prefect.flow-run.*"]}
+    assert trigger.for_each == {"prefect.resource.id"}
+    assert (trigger.posture, trigger.threshold) == (Posture.Proactive, 1)
+    assert trigger.within == dt.timedelta(seconds=300)
+    (action,) = automation.actions
+    assert isinstance(action, ChangeFlowRunState) and action.state == StateType.CRASHED
+    assert "missing heartbeats" in action.message
+
+
+def test_crash_after_window_comes_from_the_option_the_environment_or_the_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from deployments import setup
+
+    monkeypatch.delenv(setup.CRASH_AFTER_ENV, raising=False)
+    assert setup.crash_after_seconds() == setup.DEFAULT_CRASH_AFTER_SECONDS == 240
+    monkeypatch.setenv(setup.CRASH_AFTER_ENV, "600")
+    assert setup.crash_after_seconds() == 600
+    assert setup.crash_after_seconds("90") == 90
+    with pytest.raises(ValueError, match="at least 40 s"):
+        setup.crash_after_seconds("30")
+    with pytest.raises(ValueError, match="number of seconds, got 'soon'"):
+        setup.crash_after_seconds("soon")
+    assert setup.main(["--crash-after", "10"]) == 2
+
+
+def test_setup_refuses_to_run_without_a_server(capsys: pytest.CaptureFixture[str]) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from deployments import setup
+
+    with temporary_settings(updates={PREFECT_API_URL: None}):
+        assert setup.main([]) == 2
+    assert "PREFECT_API_URL" in capsys.readouterr().err
+
+
+def test_setup_creates_the_pool_and_one_automation_and_updates_it_when_run_again(
+    prefect_harness: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prefect import get_client
+
+    from deployments import setup
+
+    assert setup.main(["--pool", "setup-test-pool", "--crash-after", "300"]) == 0
+    first = capsys.readouterr().out
+    assert "created process work pool 'setup-test-pool'" in first
+    assert setup.main(["--pool", "setup-test-pool", "--crash-after", "120"]) == 0
+    assert "already exists" in capsys.readouterr().out
+
+    async def read() -> tuple[Any, list[Any], Any]:
+        async with get_client() as client:
+            pool = await client.read_work_pool("setup-test-pool")
+            automations = await client.read_automations_by_name(setup.ZOMBIE_AUTOMATION_NAME)
+            block_type = await client.read_block_type_by_slug("postdicom-credentials")
+            return pool, automations, block_type
+
+    pool, automations, block_type = asyncio.run(read())
+    assert pool.type == "process"
+    assert "env" in pool.base_job_template["variables"]["properties"], "the process worker's job template"
+    assert len(automations) == 1, "a second setup must not add a second automation"
+    assert automations[0].trigger.within == dt.timedelta(seconds=120)
+    assert block_type.name == "PostDICOM Credentials"
+
+
+# --- the credentials reference: by block id, for the run form's block picker ------------
+
+
+def test_credentials_reference_step_returns_the_saved_block_by_id(prefect_harness: None) -> None:
+    from blocks import PostDicomCredentials
+    from deployments.steps import credentials_reference
+
+    PostDicomCredentials(
+        username="ref@example.org", password="ref-step-secret", web_address="http://127.0.0.1:9/dicomweb"
+    ).save("ref-step-test", overwrite=True)
+    block_id = PostDicomCredentials.load("ref-step-test")._block_document_id
+    expected = {"reference": {"$ref": {"block_document_id": str(block_id)}}}
+    assert credentials_reference("ref-step-test") == expected
+    assert credentials_reference("postdicom-credentials/ref-step-test") == expected
+    assert "ref-step-secret" not in repr(expected)
+    with pytest.raises(ValueError, match="No PostDicomCredentials block named 'no-such-block'"):
+        credentials_reference("no-such-block")
+    with pytest.raises(ValueError, match="not a PostDicomCredentials block name"):
+        credentials_reference("secret/ref-step-test")
+
+
+def test_serve_stores_the_credentials_as_a_reference_by_id(prefect_harness: None) -> None:
+    from blocks import PostDicomCredentials
+
+    unsaved = PostDicomCredentials(username="u@example.org", password="x", web_address="http://127.0.0.1:9/dicomweb")
+    with pytest.raises(ValueError, match="saved block"):
+        serve.build_deployments(credentials=unsaved)
+    unsaved.save("serve-ref-test", overwrite=True)
+    saved = PostDicomCredentials.load("serve-ref-test")
+    for deployment in serve.build_deployments(credentials=saved):
+        assert deployment.parameters["credentials"] == {"$ref": {"block_document_id": str(saved._block_document_id)}}
+
+
+def test_serve_refuses_to_take_over_deployments_made_by_prefect_deploy(
+    prefect_harness: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Serving a work-pool deployment rewrites it in place: its worker runs then crash, stopping serve pauses it."""
+    import prefect
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from blocks import PostDicomCredentials
+    from deployments.setup import ensure_process_pool
+
+    PostDicomCredentials(
+        username="serve@example.org", password="serve-test-pw", web_address="http://127.0.0.1:9/dicomweb"
+    ).save("serve-collision-test", overwrite=True)
+    monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "")  # restored to unset afterwards
+    monkeypatch.delenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY")
+    served: list[Any] = []
+    monkeypatch.setattr(prefect, "serve", lambda *deployments, **kwargs: served.extend(deployments))
+
+    async def reset(with_pool_deployment: bool) -> None:
+        async with get_client() as client:
+            for name, flow_object in FLOW_OF_DEPLOYMENT.items():
+                try:
+                    existing = await client.read_deployment_by_name(f"{flow_object.name}/{name}")
+                except ObjectNotFound:
+                    continue
+                await client.delete_deployment(existing.id)
+            if with_pool_deployment:
+                await ensure_process_pool("postdicom-pool")
+                flow_id = await client.create_flow_from_name(flows.nightly_order_export.name)
+                await client.create_deployment(
+                    flow_id=flow_id, name="nightly-export", work_pool_name="postdicom-pool",
+                    entrypoint="flows/export.py:nightly_order_export",
+                )
+
+    asyncio.run(reset(with_pool_deployment=True))
+    assert serve.main(["--credentials", "serve-collision-test"]) == 2
+    err = capsys.readouterr().err
+    assert "'nightly-order-export/nightly-export' (work pool 'postdicom-pool')" in err
+    assert "prefect deployment delete" in err
+    assert served == [], "serve started anyway"
+
+    asyncio.run(reset(with_pool_deployment=False))
+    assert serve.main(["--credentials", "serve-collision-test"]) == 0
+    assert sorted(d.name for d in served) == sorted(FLOW_OF_DEPLOYMENT)
+    assert os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(HEARTBEAT_SECONDS), "served runs send heartbeats"
 
 
 # --- postdicom-flows demo -------------------------------------------------------------

@@ -1,0 +1,197 @@
+"""``postdicom-flows setup``: prepare a Prefect server for the workers' way of deploying.
+
+Run it once per server (again after an upgrade: it only creates or updates):
+
+- registers the ``PostDicomCredentials`` block type, so the UI can create one;
+- creates the process work pool ``prefect.yaml`` deploys to;
+- installs the automation that marks a flow run Crashed when its heartbeats
+  stop (Prefect's documented remedy for "zombie" runs, docs.prefect.io →
+  Advanced → Detect zombie flows). Without it a run whose machine died stays
+  Running for ever: it cannot be cancelled (Cancelling never ends) nor retried.
+
+Heartbeats come from the flow-run process every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``
+seconds; ``prefect.yaml`` and ``postdicom-flows serve`` set it to
+:data:`HEARTBEAT_SECONDS`. The automation fires when none arrived for
+``--crash-after`` seconds. Every flow run on the server that sends heartbeats
+is watched, so that window must be longer than the slowest heartbeat of any of
+them: Prefect's own default is 180 s, hence the default of 240 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prefect.events.schemas.automations import AutomationCore
+
+POOL_NAME = "postdicom-pool"
+HEARTBEAT_SECONDS = 30
+"""Seconds between a flow run's heartbeats, for the deployments of this project (Prefect's minimum)."""
+CRASH_AFTER_ENV = "POSTDICOM_CRASH_AFTER_SECONDS"
+DEFAULT_CRASH_AFTER_SECONDS = 240
+MIN_CRASH_AFTER_SECONDS = HEARTBEAT_SECONDS + 10
+ZOMBIE_AUTOMATION_NAME = "postdicom-flows: crash flow runs without heartbeats"
+ZOMBIE_CRASH_MESSAGE = (
+    "Flow run marked as crashed due to missing heartbeats: its worker or machine was probably lost. "
+    "Retry it (it resumes safely) or start a new run."
+)
+
+
+def zombie_automation(crash_after_seconds: float = DEFAULT_CRASH_AFTER_SECONDS) -> AutomationCore:
+    """Prefect's "Crash zombie flows" automation, with the window ``crash_after_seconds``.
+
+    The shape is the one Prefect documents: after each ``prefect.flow-run.heartbeat``
+    of a flow run, expect another heartbeat or a final state of the same run
+    within the window; if none comes (proactive posture), set the run Crashed.
+    """
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    return AutomationCore(
+        name=ZOMBIE_AUTOMATION_NAME,
+        description=(
+            f"Marks a flow run Crashed when no heartbeat arrived for {crash_after_seconds:g} s "
+            "(installed by 'postdicom-flows setup')."
+        ),
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=crash_after_seconds),
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message=ZOMBIE_CRASH_MESSAGE)],
+    )
+
+
+def crash_after_seconds(value: str | float | None = None) -> float:
+    """The automation's window: ``value``, else ``$POSTDICOM_CRASH_AFTER_SECONDS``, else 240 s; checked."""
+    raw = value if value is not None else os.environ.get(CRASH_AFTER_ENV, DEFAULT_CRASH_AFTER_SECONDS)
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"the crash-after window must be a number of seconds, got {raw!r}") from None
+    if seconds < MIN_CRASH_AFTER_SECONDS:
+        raise ValueError(
+            f"the crash-after window ({seconds:g} s) must be at least {MIN_CRASH_AFTER_SECONDS} s: "
+            f"flow runs send a heartbeat every {HEARTBEAT_SECONDS} s, a shorter window would crash healthy runs"
+        )
+    return seconds
+
+
+async def install_zombie_automation(crash_after: float) -> str:
+    """Create the automation, or update the one of the same name; returns what was done."""
+    from prefect.client.orchestration import get_client
+
+    automation = zombie_automation(crash_after)
+    async with get_client() as client:
+        existing = await client.read_automations_by_name(ZOMBIE_AUTOMATION_NAME)
+        if existing:
+            await client.update_automation(existing[0].id, automation)
+            for duplicate in existing[1:]:
+                await client.delete_automation(duplicate.id)
+            return f"updated automation {ZOMBIE_AUTOMATION_NAME!r} (crash after {crash_after:g} s without heartbeat)"
+        await client.create_automation(automation)
+    return f"created automation {ZOMBIE_AUTOMATION_NAME!r} (crash after {crash_after:g} s without heartbeat)"
+
+
+async def ensure_process_pool(name: str) -> str:
+    """Create the process work pool ``name`` with the process worker's default job template, unless it exists."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    async with get_client() as client:
+        try:
+            pool = await client.read_work_pool(name)
+        except ObjectNotFound:
+            await client.create_work_pool(
+                WorkPoolCreate(
+                    name=name,
+                    type="process",
+                    base_job_template=ProcessWorker.get_default_base_job_template(),
+                    description="postdicom-flows: start workers with 'prefect worker start --pool " + name + "'",
+                )
+            )
+            return f"created process work pool {name!r}"
+    if pool.type != "process":
+        raise ValueError(f"work pool {name!r} exists with type {pool.type!r}; prefect.yaml expects a 'process' pool")
+    return f"work pool {name!r} already exists"
+
+
+async def run_setup(pool: str = POOL_NAME, crash_after: float = DEFAULT_CRASH_AFTER_SECONDS) -> list[str]:
+    """Register the block type, ensure the work pool and the zombie-run automation; one line per thing done."""
+    from blocks import PostDicomCredentials
+
+    await PostDicomCredentials.aregister_type_and_schema()
+    done = ["registered block type 'PostDICOM Credentials'"]
+    done.append(await ensure_process_pool(pool))
+    done.append(await install_zombie_automation(crash_after))
+    return done
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="postdicom-flows setup",
+        description=(
+            "Prepare the Prefect server PREFECT_API_URL points at: register the credentials block type, "
+            "create the process work pool and the automation that marks runs without heartbeats Crashed. "
+            "Safe to run again."
+        ),
+    )
+    parser.add_argument("--pool", default=POOL_NAME, help="name of the process work pool (default %(default)s)")
+    parser.add_argument(
+        "--crash-after",
+        default=None,
+        help=(
+            f"seconds without a heartbeat after which a running flow run is marked Crashed "
+            f"(default ${CRASH_AFTER_ENV} or {DEFAULT_CRASH_AFTER_SECONDS}; at least {MIN_CRASH_AFTER_SECONDS}; "
+            "must exceed the heartbeat interval of every flow run on the server)"
+        ),
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        print(
+            "postdicom-flows setup prepares a Prefect server: point this shell at one first, e.g.\n"
+            "  prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        window = crash_after_seconds(args.crash_after)
+        done = asyncio.run(run_setup(args.pool, window))
+    except ValueError as exc:
+        print(f"postdicom-flows setup: {exc}", file=sys.stderr)
+        return 2
+    for line in done:
+        print(f"  {line}")
+    print(
+        "Next, from the repository root:\n"
+        "  prefect deploy --all --prefect-file deployments/prefect.yaml\n"
+        f"  prefect worker start --pool {args.pool}"
+    )
+    return 0
