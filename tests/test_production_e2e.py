@@ -335,7 +335,8 @@ def test_production_path_on_postgres(production: Production, fresh_sandbox: Any,
     assert _partition(production.workdir, scheduled_night).is_dir(), f"no partition for {scheduled_night}"
 
     # 5. Worker and flow process killed (a lost machine): the automation marks the run Crashed.
-    with sandbox_faults(info, latency_ms=2000):
+    # Every API request hangs, so the run is surely still working when it is killed.
+    with sandbox_faults(info, "hang:1/1@all", hang_seconds=600):
         victim = production.create_run(EXPORT)
         production.wait_for(victim, {"RUNNING"}, 180, "the run to be killed")
         time.sleep(3)
@@ -345,6 +346,7 @@ def test_production_path_on_postgres(production: Production, fresh_sandbox: Any,
         for process in [*flow_processes, psutil.Process(worker.pid)]:
             process.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
+        assert production.read_run(victim).state.type == StateType.RUNNING, "the run ended before it was killed"
         crashed = production.wait_for(victim, {"CRASHED"}, CRASH_AFTER_SECONDS + 2 * HEARTBEAT_SECONDS + 90,
                                       "the killed run to be marked Crashed by the automation")
     assert crashed.state.message == ZOMBIE_CRASH_MESSAGE
