@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .setup import HEARTBEAT_SECONDS
+from .setup import HEARTBEAT_SECONDS, no_server
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -160,16 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     from prefect import serve
-    from prefect.settings import PREFECT_API_URL
 
-    if not PREFECT_API_URL.value():
-        print(
-            "postdicom-flows serve needs a Prefect server to register with and to show the UI.\n"
-            "Start one in another terminal and point this shell at it:\n"
-            "  prefect server start\n"
-            "  prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api",
-            file=sys.stderr,
-        )
+    if no_server("postdicom-flows serve needs a Prefect server to register with and to show the UI."):
         return 2
     credentials = None
     if args.credentials:

@@ -169,17 +169,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def no_server(why: str) -> bool:
+    """True, after saying how to point this shell at a server (``why`` first), when ``PREFECT_API_URL`` is unset."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return False
+    print(
+        f"{why}\nStart one in another terminal and point this shell at it:\n"
+        "  prefect server start\n"
+        "  prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api",
+        file=sys.stderr,
+    )
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    from prefect.settings import PREFECT_API_URL
-
-    if not PREFECT_API_URL.value():
-        print(
-            "postdicom-flows setup prepares a Prefect server: point this shell at one first, e.g.\n"
-            "  prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api",
-            file=sys.stderr,
-        )
+    if no_server("postdicom-flows setup prepares a Prefect server (PREFECT_API_URL is not set)."):
         return 2
     try:
         window = crash_after_seconds(args.crash_after)
