@@ -33,6 +33,7 @@ from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field, SecretStr, computed_field
+from pydantic.json_schema import SkipJsonSchema
 
 from blocks import PostDicomCredentials
 from postdicom.models import AddOrderToFolderAnswer, FolderAnswer, PatientOrderListAnswer, PatientOrderSummary
@@ -356,8 +357,14 @@ def share_requests(orders: Sequence[PatientOrderSummary], share_per: str) -> lis
 # --------------------------------------------------------------------- secret handling
 
 
-def resolve_share_password(share_password: SecretStr | None, share_password_block: str | None) -> SecretStr | None:
-    """The share password from the parameter or from a Prefect ``Secret`` block, never both."""
+def resolve_share_password(
+    share_password: Secret | SecretStr | str | None, share_password_block: str | None
+) -> SecretStr | None:
+    """The share password from the parameter (a ``Secret`` block, or text) or a ``Secret`` block's name, never both."""
+    if isinstance(share_password, Secret):
+        share_password = SecretStr(str(share_password.get()))
+    elif isinstance(share_password, str):
+        share_password = SecretStr(share_password)
     if share_password is not None and share_password_block:
         raise ValueError("give share_password or share_password_block, not both")
     if share_password_block:
@@ -449,8 +456,12 @@ def bulk_upload_and_share(
     ],
     expire_date: Annotated[dt.date, form("Links expire", "Last day the share link(s) work; a past date is refused.")],
     share_password: Annotated[
-        SecretStr | None,
-        form("Share password", "Password the link(s) ask for; empty: no password. See docs/flows.md on storage."),
+        Secret | SkipJsonSchema[SecretStr | str] | None,
+        form(
+            "Share password (Secret block)",
+            "A Prefect Secret block holding the links' password (Blocks → Secret); empty: no password. "
+            "Never type the password itself: a run keeps its parameters, so only a Secret block is accepted here.",
+        ),
     ] = None,
     downloadable: Annotated[bool, form("Downloadable", "Whether recipients may download the studies.")] = False,
     folder_name: Annotated[
@@ -484,8 +495,9 @@ def bulk_upload_and_share(
     found, the folder (``folder_name`` under ``parent_folder_uuid``) is reused,
     orders already filed or assigned are left as they are. Each run creates
     new share links (the service offers no way to find earlier ones).
-    ``share_password`` (a ``SecretStr``) or ``share_password_block`` (the name
-    of a Prefect ``Secret`` block, for deployment runs) protects the links.
+    ``share_password`` protects the links: a ``SecretStr`` (or text) in
+    Python; for deployment runs only a Prefect ``Secret`` block, so the
+    password is never stored in the run's parameters.
     Files go in tasks of ``batch_size`` files, ``concurrency`` at once. The
     run ends Failed, with the summary still written and in the raised error's
     ``report``, when a file could not be sent, a stored study has no order,
@@ -500,7 +512,7 @@ def bulk_upload_and_share(
     targets = _check_parameters(
         expire_date, folder_name, parent_folder_uuid, assign_to_user_uuid, assign_to_user_group_uuid
     )
-    if share_password is not None:
+    if share_password is not None and not isinstance(share_password, Secret):
         mask_stored_password()
     password = resolve_share_password(share_password, share_password_block)
 

@@ -468,6 +468,37 @@ def test_serve_refuses_to_take_over_deployments_made_by_prefect_deploy(
     assert os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(HEARTBEAT_SECONDS), "served runs send heartbeats"
 
 
+# --- the share password: only a Secret block reaches a deployment run --------------------
+
+
+def test_deployments_accept_the_share_password_only_as_a_secret_block() -> None:
+    """A typed password would be stored in the run's parameters (until it starts) and echoed by the CLI."""
+    schema = parameter_schema(flows.bulk_upload_and_share).model_dump_for_openapi()
+    field = schema["properties"]["share_password"]
+    assert field["anyOf"] == [{"$ref": "#/definitions/Secret"}, {"type": "null"}], "no text box in the form"
+    assert schema["definitions"]["Secret"]["block_type_slug"] == "secret"
+    assert "Secret block" in field["description"] and "Never type the password" in field["description"]
+    typed = validate({"share_password": "typed-in-clear"}, schema, raise_on_error=False, preprocess=True,
+                     ignore_required=True)
+    assert typed, "the server would accept a typed password"
+    reference = {"share_password": {"$ref": {"block_document_id": "6a0c3d5e-0d8e-4f1e-9d55-2b8d1c7b9f10"}}}
+    assert validate(reference, schema, raise_on_error=False, preprocess=True, ignore_required=True) == []
+
+
+def test_the_flow_reads_the_share_password_from_a_secret_block_or_text() -> None:
+    from prefect.blocks.system import Secret
+    from pydantic import SecretStr
+
+    from flows.upload_and_share import resolve_share_password
+
+    assert resolve_share_password(Secret(value="from-block"), None).get_secret_value() == "from-block"
+    assert resolve_share_password("plain-text", None).get_secret_value() == "plain-text"
+    assert resolve_share_password(SecretStr("secret-str"), None).get_secret_value() == "secret-str"
+    assert resolve_share_password(None, None) is None
+    with pytest.raises(ValueError, match="not both"):
+        resolve_share_password(Secret(value="x"), "a-block")
+
+
 # --- postdicom-flows demo -------------------------------------------------------------
 
 

@@ -254,7 +254,10 @@ def _partition(workdir: Path, day: dt.date) -> Path:
 
 
 def test_production_path_on_postgres(production: Production, fresh_sandbox: Any, tmp_path: Path) -> None:
+    from prefect.blocks.system import Secret
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.objects import StateType
+    from prefect.exceptions import PrefectHTTPStatusError
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.states import Scheduled
 
@@ -299,11 +302,16 @@ def test_production_path_on_postgres(production: Production, fresh_sandbox: Any,
     night = _night_before(done.expected_start_time)
     assert _partition(production.workdir, night).is_dir(), f"no partition for {night}"
 
-    # 3b. Custom run of upload-and-share: a form's worth of parameters, credentials left at the default.
+    # 3b. Custom run of upload-and-share: a form's worth of parameters, credentials left at the default,
+    # the share password picked as a Secret block. Typed in plain, the server refuses the run.
+    share_password = "e2e-share-" + os.urandom(8).hex()
+    with temporary_settings(updates={PREFECT_API_URL: production.api_url}):
+        Secret(value=share_password).save("e2e-share-password", overwrite=True)
+        secret_id = Secret.load("e2e-share-password")._block_document_id
     disk = tmp_path / "disk"
     write_study(disk, StudySpec("E2E^Patient", "E2E-001", "CT", series_count=1, instances_per_series=2,
                                 study_date=night, seed="e2e"))
-    upload = production.create_run(UPLOAD, parameters={
+    form = {
         "directory": str(disk),
         "expire_date": (dt.date.today() + dt.timedelta(days=7)).isoformat(),
         "downloadable": True,
@@ -311,8 +319,20 @@ def test_production_path_on_postgres(production: Production, fresh_sandbox: Any,
         "share_per": "patient",
         "batch_size": 50,
         "concurrency": 2,
-    })
+    }
+    with pytest.raises(PrefectHTTPStatusError, match="share_password"):
+        production.create_run(UPLOAD, parameters={**form, "share_password": "typed-in-clear"})
+    upload = production.create_run(UPLOAD, parameters={
+        **form, "share_password": {"$ref": {"block_document_id": str(secret_id)}}})
     production.wait_for(upload, {"COMPLETED"}, 240, "upload-and-share from the form")
+    stored = production.read_run(upload)
+    assert stored.parameters["share_password"] == {"$ref": {"block_document_id": str(secret_id)}}
+    assert share_password not in stored.model_dump_json()
+    artifacts = production.api(lambda client: client.read_artifacts(flow_run_filter=FlowRunFilter(
+        id=FlowRunFilterId(any_=[upload]))))
+    summary = next(a for a in artifacts if a.key == "upload-and-share-summary")
+    assert "password protected" in str(summary.data) and "no password" not in str(summary.data)
+    assert share_password not in str(summary.data)
 
     # 3c. Custom run of the reassignment: a selection and a user, as the form sends them.
     reassignment = production.create_run(REASSIGNMENT, parameters={
