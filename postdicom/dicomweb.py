@@ -153,6 +153,7 @@ class DicomWebMixin:
         fields: Iterable[str] = (),
         page_size: int = DEFAULT_PAGE_SIZE,
         fuzzymatching: bool = False,
+        max_pages: int | None = None,
         **attributes: FilterValue,
     ) -> list[dict[str, Any]]:
         """Search studies (QIDO-RS), following the server's paging to the end.
@@ -174,6 +175,10 @@ class DicomWebMixin:
             Results asked for per request.
         fuzzymatching
             Ask for fuzzy person-name matching.
+        max_pages
+            Most page requests (``None``: the ``POSTDICOM_QIDO_MAX_PAGES``
+            setting, default 1000); a server still saying "more" after them is
+            an error, as is one that sends a page it sent before.
 
         Returns
         -------
@@ -184,9 +189,12 @@ class DicomWebMixin:
         ------
         ValidationError
             An attribute name not in the DICOM dictionary (before any request).
+        ProtocolError
+            The server pages forever (the page cap) or sends a page again.
         """
         query = merge_filters(filters, attributes)
-        return self.qido.search_for_studies(query, QidoPaging(limit, offset, tuple(fields), page_size, fuzzymatching))
+        paging = QidoPaging(limit, offset, tuple(fields), page_size, fuzzymatching, max_pages)
+        return self.qido.search_for_studies(query, paging)
 
     def search_for_series(
         self,
@@ -198,11 +206,12 @@ class DicomWebMixin:
         fields: Iterable[str] = (),
         page_size: int = DEFAULT_PAGE_SIZE,
         fuzzymatching: bool = False,
+        max_pages: int | None = None,
         **attributes: FilterValue,
     ) -> list[dict[str, Any]]:
         """Search series, of one study or of all (QIDO-RS); see :meth:`search_for_studies`."""
         query = merge_filters(filters, attributes)
-        paging = QidoPaging(limit, offset, tuple(fields), page_size, fuzzymatching)
+        paging = QidoPaging(limit, offset, tuple(fields), page_size, fuzzymatching, max_pages)
         return self.qido.search_for_series(study_instance_uid, query, paging)
 
     def search_for_instances(
@@ -216,6 +225,7 @@ class DicomWebMixin:
         fields: Iterable[str] = (),
         page_size: int = DEFAULT_PAGE_SIZE,
         fuzzymatching: bool = False,
+        max_pages: int | None = None,
         **attributes: FilterValue,
     ) -> list[dict[str, Any]]:
         """Search instances of a series, a study or all (QIDO-RS); see :meth:`search_for_studies`.
@@ -225,7 +235,7 @@ class DicomWebMixin:
         filter only when no series is given.
         """
         query = merge_filters(filters, attributes)
-        paging = QidoPaging(limit, offset, tuple(fields), page_size, fuzzymatching)
+        paging = QidoPaging(limit, offset, tuple(fields), page_size, fuzzymatching, max_pages)
         return self.qido.search_for_instances(study_instance_uid, series_instance_uid, query, paging)
 
     def qido_search(

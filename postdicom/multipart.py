@@ -13,7 +13,9 @@ keeps each part's headers. Two gaps of that parser are closed here: it fails
 on a non-empty preamble (the reader skips to the first delimiter itself), and
 it does not notice a body that stops before the closing delimiter (the reader
 does, in :meth:`MultipartReader.close`). Each part's bytes go straight to a
-sink (a file), never into one big buffer.
+sink (a file), never into one big buffer, and a part that announces its size
+(``Content-Length``) may not write a byte past it: a server that goes on is
+stopped with a :class:`~postdicom.errors.ProtocolError`.
 """
 
 from __future__ import annotations
@@ -165,7 +167,9 @@ class ReceivedPart:
     ``headers`` has lower-case names; ``sink`` is what :class:`MultipartReader`
     wrote the bytes to (already closed when the part comes from
     :func:`split_to_files`), ``size`` the number of bytes written, ``head``
-    the first bytes of the part (at most the reader's ``head_bytes``).
+    the first bytes of the part (at most the reader's ``head_bytes``),
+    ``announced_size`` the part's own ``Content-Length`` when it gave a
+    readable one.
     """
 
     headers: dict[str, str]
@@ -173,6 +177,7 @@ class ReceivedPart:
     size: int = 0
     path: Path | None = None
     head: bytearray = field(default_factory=bytearray)
+    announced_size: int | None = None
 
     @property
     def content_type(self) -> str:
@@ -331,11 +336,21 @@ class MultipartReader:
 
     def _on_headers_finished(self) -> None:
         headers = self._state.headers
-        self._state.part = ReceivedPart(headers=headers, sink=self._open_sink(headers))
+        length = headers.get("content-length", "").strip()
+        self._state.part = ReceivedPart(
+            headers=headers,
+            sink=self._open_sink(headers),
+            announced_size=int(length) if length.isdigit() else None,
+        )
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         part = self._state.part
         if part is not None and end > start:
+            if part.announced_size is not None and part.size + end - start > part.announced_size:
+                part.sink.close()
+                raise ProtocolError(
+                    f"a multipart part goes on past its announced Content-Length of {part.announced_size} bytes"
+                )
             missing = self._head_bytes - len(part.head)
             if missing > 0:
                 part.head += data[start : min(end, start + missing)]

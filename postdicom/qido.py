@@ -1,12 +1,25 @@
-"""QIDO-RS: searches that follow the server's paging to the end.
+"""QIDO-RS: searches that follow the server's paging to the end, and stop when a server pages forever.
 
 A search asks ``limit``/``offset`` pages until the server has no more
 (Orthanc: ``200 []``; others: ``204``, or fewer results than asked without
-``Warning: 299``).
+``Warning: 299``). A server may also get paging wrong, by mistake or on
+purpose; two rules keep the client from asking forever:
+
+* **Repeated pages**: a page that starts with the same match as an earlier
+  page means the server ignores ``offset`` (or went back); the search stops
+  with a :class:`~postdicom.errors.ProtocolError` instead of collecting the
+  same matches again and again.
+* **A page cap**: at most ``max_pages`` requests per search
+  (``POSTDICOM_QIDO_MAX_PAGES``, default :data:`DEFAULT_MAX_PAGES`: 500,000
+  matches at the default page size). A server that still says "more" after
+  that gets a :class:`~postdicom.errors.ProtocolError` naming the setting;
+  narrow the search or raise the cap.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,9 +36,26 @@ if TYPE_CHECKING:
     from .urls import DicomWebPaths, QidoTarget
 
 DEFAULT_PAGE_SIZE = 500
+DEFAULT_MAX_PAGES = 1000
+"""Page requests one search may make (500,000 matches at the default page size)."""
+MAX_PAGES_ENV = "POSTDICOM_QIDO_MAX_PAGES"
+"""Environment variable that overrides :data:`DEFAULT_MAX_PAGES`."""
 Level = Literal["study", "series", "instance"]
 Match = dict[str, Any]
 """One QIDO match: a DICOM JSON object (PS3.18 Annex F) keyed by 8-hex tags."""
+
+
+def max_pages_setting() -> int:
+    """The page cap of a search: ``POSTDICOM_QIDO_MAX_PAGES``, or :data:`DEFAULT_MAX_PAGES` when unset.
+
+    Read when a search starts, so a deployment can change it without code.
+    """
+    text = os.environ.get(MAX_PAGES_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PAGES
+    if not text.isdigit() or int(text) < 1:
+        raise ValidationError(f"{MAX_PAGES_ENV} must be a whole number of pages of at least 1, not {text!r}")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -44,6 +74,9 @@ class QidoPaging:
         Results asked for per request.
     fuzzymatching
         Ask for fuzzy person-name matching.
+    max_pages
+        Most page requests (``None``: ``POSTDICOM_QIDO_MAX_PAGES`` or
+        :data:`DEFAULT_MAX_PAGES`, read when the search starts).
 
     Raises
     ------
@@ -56,11 +89,14 @@ class QidoPaging:
     fields: tuple[str, ...] = ()
     page_size: int = DEFAULT_PAGE_SIZE
     fuzzymatching: bool = False
+    max_pages: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", tuple(self.fields))
         if self.page_size < 1:
             raise ValidationError(f"page_size must be at least 1, not {self.page_size}")
+        if self.max_pages is not None and self.max_pages < 1:
+            raise ValidationError(f"max_pages must be at least 1, not {self.max_pages}")
         build_query(fields=self.fields, limit=self.limit, offset=self.offset)  # validate before any request
 
     def query(self, filters: Mapping[str, FilterValue], wanted: int, position: int) -> str:
@@ -107,33 +143,45 @@ class Qido:
         Raises
         ------
         ProtocolError
-            The answer is not a JSON array, or the same page came back twice.
+            The answer is not a JSON array, a page starts like an earlier
+            one, or the server still says "more" after the page cap.
         """
         path, needed = target
         filters = {**filters, **needed}
+        cap = paging.max_pages if paging.max_pages is not None else max_pages_setting()
         limit = paging.limit
         results: list[Match] = []
         position = paging.offset
-        previous_first: Any = None
+        first_matches: set[str] = set()
+        pages = 0
         while limit is None or len(results) < limit:
+            if pages >= cap:
+                raise ProtocolError(
+                    f"QIDO search stopped after {cap} pages ({len(results)} matches) and the server still says "
+                    f"there are more: narrow the search, or raise max_pages or {MAX_PAGES_ENV}",
+                    method="GET",
+                    url=self._http.url(path),
+                )
             wanted = paging.page_size if limit is None else min(paging.page_size, limit - len(results))
             query = paging.query(filters, wanted, position)
             response = self._http.request("GET", path, query=query, headers={"Accept": DICOM_JSON})
+            pages += 1
             page = _matches(response)
             if not page:
                 break
             if len(page) > wanted:  # the server ignored limit: this is everything from position on
                 results.extend(page)
                 break
-            if previous_first is not None and page[0] == previous_first:
+            first = json.dumps(page[0], sort_keys=True)
+            if first in first_matches:
                 raise ProtocolError(
-                    "the server ignores QIDO offset (the same page came back twice)",
+                    f"the server ignores QIDO offset: page {pages} starts with the same match as an earlier page",
                     method="GET",
                     url=str(response.request.url),
                 )
+            first_matches.add(first)
             results.extend(page)
             position += len(page)
-            previous_first = page[0]
             more_flagged = "299" in response.headers.get("Warning", "")
             if len(page) < wanted and not more_flagged:
                 break

@@ -5,6 +5,13 @@ each part is written to a temporary file in the destination and renamed to
 its SOP Instance UID, read from the part's own header
 (:func:`postdicom.part10.sop_instance_uid_of`). Memory stays at one chunk
 whatever the size of the answer.
+
+An answer may not go on past what it announced: a body longer than its
+``Content-Length``, or a part longer than its own ``Content-Length`` header,
+stops the download with a :class:`~postdicom.errors.ProtocolError` before the
+extra bytes are written (the unfinished file is removed, the download is not
+tried again). An answer that announces nothing is bounded by the session's
+download deadline.
 """
 
 from __future__ import annotations
@@ -135,11 +142,15 @@ class Wado:
                 raise TransportError(
                     f"connection lost while reading the answer ({type(exc).__name__})", method="GET", url=url
                 ) from None
+            except ProtocolError as exc:
+                if exc.url is None:  # raised by the reader, which does not know the request
+                    exc.method, exc.url = "GET", url
+                raise
         return list(written)
 
 
 def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
-    """The answer's bytes as the transport hands them over.
+    """The answer's bytes as the transport hands them over, never more than its ``Content-Length``.
 
     WADO is asked for without content coding (DICOM pixel data hardly
     compresses), so the raw chunks are the body and httpx's decoding and
@@ -148,9 +159,22 @@ def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
     transports) is taken from memory.
     """
     identity = response.headers.get("Content-Encoding", "identity").strip().lower() in ("", "identity")
-    if identity and not response.is_stream_consumed:
+    if not identity or response.is_stream_consumed:
+        return response.iter_bytes()
+    length = response.headers.get("Content-Length", "").strip()
+    if not length.isdigit():
         return response.iter_raw()
-    return response.iter_bytes()
+    return _at_most(response.iter_raw(), int(length))
+
+
+def _at_most(chunks: Iterator[bytes], announced: int) -> Iterator[bytes]:
+    """``chunks``, stopped with a :class:`ProtocolError` before the first byte past ``announced``."""
+    received = 0
+    for chunk in chunks:
+        received += len(chunk)
+        if received > announced:
+            raise ProtocolError(f"the WADO answer goes on past its announced Content-Length of {announced} bytes")
+        yield chunk
 
 
 def _place(part: ReceivedPart, target: Path) -> Path:

@@ -1,0 +1,211 @@
+"""A hostile DICOMweb server cannot make the client page forever or write past what it announced.
+
+QIDO: a server that always says "more results" (full pages of new matches,
+``Warning: 299`` on short pages, or pages it sent before) is stopped by the
+page cap or the repeated-page check, with an error that says which. WADO: a
+body or a part that goes on past its announced ``Content-Length`` stops the
+download before the extra bytes are written.
+
+QIDO servers are ``httpx.MockTransport`` handlers (``tests/fixtures/mock_server.py``);
+the WADO part that never ends comes from a small socket server in this file,
+so the bytes really cross a connection.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from postdicom import PostDicomClient, ProtocolError, ValidationError
+from postdicom.qido import DEFAULT_MAX_PAGES, MAX_PAGES_ENV
+
+from tests.fixtures.mock_server import SERIES, STUDY, make_client, qido_match, wado_body
+
+
+def _fresh_matches(request: httpx.Request) -> httpx.Response:
+    """A full page of matches never seen before, whatever the offset: "more results" forever."""
+    limit = int(request.url.params["limit"])
+    offset = int(request.url.params.get("offset", "0"))
+    return httpx.Response(200, json=[qido_match(sop=f"1.2.3.{offset + i}") for i in range(limit)])
+
+
+def test_a_server_with_more_results_forever_is_stopped_at_the_page_cap(monkeypatch):
+    monkeypatch.setenv(MAX_PAGES_ENV, "7")
+    client, server = make_client(_fresh_matches)
+    with pytest.raises(ProtocolError) as caught:
+        client.search_for_instances(STUDY, SERIES, page_size=10)
+    assert len(server.requests) == 7
+    assert MAX_PAGES_ENV in str(caught.value) and "7 pages" in str(caught.value)
+
+
+def test_the_default_page_cap_holds_without_any_setting(monkeypatch):
+    monkeypatch.delenv(MAX_PAGES_ENV, raising=False)
+    client, server = make_client(_fresh_matches)
+    with pytest.raises(ProtocolError, match=f"{DEFAULT_MAX_PAGES} pages"):
+        client.search_for_studies(page_size=1)
+    assert len(server.requests) == DEFAULT_MAX_PAGES
+
+
+def test_the_cap_is_also_a_parameter_and_a_search_within_it_is_whole(monkeypatch):
+    monkeypatch.setenv(MAX_PAGES_ENV, "2")
+    pages = {0: 10, 10: 10, 20: 3}
+
+    def three_pages(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params.get("offset", "0"))
+        return httpx.Response(200, json=[qido_match(sop=f"1.2.3.{offset + i}") for i in range(pages[offset])])
+
+    client, server = make_client(three_pages)
+    assert len(client.search_for_studies(page_size=10, max_pages=3)) == 23
+    assert len(server.requests) == 3
+    with pytest.raises(ProtocolError, match="2 pages"):
+        client.search_for_studies(page_size=10)
+
+
+def test_short_pages_flagged_with_warning_299_forever_are_stopped(monkeypatch):
+    monkeypatch.setenv(MAX_PAGES_ENV, "5")
+
+    def short_but_more(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params.get("offset", "0"))
+        return httpx.Response(200, json=[qido_match(sop=f"1.2.3.{offset}")], headers={"Warning": "299 more"})
+
+    client, server = make_client(short_but_more)
+    with pytest.raises(ProtocolError, match="5 pages"):
+        client.search_for_series(STUDY, page_size=10)
+    assert len(server.requests) == 5
+
+
+@pytest.mark.parametrize(
+    ("pages_served", "requests_made"),
+    [
+        ((0,), 2),  # the same page again: the server ignores offset
+        ((0, 1), 3),  # A, B, A: the server went back to an earlier page
+    ],
+)
+def test_a_page_sent_before_stops_the_search(pages_served, requests_made):
+    served = iter(range(10_000))
+
+    def repeating(request: httpx.Request) -> httpx.Response:
+        page = pages_served[next(served) % len(pages_served)]
+        return httpx.Response(200, json=[qido_match(sop=f"1.2.3.{page}.{i}") for i in range(4)])
+
+    client, server = make_client(repeating)
+    with pytest.raises(ProtocolError, match="same match as an earlier page"):
+        client.search_for_studies(page_size=4)
+    assert len(server.requests) == requests_made
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "many", "1.5"])
+def test_a_bad_page_cap_setting_is_refused_before_any_request(bad, monkeypatch):
+    monkeypatch.setenv(MAX_PAGES_ENV, bad)
+    client, server = make_client(_fresh_matches)
+    with pytest.raises(ValidationError, match=MAX_PAGES_ENV):
+        client.search_for_studies()
+    assert server.requests == []
+
+
+def test_a_bad_page_cap_parameter_is_refused():
+    client, server = make_client(_fresh_matches)
+    with pytest.raises(ValidationError, match="max_pages"):
+        client.search_for_studies(max_pages=0)
+    assert server.requests == []
+
+
+class Chunked(httpx.SyncByteStream):
+    """A body handed over 4 KiB at a time, as a network would, whatever its announced length."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        for start in range(0, len(self.body), 4096):
+            yield self.body[start : start + 4096]
+
+
+def test_a_wado_body_longer_than_its_content_length_is_not_written_on(small_study, tmp_path):
+    body, content_type = wado_body(small_study)
+
+    def too_long(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": content_type, "Content-Length": str(len(body) // 2)}
+        return httpx.Response(200, headers=headers, stream=Chunked(body))
+
+    client, server = make_client(too_long)
+    destination = tmp_path / "out"
+    with pytest.raises(ProtocolError, match=f"past its announced Content-Length of {len(body) // 2} bytes") as caught:
+        client.retrieve_study(STUDY, destination)
+    assert caught.value.url is not None and len(server.requests) == 1
+    assert sum(p.stat().st_size for p in destination.iterdir()) <= len(body) // 2
+
+
+class EndlessPartServer:
+    """Answers every request with a WADO part that says it is ``announced`` bytes long and never ends.
+
+    Stops sending when the client hangs up, or after ``limit`` bytes (so a
+    client that keeps reading fails the test instead of hanging it).
+    """
+
+    def __init__(self, announced: int, limit: int = 256 * 1024 * 1024) -> None:
+        self.announced = announced
+        self.limit = limit
+        self.requests = 0
+        self.sent = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"http://127.0.0.1:{self._listener.getsockname()[1]}/dicomweb"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            with connection:
+                self.requests += 1
+                self._answer(connection)
+
+    def _answer(self, connection: socket.socket) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = connection.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        head = (
+            b'HTTP/1.1 200 OK\r\nContent-Type: multipart/related; type="application/dicom"; boundary=edge\r\n'
+            b"Connection: close\r\n\r\n--edge\r\nContent-Type: application/dicom\r\n"
+            b"Content-Length: %d\r\n\r\n" % self.announced
+        )
+        try:
+            connection.sendall(head)
+            for chunk in self._endless():
+                connection.sendall(chunk)
+        except OSError:
+            return
+
+    def _endless(self) -> Iterator[bytes]:
+        chunk = b"\0" * 65536
+        while self.sent < self.limit:
+            self.sent += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_a_wado_part_that_goes_on_past_its_announced_length_stops_the_download(tmp_path):
+    server = EndlessPartServer(announced=1000)
+    try:
+        with PostDicomClient(server.address, "user", "pw", dialect="standard") as client:
+            destination = tmp_path / "out"
+            with pytest.raises(ProtocolError, match="past its announced Content-Length of 1000 bytes") as caught:
+                client.retrieve_study(STUDY, destination)
+    finally:
+        server.close()
+    assert server.requests == 1  # a server that lies is not asked again
+    assert server.sent < server.limit
+    assert "127.0.0.1" in str(caught.value)
+    assert list(destination.iterdir()) == []  # the unfinished part file is removed
