@@ -19,7 +19,6 @@ purpose; two rules keep the client from asking forever:
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,6 +28,7 @@ import httpx
 from .dicom_json import DICOM_JSON
 from .errors import ProtocolError, ValidationError
 from .query import FilterValue, build_query
+from .settings import env_number
 from .uids import check_uid
 
 if TYPE_CHECKING:
@@ -50,12 +50,7 @@ def max_pages_setting() -> int:
 
     Read when a search starts, so a deployment can change it without code.
     """
-    text = os.environ.get(MAX_PAGES_ENV, "").strip()
-    if not text:
-        return DEFAULT_MAX_PAGES
-    if not text.isdigit() or int(text) < 1:
-        raise ValidationError(f"{MAX_PAGES_ENV} must be a whole number of pages of at least 1, not {text!r}")
-    return int(text)
+    return int(env_number(MAX_PAGES_ENV, DEFAULT_MAX_PAGES, minimum=1, whole=True))
 
 
 @dataclass(frozen=True)
