@@ -157,6 +157,12 @@ def upload_files_batch(batch: list[Path], credentials: PostDicomCredentials) -> 
     return report.files
 
 
+def error_text(error: BaseException) -> str:
+    """Class and message of an error, short (the client's messages hold no query values or patient data)."""
+    text = f"{type(error).__name__}: {error}".strip().rstrip(":")
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def upload_all(
     files: Sequence[Path],
     credentials: PostDicomCredentials,
@@ -180,11 +186,18 @@ def upload_all(
         done += len(entries)
         update_progress_artifact(progress_id, progress=round(100.0 * done / len(files), 1))
 
+    planned = chunked(list(files), batch_size)
+
+    def not_confirmed(index: int, error: Exception) -> list[FileEntry]:
+        reason = f"not confirmed stored: {error_text(error)}; run the flow again (files already stored are skipped)"
+        return [FileEntry(path=path, status="failed", reason=reason) for path in planned[index]]
+
     batches = run_bounded(
         lambda batch: upload_files_batch.submit(batch, credentials),
-        chunked(list(files), batch_size),
+        planned,
         concurrency=concurrency,
         on_done=on_done,
+        on_error=not_confirmed,
     )
     update_progress_artifact(progress_id, progress=100.0, description=f"Uploaded {len(files)} files")
     return [entry for entries in batches for entry in entries]
@@ -519,8 +532,8 @@ def bulk_upload_and_share(
     entries = upload_all(files, credentials, batch_size=batch_size, concurrency=concurrency)
     summary = summarise_upload(Path(directory).expanduser(), entries)
     logger.info("upload: %s", ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n))
-    orders = locate_orders(credentials, entries, summary, concurrency=concurrency)
     try:
+        orders = locate_orders(credentials, entries, summary, concurrency=concurrency)
         if folder_name and orders:
             folder = find_or_create_folder(credentials, folder_name, parent_folder_uuid)
             summary.folder_uuid, summary.folder_created = folder.folder_uuid, folder.created
@@ -536,8 +549,11 @@ def bulk_upload_and_share(
         summary.shares = create_share_links(
             credentials, share_requests(orders, share_per), expire_date, password, downloadable
         )
-    finally:
+    except Exception as error:
+        summary.problems.append(f"stopped after the upload: {error_text(error)}")
         _publish(summary, folder_name, list_patients_in_summary)
+        raise FlowRunFailed("; ".join(summary.problems), summary) from error
+    _publish(summary, folder_name, list_patients_in_summary)
     logger.info("%d orders, %d share links", len(summary.patient_order_uuids), len(summary.shares))
     if summary.problems:
         raise FlowRunFailed("; ".join(summary.problems), summary)

@@ -75,16 +75,46 @@ def run_bounded(
     *,
     concurrency: int,
     on_done: Callable[[int, R], None] | None = None,
+    on_error: Callable[[int, Exception], R] | None = None,
 ) -> list[R]:
     """All results of :func:`submit_bounded`, in the order of ``items``.
 
     At most ``concurrency`` (capped at :data:`MAX_WORKERS`) run at once;
     ``on_done(index, result)`` is called as each one finishes (progress
-    artifacts move with it).
+    artifacts move with it). With ``on_error``, a submission that fails (its
+    retries spent) gets ``on_error(index, error)`` as its result and the
+    others go on, so a flow can still account for every item.
     """
     results: dict[int, R] = {}
-    for index, result, _ in submit_bounded(submit, items, min(int(concurrency), MAX_WORKERS)):
+    if on_error is None:
+        pairs = ((index, result) for index, result, _ in submit_bounded(submit, items, min(int(concurrency), MAX_WORKERS)))
+    else:
+        pairs = _tolerant(submit, items, min(int(concurrency), MAX_WORKERS), on_error)
+    for index, result in pairs:
         results[index] = result
         if on_done is not None:
             on_done(index, result)
     return [results[index] for index in range(len(items))]
+
+
+def _tolerant(
+    submit: Callable[[T], PrefectFuture[R]], items: Sequence[T], width: int, on_error: Callable[[int, Exception], R]
+) -> Iterator[tuple[int, R]]:
+    """Like :func:`submit_bounded`, but a failed submission yields ``on_error(index, error)`` and the rest go on."""
+    pending: dict[PrefectFuture[R], int] = {}
+    queue = iter(enumerate(items))
+    while True:
+        while len(pending) < width:
+            entry = next(queue, None)
+            if entry is None:
+                break
+            pending[submit(entry[1])] = entry[0]
+        if not pending:
+            return
+        future = next(as_completed(list(pending)))
+        index = pending.pop(future)
+        try:
+            result = future.result()
+        except Exception as error:  # noqa: BLE001 - handed to on_error, which accounts for the item
+            result = on_error(index, error)
+        yield index, result
