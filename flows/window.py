@@ -35,14 +35,19 @@ def chunked(items: Sequence[T], size: int) -> list[list[T]]:
 
 
 def submit_bounded(
-    submit: Callable[[T], PrefectFuture[R]], items: Iterable[T], width: int
+    submit: Callable[[T], PrefectFuture[R]],
+    items: Iterable[T],
+    width: int,
+    on_error: Callable[[int, Exception], R] | None = None,
 ) -> Iterator[tuple[int, R, PrefectFuture[R]]]:
     """Yield ``(index, result, future)`` as submissions finish, with at most ``width`` in flight.
 
     ``submit(item)`` starts one task run (``task.submit(...)`` or
     ``runner.submit(...)``). After a failure nothing new is submitted; the
     running ones finish (so a cached task keeps its result for the rerun),
-    then the first error is raised.
+    then the first error is raised. With ``on_error``, a failed submission
+    (its retries spent) yields ``on_error(index, error)`` as its result
+    instead, and the others go on, so a flow can still account for every item.
     """
     width = max(1, int(width))
     pending: dict[PrefectFuture[R], int] = {}
@@ -60,9 +65,11 @@ def submit_bounded(
         index = pending.pop(future)
         try:
             result = future.result()
-        except BaseException as exc:  # noqa: BLE001 - re-raised once the running submissions are done
-            error = error or exc
-            continue
+        except BaseException as exc:  # noqa: BLE001 - accounted for by on_error, or re-raised once the running ones are done
+            if on_error is None or not isinstance(exc, Exception):
+                error = error or exc
+                continue
+            result = on_error(index, exc)
         if error is None:
             yield index, result, future
     if error is not None:
@@ -81,40 +88,11 @@ def run_bounded(
 
     At most ``concurrency`` (capped at :data:`MAX_WORKERS`) run at once;
     ``on_done(index, result)`` is called as each one finishes (progress
-    artifacts move with it). With ``on_error``, a submission that fails (its
-    retries spent) gets ``on_error(index, error)`` as its result and the
-    others go on, so a flow can still account for every item.
+    artifacts move with it); ``on_error`` as in :func:`submit_bounded`.
     """
     results: dict[int, R] = {}
-    if on_error is None:
-        pairs = ((index, result) for index, result, _ in submit_bounded(submit, items, min(int(concurrency), MAX_WORKERS)))
-    else:
-        pairs = _tolerant(submit, items, min(int(concurrency), MAX_WORKERS), on_error)
-    for index, result in pairs:
+    for index, result, _ in submit_bounded(submit, items, min(int(concurrency), MAX_WORKERS), on_error):
         results[index] = result
         if on_done is not None:
             on_done(index, result)
     return [results[index] for index in range(len(items))]
-
-
-def _tolerant(
-    submit: Callable[[T], PrefectFuture[R]], items: Sequence[T], width: int, on_error: Callable[[int, Exception], R]
-) -> Iterator[tuple[int, R]]:
-    """Like :func:`submit_bounded`, but a failed submission yields ``on_error(index, error)`` and the rest go on."""
-    pending: dict[PrefectFuture[R], int] = {}
-    queue = iter(enumerate(items))
-    while True:
-        while len(pending) < width:
-            entry = next(queue, None)
-            if entry is None:
-                break
-            pending[submit(entry[1])] = entry[0]
-        if not pending:
-            return
-        future = next(as_completed(list(pending)))
-        index = pending.pop(future)
-        try:
-            result = future.result()
-        except Exception as error:  # noqa: BLE001 - handed to on_error, which accounts for the item
-            result = on_error(index, error)
-        yield index, result
