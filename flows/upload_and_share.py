@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -270,6 +271,17 @@ def same_folder(folder: FolderAnswer, folder_name: str, parent_folder_uuid: str 
     ) == canonical_uuid(parent_folder_uuid)
 
 
+_FOLDER_LOCKS: dict[tuple[str, str, str, str], threading.Lock] = {}
+_FOLDER_LOCKS_GUARD = threading.Lock()
+
+
+def folder_lock(credentials: PostDicomCredentials, folder_name: str, parent_folder_uuid: str | None) -> threading.Lock:
+    """One lock per account, parent and folder name in this process (the key stays in memory only)."""
+    key = (credentials.web_address, credentials.username, canonical_uuid(parent_folder_uuid) or "", folder_name.strip())
+    with _FOLDER_LOCKS_GUARD:
+        return _FOLDER_LOCKS.setdefault(key, threading.Lock())
+
+
 def find_or_create_folder(
     credentials: PostDicomCredentials, folder_name: str, parent_folder_uuid: str | None
 ) -> FolderInUse:
@@ -280,7 +292,20 @@ def find_or_create_folder(
     several folders match (made by hand, or by two runs racing), the first
     listed is used and the others are left alone. A lost answer of the create
     is the client's concern: it looks before sending it again.
+
+    Runs in one process (threads, a served deployment's concurrent runs) find
+    or create the same folder one at a time (:func:`folder_lock`), so they
+    never make two. Across processes nothing can prevent it (the API has no
+    unique names and no conditional create): two processes starting at once
+    with a slow search can each create one; later runs use the first listed.
     """
+    with folder_lock(credentials, folder_name, parent_folder_uuid):
+        return _find_or_create_folder(credentials, folder_name, parent_folder_uuid)
+
+
+def _find_or_create_folder(
+    credentials: PostDicomCredentials, folder_name: str, parent_folder_uuid: str | None
+) -> FolderInUse:
     answer = fresh(search_folder)(
         credentials, parent_folder_uuid=parent_folder_uuid, folder_name=folder_name, get_orders_in_folder=True
     )
