@@ -3,8 +3,9 @@
 * **Servers.** :func:`orthanc` and :func:`sandbox` start a fresh server in a
   temporary folder and stop it afterwards, so a benchmark run always stores
   into an empty server (no duplicate short-circuits, no index grown by the
-  previous run). Orthanc gets a small config of its own here rather than the
-  test fixture's: benchmarks do not import ``tests``.
+  previous run). Both are started by ``deployments.processes`` and
+  ``deployments.orthanc``, as the tests' servers and the demo's are:
+  benchmarks do not import ``tests``.
 * **Wide-area link.** :func:`delay_proxy` starts ``python -m benchmarks._common
   proxy`` (its own process, so its work does not share the measured client's
   GIL): a TCP relay on 127.0.0.1 that holds every chunk for ``delay_ms`` in
@@ -46,7 +47,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from tests.fixtures.processes import stop_process, wait_until_answering
+from deployments.processes import free_port, start_process, stop_process, wait_until_answering, wait_until_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "benchmarks" / "out"
@@ -55,13 +56,6 @@ MB = 1_000_000
 
 VENDOR_BOUNDARY = "DICOM DATA BOUNDARY"
 """The boundary the vendor's sample sends (quoted, because it holds spaces)."""
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---------------------------------------------------------------- servers
@@ -101,12 +95,12 @@ def orthanc() -> Iterator[Server]:
     Started by the same launcher as the tests' Orthanc fixture, so the
     benchmarks measure exactly the server the tests check.
     """
-    from tests.fixtures.orthanc import start_orthanc
+    from deployments.orthanc import start_orthanc
 
     work = Path(tempfile.mkdtemp(prefix="bench-orthanc-"))
     process, info = start_orthanc(work, user="bench", password="bench-password")
     try:
-        yield Server(info.name, info.web_address, info.username, info.password, info.dialect, "/studies",
+        yield Server("orthanc", info.web_address, info.username, info.password, "standard", "/studies",
                      root_url=info.root_url, extra={"pid": process.pid})
     finally:
         stop_process(process)
@@ -126,12 +120,8 @@ def sandbox(latency_ms: int = 0) -> Iterator[Server]:
     port = free_port()
     user, password = sandbox_account()
     log = work / "sandbox.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "--port", str(port), "--data-dir", str(work / "data"),
-             "--latency-ms", str(latency_ms)],
-            cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
-        )
+    process = start_process([sys.executable, "-m", "sandbox", "--port", str(port), "--data-dir", str(work / "data"),
+                             "--latency-ms", str(latency_ms)], log=log, cwd=ROOT)
     address = f"http://127.0.0.1:{port}/dicomweb"
     try:
         wait_until_answering(process, f"{address}/studies", what="the sandbox", log=log, auth=(user, password))
@@ -179,23 +169,15 @@ def delay_proxy(web_address: str, delay_ms: float) -> Iterator[str]:
     """Relay to ``web_address``'s host with ``delay_ms`` added each way; yields the address through it."""
     target = urlsplit(web_address)
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks._common", "proxy", "--listen", str(port), "--target",
-         str(target.port), "--delay-ms", str(delay_ms)],
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            break
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_process(process)
-            raise RuntimeError("the delaying proxy did not start")
-        time.sleep(0.05)
+    log = Path(tempfile.mkdtemp(prefix="bench-proxy-")) / "proxy.log"
+    process = start_process([sys.executable, "-m", "benchmarks._common", "proxy", "--listen", str(port), "--target",
+                             str(target.port), "--delay-ms", str(delay_ms)], log=log, cwd=ROOT)
+    wait_until_listening(process, port, what="the delaying proxy", log=log)
     try:
         yield urlunsplit(target._replace(netloc=f"127.0.0.1:{port}"))
     finally:
         stop_process(process)
+        shutil.rmtree(log.parent, ignore_errors=True)
 
 
 async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:

@@ -33,23 +33,16 @@ import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
+from deployments.processes import free_port, start_process, stop_process, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_DAY = dt.date(2033, 1, 10)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def demo_account() -> dict:
@@ -63,21 +56,13 @@ def start_sandbox(data_dir: Path, latency_ms: int) -> tuple[subprocess.Popen[byt
     """A sandbox child process; returns it with its WebAddress and the demo account."""
     account = demo_account()
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--port", str(port), "--data-dir", str(data_dir),
-         "--latency-ms", str(latency_ms)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    log = data_dir.parent / "sandbox.log"
+    process = start_process([sys.executable, "-m", "sandbox", "--port", str(port), "--data-dir", str(data_dir),
+                             "--latency-ms", str(latency_ms)], log=log, cwd=ROOT)
     web_address = f"http://127.0.0.1:{port}/dicomweb"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(web_address + "/studies", auth=(account["Email"], account["Password"]), timeout=2)
-            return process, web_address, account["Email"], account["Password"]
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the sandbox did not start within 60 s")
+    wait_until_answering(process, web_address + "/studies", what="the sandbox", log=log,
+                         auth=(account["Email"], account["Password"]))
+    return process, web_address, account["Email"], account["Password"]
 
 
 def seed_orders(web_address: str, username: str, password: str, day: dt.date, count: int, work: Path) -> float:
@@ -257,8 +242,7 @@ def main() -> int:
                       f"{json.dumps(figures['rows']):>40}", flush=True)
     finally:
         if sandbox is not None:
-            sandbox.terminate()
-            sandbox.wait(timeout=30)
+            stop_process(sandbox)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

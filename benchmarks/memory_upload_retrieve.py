@@ -154,8 +154,8 @@ def main() -> None:
         print(json.dumps(measure(args.measure, json.loads(args.server), Path(args.data), Path(args.out))))
         return
 
-    from tests.fixtures.orthanc import start_orthanc
-    from tests.fixtures.processes import stop_process
+    from deployments.orthanc import start_orthanc
+    from deployments.processes import stop_process
 
     workdir = Path(tempfile.mkdtemp(prefix="pdf-bench-"))
     results = []
@@ -178,8 +178,8 @@ def main() -> None:
             else:
                 orthanc_dir = workdir / f"orthanc-{mode}"
                 orthanc_dir.mkdir()
-                process, info = start_orthanc(orthanc_dir)
-                server = dict(url=info.web_address, user=info.username, password=info.password, dialect=info.dialect)
+                process, info = start_orthanc(orthanc_dir, user="bench", password="bench-password")
+                server = dict(url=info.web_address, user=info.username, password=info.password, dialect="standard")
             try:
                 figures = run_mode(mode, server, data, workdir)
             finally:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import math
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,17 +28,12 @@ from pathlib import Path
 
 import httpx
 
+from deployments.processes import free_port, start_process, stop_process, wait_until_answering
 from postdicom.synthetic import StudySpec, write_study
 
 ROOT = Path(__file__).resolve().parents[1]
 BOUNDARY = "DICOM DATA BOUNDARY"
 USER, PASSWORD = "demo@sandbox.postdicom.local", "demo-sandbox-password"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def body_for(paths: list[Path]) -> bytes:
@@ -67,20 +60,12 @@ def main() -> int:
     paths = write_study(work / "files", spec)[: args.instances]
     total_bytes = sum(p.stat().st_size for p in paths)
     port = free_port()
-    log = (work / "sandbox.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(port), "--data-dir",
-                               str(work / "data")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    log = work / "sandbox.log"
+    server = start_process([sys.executable, "-m", "sandbox", "--port", str(port), "--data-dir", str(work / "data")],
+                           log=log, cwd=ROOT)
     base = f"http://127.0.0.1:{port}/dicomweb"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("sandbox did not start; see " + str(work / "sandbox.log"))
-                time.sleep(0.1)
+        wait_until_answering(server, f"http://127.0.0.1:{port}/", what="the sandbox", log=log)
 
         batches = [paths[i:i + args.batch_size] for i in range(0, len(paths), args.batch_size)]
         headers = {"Content-Type": f'multipart/related; type="application/dicom"; boundary="{BOUNDARY}"',
@@ -105,9 +90,7 @@ def main() -> int:
         print(f"{seconds:.2f} s  ->  {len(paths) / seconds:.0f} instances/s, "
               f"{total_bytes / seconds / 1e6:.1f} MB/s")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+        stop_process(server)
     return 0
 
 

@@ -16,7 +16,7 @@ import pytest
 import postdicom.http
 from postdicom import AuthenticationError, TransportError, ValidationError
 from postdicom.synthetic import StudySpec, write_odd_files, write_study
-from tests.fixtures.orthanc import free_port
+from deployments.processes import free_port
 
 
 def unique(prefix: str) -> str:
