@@ -8,6 +8,7 @@ import httpx
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
+from blocks._docs import project_documentation_url
 from postdicom import PostDicomClient, RetryPolicy
 
 
@@ -32,15 +33,22 @@ class PostDicomCredentials(CredentialsBlock):
 
     _block_type_name = "PostDICOM Credentials"
     _block_type_slug = "postdicom-credentials"
-    _logo_url = "https://raw.githubusercontent.com/PrefectHQ/prefect/main/docs/images/logos/prefect.png"
-    _documentation_url = "https://github.com/postdicom/dicomWeb-client"
-    _description = "Account e-mail, password and WebAddress of a PostDICOM DICOMweb account."
+    _logo_url = None
+    """No logo: a remote image is a broken picture on an offline server, and Prefect accepts only http(s) URLs."""
+    _documentation_url = project_documentation_url("credentials-block")
+    _description = (
+        "Account e-mail, password and WebAddress of a PostDICOM DICOMweb account (or a standard PS3.18 server). "
+        "The password is a secret field: masked in the UI and in logs; see the README's Security section for "
+        "what protects it in Prefect's database."
+    )
     _code_example = """
+    ```python
     from blocks import PostDicomCredentials
 
     credentials = PostDicomCredentials.load("BLOCK_NAME")
     with credentials.get_client() as client:
-        studies = client.search_for_studies({"PatientID": "12345"})
+        studies = client.search_for_studies(PatientID="12345")
+    ```
     """
 
     username: str = Field(
@@ -48,7 +56,7 @@ class PostDicomCredentials(CredentialsBlock):
         description="Account e-mail, used as the Basic-auth user name.",
         examples=["radiology@example.org"],
     )
-    password: SecretStr = Field(..., description="Account password (stored encrypted by Prefect).")
+    password: SecretStr = Field(..., description="Account password (a secret: masked when shown, encrypted in Prefect's database).")
     web_address: str = Field(
         ...,
         description="The account's DICOMweb base URL (WebAddress), without a trailing slash.",

@@ -1,7 +1,6 @@
 """PostDicomCredentials: Prefect's block conventions, and the password kept secret."""
 
 import json
-import re
 
 import pytest
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
@@ -29,8 +28,14 @@ class TestPostDicomCredentialsStandards(BlockStandardTestSuite):
         return PostDicomCredentials
 
     def test_has_a_valid_image(self, block):
-        """Prefect's own check downloads the logo; offline we check the URL is an image URL."""
-        assert re.match(r"^https://\S+\.(png|svg)$", str(block._logo_url))
+        """No logo on purpose: Prefect takes only http(s) logo URLs, and a remote one is broken offline."""
+        assert block._logo_url is None
+
+    def test_has_a_documentation_url(self, block):
+        """The project's own README where it is published ([project.urls] Documentation), else none: never the vendor's."""
+        from blocks._docs import project_documentation_url
+
+        assert block._documentation_url == project_documentation_url("credentials-block")
 
 
 def test_password_is_never_shown():
