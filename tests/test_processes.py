@@ -22,9 +22,15 @@ def environ_of(pid: int) -> dict[str, str]:
     return {name.decode(): value.decode(errors="replace") for name, value in pairs}
 
 
+SLEEPER = [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(60)"]
+"""A child that says when it runs: /proc/PID/environ read before its exec would show the parent's, or nothing."""
+
+
 def sleeper(tmp_path: Path, **kwargs) -> subprocess.Popen[bytes]:
-    return processes.start_process([sys.executable, "-c", "import time; time.sleep(60)"], log=tmp_path / "child.log",
-                                   **kwargs)
+    log = tmp_path / "child.log"
+    child = processes.start_process(SLEEPER, log=log, **kwargs)
+    processes.wait_until(lambda: "ready" in log.read_text(), child, what="the sleeper", log=log, timeout=30)
+    return child
 
 
 @pytest.mark.parametrize(
@@ -73,8 +79,9 @@ def test_secrets_withheld_covers_children_that_inherit_os_environ(tmp_path: Path
     monkeypatch.setenv("POSTDICOM_SHARE_PASSWORD", SECRET)
     monkeypatch.setenv("PREFECT_SERVER_ENCRYPTION_KEY", "kept-for-prefect")
     with processes.secrets_withheld() as withheld:
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        child = subprocess.Popen(SLEEPER, stdout=subprocess.PIPE)
         try:
+            assert child.stdout is not None and child.stdout.readline() == b"ready\n"
             env = environ_of(child.pid)
         finally:
             processes.stop_process(child)
@@ -118,7 +125,7 @@ def test_a_child_that_dies_at_start_is_reported_with_its_log(tmp_path: Path) -> 
 
 
 def test_a_child_that_never_answers_is_stopped(tmp_path: Path) -> None:
-    child = sleeper(tmp_path)
+    child = processes.start_process(SLEEPER, log=tmp_path / "child.log")
     with pytest.raises(RuntimeError, match="did not answer within 0.5 s"):
         processes.wait_until_listening(child, processes.free_port(), what="the sleeper", log=tmp_path / "child.log",
                                        timeout=0.5)
