@@ -260,3 +260,11 @@ def error_for_status(
     return kind(
         message, status=status, reason=reason, method=method, url=url, retry_after=retry_after, private=private
     )
+
+
+class UnreadableAnswerError(ProtocolError):
+    """A success answer of a custom endpoint in no shape the client can read (see ``postdicom.answers``)."""
+
+
+class FailedAnswerError(ProtocolError):
+    """A success status whose body says the call failed (``{"Success": false}``, only ``{"Error": ...}``)."""

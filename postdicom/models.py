@@ -1,13 +1,28 @@
 """Typed answers of the 13 custom endpoints (the shapes of ``docs/api-answers.md``).
 
-The real service does not document its answers, so parsing is tolerant:
+The vendor documents its parameters, not its answers, so every answer shape is
+a guess and parsing accepts what a .NET service plausibly sends:
 
-- key case is ignored (``patientorderuuid`` fills ``patient_order_uuid``);
+- key case and underscores are ignored (``patientOrderUuid``,
+  ``PATIENTORDERUUID`` and ``patient_order_uuid`` fill ``patient_order_uuid``;
+  ``...Guid`` reads as ``...Uuid``);
+- booleans and numbers may come as strings (``"True"``, ``"12"``), booleans
+  as ``0``/``1``;
+- dates as ``YYYY-MM-DD``, ``YYYYMMDD``, ISO date-times or .NET's
+  ``/Date(ms)/``; times with .NET's seven decimals or as DICOM ``HHMMSS``;
+- ``null`` for an empty list; a list sent as a JSON string, as a single value
+  or as DICOM ``A\\B``; upper-case or braced UUIDs (read lower-case);
 - unknown keys are kept (``model.model_extra``) and never refused;
-- missing keys become ``None`` (or an empty list), never an error;
-- a date, date-time or time that cannot be read becomes ``None``;
-- ``raw`` holds the JSON object exactly as received, for whatever the model
-  does not cover.
+- missing keys become ``None`` (or an empty list); a value that cannot be read
+  becomes ``None`` too, and is noted.
+
+Whatever the answer's shape, :attr:`Answer.raw` is the answer *in the
+documented shape* (documented keys in their documented spelling, values in the
+documented form, unknown keys as received, absent keys absent), so code that
+reads ``raw`` works whatever the server sent; :attr:`Answer.received` is the
+JSON exactly as received. Every departure from the documented shape is noted
+in :attr:`Answer.reading` (which ``postdicom-flows check`` reports). Unwrapping
+whole answers (bare arrays, envelopes) is :mod:`postdicom.answers`' job.
 
 Field names are the PascalCase keys in snake_case; ``model_dump(by_alias=True)``
 gives the server's spelling back.
@@ -16,52 +31,326 @@ gives the server's spelling back.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic.alias_generators import to_pascal
 
+NOTES = "fallbacks"
+"""Key of the validation context where the validators note each fallback they needed."""
 
-def _lenient(parse: Any) -> Any:
-    """A before-validator that turns ``""`` and unreadable values into ``None``."""
 
-    def validate(value: Any) -> Any:
-        if value is None or isinstance(value, (dt.date, dt.time)):
-            return value
-        if not isinstance(value, str) or not value.strip():
+def note(info: ValidationInfo | None, what: str) -> None:
+    """Remember that a value needed ``what`` to be read (only when the caller collects notes)."""
+    context = info.context if info is not None else None
+    if isinstance(context, dict) and NOTES in context:
+        model = info.config.get("title", "") if info.config else ""
+        where = f"{model}.{to_pascal(info.field_name)}" if info.field_name else model
+        context[NOTES].setdefault(f"{where}: {what}", None)
+
+
+def _spelling(key: str, documented: str) -> str:
+    """How ``key`` differs from its ``documented`` PascalCase spelling, in words."""
+    if key == documented[:1].lower() + documented[1:]:
+        return "camelCase"
+    if key == key.lower():
+        return "snake_case" if "_" in key else "lower case"
+    if key == key.upper():
+        return "upper case"
+    return "another spelling"
+
+
+def key_form(key: str) -> str:
+    """A key reduced to what identifies it: no case, no ``_``/``-``/blanks, ``Guid`` read as ``Uuid``."""
+    reduced = re.sub(r"[\s_\-]", "", str(key)).lower()
+    return reduced.replace("guid", "uuid")
+
+
+# --- scalar readers -----------------------------------------------------------------------------
+
+_TRUE = {"true", "1", "yes", "y", "t", "on"}
+_FALSE = {"false", "0", "no", "n", "f", "off"}
+_NET_DATE = re.compile(r"^/?Date\((-?\d+)([+-]\d{4})?\)/?$")
+
+
+def _read_bool(value: Any, info: ValidationInfo) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        note(info, "boolean sent as a number")
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if not text:
+            return None
+        if text in _TRUE | _FALSE:
+            note(info, "boolean sent as a string")
+            return text in _TRUE
+    note(info, "boolean that cannot be read (kept in received)")
+    return None
+
+
+def _read_int(value: Any, info: ValidationInfo) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
             return None
         try:
-            return parse(value.strip())
+            number = float(text)
         except ValueError:
-            return None
-
-    return BeforeValidator(validate)
-
-
-def _parse_date(text: str) -> dt.date:
-    if len(text) == 8 and text.isdigit():
-        return dt.datetime.strptime(text, "%Y%m%d").date()
-    return dt.date.fromisoformat(text[:10])
+            number = None
+        if number is not None and number.is_integer():
+            note(info, "number sent as a string")
+            return int(number)
+    note(info, "number that cannot be read (kept in received)")
+    return None
 
 
-def _parse_datetime(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text)
+def _net_date(text: str) -> dt.datetime | None:
+    """.NET's ``/Date(1700000000000)/`` (milliseconds since 1970, UTC) as a naive UTC date-time."""
+    match = _NET_DATE.match(text)
+    if not match:
+        return None
+    return dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=int(match.group(1)))
 
 
-def _parse_time(text: str) -> dt.time:
-    return dt.time.fromisoformat(text)
+def _iso_datetime(text: str) -> dt.datetime:
+    """``fromisoformat`` after trimming .NET's seven decimals and a ``Z`` (the zone is dropped)."""
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00"))
+    return dt.datetime.fromisoformat(text).replace(tzinfo=None)
 
 
-Date = Annotated[dt.date | None, _lenient(_parse_date)]
-DateTime = Annotated[dt.datetime | None, _lenient(_parse_datetime)]
-Time = Annotated[dt.time | None, _lenient(_parse_time)]
-NoneAsEmpty = BeforeValidator(lambda v: [] if v is None else v)
-"""A list the server sent as ``null`` reads as empty."""
-StrList = Annotated[list[str], NoneAsEmpty]
+def _read_date(value: Any, info: ValidationInfo) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if value is None or isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return dt.date.fromisoformat(text)
+        if re.fullmatch(r"\d{8}", text):
+            note(info, "date as YYYYMMDD")
+            return dt.datetime.strptime(text, "%Y%m%d").date()
+        net = _net_date(text)
+        if net is not None:
+            note(info, "date in .NET /Date()/ form")
+            return net.date()
+        parsed = _iso_datetime(text)
+        note(info, "date sent as a date-time")
+        return parsed.date()
+    except ValueError:
+        note(info, "date that cannot be read (kept in received)")
+        return None
+
+
+def _read_datetime(value: Any, info: ValidationInfo) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time())
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", text):
+            return dt.datetime.strptime(text, "%Y-%m-%d %H:%M")
+        if re.fullmatch(r"\d{8}(\d{4}(\d{2})?)?", text):
+            note(info, "date-time in DICOM form (YYYYMMDDHHMMSS)")
+            return dt.datetime.strptime(text.ljust(14, "0"), "%Y%m%d%H%M%S")
+        net = _net_date(text)
+        if net is not None:
+            note(info, "date-time in .NET /Date()/ form (UTC)")
+            return net
+        parsed = _iso_datetime(text)
+        note(info, "date-time in ISO form")
+        return parsed
+    except ValueError:
+        note(info, "date-time that cannot be read (kept in received)")
+        return None
+
+
+def _read_time(value: Any, info: ValidationInfo) -> dt.time | None:
+    if value is None or isinstance(value, dt.time):
+        return value
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        if re.fullmatch(r"\d{2}:\d{2}(:\d{2})?", text):
+            return dt.time.fromisoformat(text)
+        if re.fullmatch(r"\d{4}(\d{2}(\.\d+)?)?", text):
+            note(info, "time in DICOM form (HHMMSS)")
+            digits = text.split(".")[0].ljust(6, "0")
+            fraction = (text.split(".")[1] if "." in text else "0")[:6].ljust(6, "0")
+            return dt.time(int(digits[:2]), int(digits[2:4]), int(digits[4:6]), int(fraction))
+        if "T" in text or re.match(r"\d{4}-", text):
+            note(info, "time sent as a date-time")
+            return _iso_datetime(text).time()
+        note(info, "time with fractions of a second")
+        return dt.time.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", text))
+    except ValueError:
+        note(info, "time that cannot be read (kept in received)")
+        return None
+
+
+def _read_uuid(value: Any, info: ValidationInfo) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        canonical = str(uuid.UUID(text))
+    except ValueError:
+        return text  # not a UUID at all: kept as sent
+    if canonical != text:
+        note(info, "UUID not in lower-case canonical form")
+    return canonical
+
+
+def _read_str_list(value: Any, info: ValidationInfo, separators: tuple[str, ...] = ("\\", ",")) -> list[Any]:
+    if value is None:
+        note(info, "null for an empty list")
+        return []
+    if isinstance(value, (list, tuple)):
+        return [item for item in value if item is not None]
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            note(info, "empty string for an empty list")
+            return []
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except ValueError:
+                items = None
+            if isinstance(items, list):
+                note(info, "list sent as a JSON string")
+                return [item for item in items if item not in (None, "")]
+        for separator in separators:
+            if separator in text:
+                note(info, f"list sent as one string separated by {separator!r}")
+                return [part.strip() for part in text.split(separator) if part.strip()]
+    note(info, "single value instead of a list")
+    return [value]
+
+
+def _read_optional_list(value: Any, info: ValidationInfo) -> list[Any] | None:
+    """Like :func:`_read_str_list`, but ``null`` stays ``None`` (where it means "not asked for")."""
+    return None if value is None else _read_str_list(value, info)
+
+
+def _read_object_list(value: Any, info: ValidationInfo) -> Any:
+    if value is None:
+        note(info, "null for an empty list")
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except ValueError:
+            return value  # pydantic then says what is wrong
+        note(info, "list sent as a JSON string")
+    if isinstance(value, Mapping):
+        note(info, "single object instead of a list")
+        return [value]
+    return value
+
+
+def _date_text(value: dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _datetime_text(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%d %H:%M" if not (value.second or value.microsecond) else "%Y-%m-%d %H:%M:%S")
+
+
+def _reader(read: Any) -> BeforeValidator:
+    return BeforeValidator(read)
+
+
+Date = Annotated[dt.date | None, _reader(_read_date), PlainSerializer(_date_text, when_used="json")]
+"""``YYYY-MM-DD`` (documented), ``YYYYMMDD``, an ISO date-time or ``/Date(ms)/``."""
+DateTime = Annotated[dt.datetime | None, _reader(_read_datetime), PlainSerializer(_datetime_text, when_used="json")]
+"""``YYYY-MM-DD HH:MM`` (documented), ISO, DICOM ``YYYYMMDDHHMMSS`` or ``/Date(ms)/``."""
+Time = Annotated[dt.time | None, _reader(_read_time)]
+"""``HH:MM:SS`` (documented), with fractions, or DICOM ``HHMMSS``."""
+Bool = Annotated[bool | None, _reader(_read_bool)]
+"""``true``/``false`` (documented), ``"True"``, ``"false"``, ``0``/``1``."""
+Int = Annotated[int | None, _reader(_read_int)]
+"""A JSON number (documented) or a number in a string."""
+Uuid = Annotated[str | None, _reader(_read_uuid)]
+"""A UUID, read in lower-case canonical form (braces and upper case accepted)."""
+StrList = Annotated[list[str], _reader(_read_str_list)]
+"""A list of strings; ``null``, a JSON string of a list, ``A\\B`` or a single value accepted."""
+UuidList = Annotated[list[Uuid], _reader(_read_str_list)]
+"""A list of UUIDs, read like :data:`StrList`, each in canonical form."""
+ValueList = Annotated[list[str], _reader(lambda value, info: _read_str_list(value, info, separators=("\\",)))]
+"""DICOM values: like :data:`StrList`, but only ``\\`` separates values (a name may hold a comma)."""
+"""A list of UUIDs, read like :data:`StrList`, each in canonical form."""
+NoneAsEmpty = _reader(_read_object_list)
+"""A list of objects; ``null``, a JSON string of the list or a single object accepted."""
+
+
+@dataclass
+class AnswerReading:
+    """How an answer was read: for logs and for ``postdicom-flows check``.
+
+    Attributes
+    ----------
+    endpoint:
+        The vendor name of the endpoint that answered.
+    shape:
+        The shape of the answer as a whole (``documented object``, ``bare array``,
+        ``'Data' envelope``, ``empty body`` ...).
+    fallbacks:
+        Every departure from the documented shape that had to be read around.
+    unknown_keys:
+        Keys outside the documented shape (kept in ``raw`` and ``received``),
+        as paths such as ``FolderList[].Color``.
+    understood:
+        Whether at least one documented key (or the documented list) was found.
+    empty:
+        Whether the server sent no answer at all (an empty body).
+    """
+
+    endpoint: str = ""
+    shape: str = "documented object"
+    fallbacks: list[str] = field(default_factory=list)
+    unknown_keys: list[str] = field(default_factory=list)
+    understood: bool = True
+    empty: bool = False
+
+    @property
+    def documented(self) -> bool:
+        """Whether the answer was exactly as documented (no fallback, no unknown key)."""
+        return self.understood and not self.fallbacks and not self.unknown_keys
 
 
 class Answer(BaseModel):
-    """Base of every answer: tolerant parsing and the original JSON in :attr:`raw`."""
+    """Base of every answer: tolerant parsing, :attr:`raw`, :attr:`received` and :attr:`reading`."""
 
     model_config = ConfigDict(
         alias_generator=to_pascal,
@@ -70,34 +359,97 @@ class Answer(BaseModel):
         coerce_numbers_to_str=True,
     )
 
-    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
-    _keys_by_lower: ClassVar[dict[str, str]] = {}
+    list_key: ClassVar[str | None] = None
+    """For list answers: the documented key of the list (``FolderList``)."""
+
+    _received: Any = PrivateAttr(default=None)
+    _raw: dict[str, Any] | None = PrivateAttr(default=None)
+    _reading: AnswerReading | None = PrivateAttr(default=None)
+    _keys_by_form: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        cls._keys_by_lower = {(f.alias or name).lower(): f.alias or name for name, f in cls.model_fields.items()}
+        cls._keys_by_form = {key_form(f.alias or name): f.alias or name for name, f in cls.model_fields.items()}
+
+    @classmethod
+    def documented_keys(cls) -> list[str]:
+        """The documented keys of this answer, in their documented spelling."""
+        return list(cls._keys_by_form.values())
+
+    @classmethod
+    def known_key(cls, key: Any) -> str | None:
+        """The documented spelling of ``key`` (whatever its case), or ``None`` for an unknown key."""
+        return cls._keys_by_form.get(key_form(key))
 
     @model_validator(mode="wrap")
     @classmethod
-    def _tolerant(cls, data: Any, handler: Any) -> Any:
-        """Match keys whatever their case, then remember the original object."""
-        if not isinstance(data, dict):
+    def _tolerant(cls, data: Any, handler: Any, info: ValidationInfo) -> Any:
+        """Match keys whatever their case, then remember the object as received."""
+        if not isinstance(data, Mapping):
             return handler(data)
-        normalised = {cls._keys_by_lower.get(str(k).lower(), k): v for k, v in data.items()}
+        normalised: dict[str, Any] = {}
+        for key, value in data.items():
+            known = cls._keys_by_form.get(key_form(key))
+            if known is not None and known != key:
+                note(info, f"keys in {_spelling(str(key), known)} (documented: PascalCase)")
+            normalised[known or key] = value
         model = handler(normalised)
-        model._raw = data
+        model._received = data
         return model
 
     @property
     def raw(self) -> dict[str, Any]:
-        """The JSON object as the server sent it (keys in its own case)."""
+        """The answer in the documented shape: documented keys as documented, unknown keys as received.
+
+        Values are in their documented form (``"True"`` is ``true``, ``"20261127"``
+        is ``"2026-11-27"``); keys the server did not send stay absent.
+        """
+        if self._raw is None:
+            self._raw = self.model_dump(by_alias=True, mode="json", exclude_unset=True)
         return self._raw
 
+    @property
+    def received(self) -> Any:
+        """The JSON exactly as the server sent it (keys in its own case, envelope included)."""
+        return self._received
+
+    @property
+    def reading(self) -> AnswerReading:
+        """How this answer was read (shape, fallbacks, unknown keys); see :mod:`postdicom.answers`."""
+        if self._reading is None:
+            self._reading = AnswerReading()
+        return self._reading
+
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Answer:
-        """Parse one answer object."""
+    def from_json(cls, data: Mapping[str, Any]) -> Answer:
+        """Parse one answer object (already unwrapped; see :func:`postdicom.answers.read_answer`)."""
         return cls.model_validate(data)
+
+    def unknown_keys(self, prefix: str = "") -> list[str]:
+        """Paths of the keys outside the documented shape, here and in nested answers."""
+        found = [f"{prefix}{key}" for key in (self.model_extra or {})]
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            items = value if isinstance(value, list) else [value]
+            seen: dict[str, None] = {}
+            for item in items:
+                if isinstance(item, Answer):
+                    suffix = "[]." if isinstance(value, list) else "."
+                    for key in item.unknown_keys(f"{prefix}{to_pascal(name)}{suffix}"):
+                        seen.setdefault(key, None)
+            found += list(seen)
+        return found
+
+    @classmethod
+    def from_request(cls, request: Mapping[str, str]) -> dict[str, Any]:
+        """What an empty success answer means, from the request's parameter header.
+
+        A write that answers nothing but a success status did what was asked:
+        the documented keys the request names (``PatientOrderUuid``,
+        ``FolderUuidList`` ...) stand for the answer; everything else is unknown.
+        """
+        return {key: value for key, value in request.items() if cls.known_key(key) and value != ""}
 
     def summary(self) -> str:
         """One line for logs: what the answer says, with counts, never a secret or a name."""
@@ -112,13 +464,13 @@ class ShareAnswer(Answer):
     and of :meth:`summary` so it does not end up in logs by accident.
     """
 
-    share_uuid: str | None = None
+    share_uuid: Uuid = None
     share_url: str | None = Field(default=None, repr=False)
     expire_date: Date = None
-    password_protected: bool | None = None
-    downloadable: bool | None = None
-    patient_order_uuid_list: StrList = Field(default_factory=list)
-    folder_uuid: str | None = None
+    password_protected: Bool = None
+    downloadable: Bool = None
+    patient_order_uuid_list: UuidList = Field(default_factory=list)
+    folder_uuid: Uuid = None
     share_title: str | None = None
     share_description: str | None = None
 
@@ -132,11 +484,11 @@ class ShareAnswer(Answer):
 class FolderAnswer(Answer):
     """Answer of CreateFolder (and one folder in a SearchFolder answer)."""
 
-    folder_uuid: str | None = None
+    folder_uuid: Uuid = None
     folder_name: str | None = None
     folder_description: str | None = None
-    parent_folder_uuid: str | None = None
-    patient_order_uuid_list: list[str] | None = None
+    parent_folder_uuid: Uuid = None
+    patient_order_uuid_list: Annotated[list[Uuid] | None, _reader(_read_optional_list)] = None
     """Orders in the folder; only filled by SearchFolder with ``GetOrdersInFolder``."""
 
     def summary(self) -> str:
@@ -145,6 +497,8 @@ class FolderAnswer(Answer):
 
 class SearchFolderAnswer(Answer):
     """Answer of SearchFolder."""
+
+    list_key: ClassVar[str | None] = "FolderList"
 
     folder_list: Annotated[list[FolderAnswer], NoneAsEmpty] = Field(
         default_factory=list
@@ -161,9 +515,9 @@ class AddOrderToFolderAnswer(Answer):
     ``added_folder_uuid_list`` those this call added.
     """
 
-    patient_order_uuid: str | None = None
-    folder_uuid_list: StrList = Field(default_factory=list)
-    added_folder_uuid_list: StrList = Field(default_factory=list)
+    patient_order_uuid: Uuid = None
+    folder_uuid_list: UuidList = Field(default_factory=list)
+    added_folder_uuid_list: UuidList = Field(default_factory=list)
 
     def summary(self) -> str:
         return (
@@ -175,10 +529,10 @@ class AddOrderToFolderAnswer(Answer):
 class AssignOrderToUserAnswer(Answer):
     """Answer of AssignOrderToUser (``changed`` is false when it was already so)."""
 
-    patient_order_uuid: str | None = None
-    assigned_user_uuid: str | None = None
-    previous_assigned_user_uuid: str | None = None
-    changed: bool | None = None
+    patient_order_uuid: Uuid = None
+    assigned_user_uuid: Uuid = None
+    previous_assigned_user_uuid: Uuid = None
+    changed: Bool = None
 
     def summary(self) -> str:
         return f"order {self.patient_order_uuid} assigned to user {self.assigned_user_uuid} (changed: {self.changed})"
@@ -187,10 +541,10 @@ class AssignOrderToUserAnswer(Answer):
 class AssignOrderToUserGroupAnswer(Answer):
     """Answer of AssignOrderToUserGroup (``changed`` is false when it was already so)."""
 
-    patient_order_uuid: str | None = None
-    assigned_user_group_uuid: str | None = None
-    previous_assigned_user_group_uuid: str | None = None
-    changed: bool | None = None
+    patient_order_uuid: Uuid = None
+    assigned_user_group_uuid: Uuid = None
+    previous_assigned_user_group_uuid: Uuid = None
+    changed: Bool = None
 
     def summary(self) -> str:
         return (
@@ -202,8 +556,8 @@ class AssignOrderToUserGroupAnswer(Answer):
 class CreatePatientOrderAnswer(Answer):
     """Answer of CreatePatientOrder (the server makes up an accession number if none was given)."""
 
-    patient_order_uuid: str | None = None
-    institution_uuid: str | None = None
+    patient_order_uuid: Uuid = None
+    institution_uuid: Uuid = None
     accession_number: str | None = None
     order_status: str | None = None
 
@@ -215,19 +569,19 @@ class CreatePatientOrderAnswer(Answer):
 class SeriesInfo(Answer):
     """One series of an order in GetPatientOrderProperties."""
 
-    patient_series_uuid: str | None = None
+    patient_series_uuid: Uuid = None
     series_instance_uid: str | None = None
     modality: str | None = None
-    series_number: int | None = None
+    series_number: Int = None
     series_description: str | None = None
-    number_of_instances: int | None = None
+    number_of_instances: Int = None
 
 
 class PatientOrderSummary(Answer):
     """One order in a GetPatientOrderList answer."""
 
-    patient_order_uuid: str | None = None
-    institution_uuid: str | None = None
+    patient_order_uuid: Uuid = None
+    institution_uuid: Uuid = None
     order_status: str | None = None
     patient_name: str | None = None
     patient_id: str | None = None
@@ -240,10 +594,10 @@ class PatientOrderSummary(Answer):
     study_instance_uid: str | None = None
     study_date: Date = None
     study_description: str | None = None
-    assigned_user_uuid: str | None = None
-    assigned_user_group_uuid: str | None = None
-    number_of_series: int | None = None
-    number_of_instances: int | None = None
+    assigned_user_uuid: Uuid = None
+    assigned_user_group_uuid: Uuid = None
+    number_of_series: Int = None
+    number_of_instances: Int = None
 
 
 class PatientOrderProperties(PatientOrderSummary):
@@ -256,8 +610,8 @@ class PatientOrderProperties(PatientOrderSummary):
     requested_procedure_description: str | None = None
     requesting_physician: str | None = None
     referring_physicians_name: str | None = None
-    scheduled_equipment_uuid: str | None = None
-    folder_uuid_list: StrList = Field(default_factory=list)
+    scheduled_equipment_uuid: Uuid = None
+    folder_uuid_list: UuidList = Field(default_factory=list)
     series_list: Annotated[list[SeriesInfo], NoneAsEmpty] = Field(
         default_factory=list
     )
@@ -272,6 +626,8 @@ class PatientOrderProperties(PatientOrderSummary):
 
 class PatientOrderListAnswer(Answer):
     """Answer of GetPatientOrderList (no paging: the whole match)."""
+
+    list_key: ClassVar[str | None] = "PatientOrderList"
 
     patient_order_list: Annotated[list[PatientOrderSummary], NoneAsEmpty] = (
         Field(default_factory=list)
@@ -288,9 +644,13 @@ class DeleteOrderAnswer(Answer):
     call did the deletion and a retry only found the order gone.
     """
 
-    patient_order_uuid: str | None = None
-    deleted: bool | None = None
-    deleted_instance_count: int | None = None
+    patient_order_uuid: Uuid = None
+    deleted: Bool = None
+    deleted_instance_count: Int = None
+
+    @classmethod
+    def from_request(cls, request: Mapping[str, str]) -> dict[str, Any]:
+        return {**super().from_request(request), "Deleted": True}
 
     def summary(self) -> str:
         return f"order {self.patient_order_uuid} deleted: {self.deleted} ({self.deleted_instance_count} instance(s))"
@@ -299,19 +659,21 @@ class DeleteOrderAnswer(Answer):
 class DicomTagContent(Answer):
     """One row of GetDicomTagContent: a tag's values in a series (or one instance)."""
 
-    patient_series_uuid: str | None = None
+    patient_series_uuid: Uuid = None
     series_instance_uid: str | None = None
     sop_instance_uid: str | None = None
     tag_id: str | None = None
     keyword: str | None = None
     vr: str | None = None
-    values: StrList = Field(default_factory=list)
+    values: ValueList = Field(default_factory=list)
 
 
 class DicomTagContentAnswer(Answer):
     """Answer of GetDicomTagContent."""
 
-    patient_order_uuid: str | None = None
+    list_key: ClassVar[str | None] = "DicomTagContentList"
+
+    patient_order_uuid: Uuid = None
     dicom_tag_content_list: Annotated[list[DicomTagContent], NoneAsEmpty] = (
         Field(default_factory=list)
     )
