@@ -12,7 +12,8 @@ method of the client takes (:mod:`postdicom.endpoints` writes them out):
    :class:`~postdicom.endpoint_row.Lookup` *look before they create again*
    (and look first when :attr:`EndpointEngine.repeating` says an earlier
    attempt may have reached the server);
-4. **decode** the JSON answer into the row's model, merging split answers.
+4. **decode** the answer whatever its shape (:func:`postdicom.answers.read_answer`) into the
+   row's model, merging split answers.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from pydantic import ValidationError as PydanticValidationError
-
 from . import wire
+from .answers import read_answer
 from .endpoint_row import A, Encoded, Endpoint, Reads, Safety
 from .errors import HeaderTooLargeError, PostDicomError, ProtocolError, ThrottledError, is_transient
 from .retry import retry_scope
@@ -175,17 +175,4 @@ class EndpointEngine:
         response = self._http.request(
             "GET", row.path, headers={row.header: wire.header_value(encoded)}, idempotent=idempotent
         )
-        where: dict[str, Any] = dict(status=response.status_code, method="GET", url=str(response.request.url))
-        try:
-            data = response.json()
-        except ValueError:
-            raise ProtocolError(f"{row.vendor_name} answered something that is not JSON", **where) from None
-        if not isinstance(data, dict):
-            raise ProtocolError(f"{row.vendor_name} answered JSON that is not an object", **where)
-        try:
-            return row.answer.model_validate(data)
-        except PydanticValidationError as exc:
-            raise ProtocolError(
-                f"{row.vendor_name} answered an object {row.answer.__name__} cannot read: {exc.errors()[0]['msg']}",
-                **where,
-            ) from None
+        return cast(A, read_answer(row, response, encoded, writes=row.safety is not Safety.READ))
