@@ -197,6 +197,7 @@ def decode_answer(
         fallbacks.setdefault("UTF-8 byte-order mark before the JSON", None)
         text = text[1:]
     data: Any
+    received: Any = None
     if not text.strip():
         reading.empty = True
         data = None
@@ -207,6 +208,7 @@ def decode_answer(
         except ValueError:
             kind = "HTML" if text.lstrip()[:1] == "<" else "not JSON"
             raise unreadable(kind) from None
+        received = data
         if isinstance(data, str) and data.strip()[:1] in ("{", "["):
             try:
                 data = json.loads(data)
@@ -214,7 +216,6 @@ def decode_answer(
                 raise unreadable("a JSON string that does not hold JSON") from None
             fallbacks.setdefault("answer sent as a JSON string holding JSON", None)
             reading.shape = "JSON in a JSON string"
-    received = data
     data = _unwrap(model, data, reading, fallbacks, envelope_keys, endpoint, where)
 
     if model.list_key:

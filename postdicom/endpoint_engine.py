@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from . import wire
@@ -41,6 +41,32 @@ def _too_large(row: Endpoint[Any], size: int, limit: int, why: str) -> HeaderToo
         f"{row.vendor_name}: the {row.header} header would be {size} bytes, over the safe"
         f" {limit} (set {wire.MAX_HEADER_ENV} to change it); {why}"
     )
+
+
+NO_DUPLICATE_PROTECTION = "duplicate protection was not available for this call (its lookup failed)"
+"""Warning carried by an answer whose look-before-create lookup could not be made (tasks log it)."""
+
+
+def _guarded(row: Endpoint[Any], what: str, lookup: Callable[[], Any]) -> tuple[bool, Any]:
+    """Run a helper lookup; ``(False, None)`` when it failed transiently or could not read its answer.
+
+    A lookup must never be the reason the call it protects fails. Other errors
+    (authentication, a refused request) would fail that call too: raised.
+    """
+    try:
+        return True, lookup()
+    except PostDicomError as exc:
+        if not (isinstance(exc, ProtocolError) or is_transient(exc)):
+            raise
+        log.warning("%s: %s failed (%s); %s", row.vendor_name, what, type(exc).__name__, NO_DUPLICATE_PROTECTION)
+        return False, None
+
+
+def _unprotected(row: Endpoint[A], answer: A) -> A:
+    """``answer`` of a call sent without its lookup; a create's answer says so."""
+    if row.safety is Safety.LOOK_BEFORE_CREATE:
+        answer.reading.warnings.append(NO_DUPLICATE_PROTECTION)
+    return answer
 
 
 class EndpointEngine:
@@ -132,7 +158,13 @@ class EndpointEngine:
         return [with_items(chunk) for chunk in chunks]
 
     def _send(self, row: Endpoint[A], encoded: Encoded) -> A:
-        """Send one header object with the row's retry rule (look before create where the row can)."""
+        """Send one header object with the row's retry rule (look before create where the row can).
+
+        A lookup only protects the call from duplicates: when it fails
+        transiently or cannot read its answer, the call is still sent once,
+        with :data:`NO_DUPLICATE_PROTECTION` on its answer (never again blind
+        after an attempt that may have reached the server).
+        """
         look = row.lookup if row.lookup is not None and row.lookup.applies(encoded) else None
         if look is None:
             # Reads and idempotent writes: the HTTP layer repeats transient failures.
@@ -142,17 +174,29 @@ class EndpointEngine:
         client = cast(Reads, self)
         # One logical call: the lookups and every try of the create share one retry budget.
         with retry_scope(self._http.retry) as budget:
-            before = look.before(client, encoded) if look.before is not None and not self.repeating else None
+            before = None
+            first_look = look.before
+            if first_look is not None and not self.repeating:
+                looked, before = _guarded(row, "looking before the first attempt", lambda: first_look(client, encoded))
+                if not looked:
+                    return _unprotected(row, self._exchange(row, encoded, idempotent=row.safety.repeatable))
             first = True
+            error: PostDicomError | None = None
             while True:
                 if self.repeating or not first:
-                    found = look.find(client, encoded, before)
+                    looked, found = _guarded(
+                        row, "looking for an earlier attempt", lambda: look.find(client, encoded, before)
+                    )
+                    if not looked:
+                        if error is not None:
+                            raise error  # sent once already, and it may have arrived: not sent blind again
+                        return _unprotected(row, self._exchange(row, encoded, idempotent=row.safety.repeatable))
                     if found is not None:
                         log.info("%s: an earlier attempt had already done it; not sent again", row.vendor_name)
                         return found
                 first = False
                 try:
-                    return self._exchange(row, encoded, idempotent=False)
+                    answer = self._exchange(row, encoded, idempotent=False)
                 except PostDicomError as exc:
                     # 429: the HTTP layer already waited and retried as long as the budget allows.
                     if isinstance(exc, ThrottledError) or not is_transient(exc):
@@ -160,6 +204,7 @@ class EndpointEngine:
                     delay = budget.next_wait(getattr(exc, "retry_after", None))
                     if delay is None:
                         raise
+                    error = exc
                     log.info(
                         "%s may have reached the server (%s); looking before trying again in %.2fs",
                         row.vendor_name,
@@ -167,6 +212,17 @@ class EndpointEngine:
                         delay,
                     )
                     time.sleep(delay)
+                    continue
+                if answer.reading.empty and row.safety is Safety.LOOK_BEFORE_CREATE:
+                    # A create that answered nothing: what it made is found the way a retry would find it.
+                    looked, found = _guarded(
+                        row, "finding what an empty answer created", lambda: look.find(client, encoded, before)
+                    )
+                    if looked and found is not None:
+                        found._reading = answer.reading
+                        answer.reading.fallbacks.append("empty create answer completed by a lookup")
+                        return found
+                return answer
 
     def _exchange(self, row: Endpoint[A], encoded: Encoded, *, idempotent: bool) -> A:
         """One GET with the parameter header; the answer parsed into the row's model."""

@@ -334,6 +334,9 @@ class AnswerReading:
         Whether at least one documented key (or the documented list) was found.
     empty:
         Whether the server sent no answer at all (an empty body).
+    warnings:
+        What the caller should know about this call (a lookup that protects
+        against duplicates could not be made ...); tasks log them as warnings.
     """
 
     endpoint: str = ""
@@ -342,6 +345,7 @@ class AnswerReading:
     unknown_keys: list[str] = field(default_factory=list)
     understood: bool = True
     empty: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def documented(self) -> bool:

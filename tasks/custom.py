@@ -85,6 +85,8 @@ def _call(credentials: PostDicomCredentials, call: Callable[[PostDicomClient], A
         client.repeating = task_run.run_count > 1
         answer = call(client)
     _logger().info("%s", answer.summary())
+    for warning in answer.reading.warnings:
+        _logger().warning("%s", warning)
     return answer
 
 

@@ -18,4 +18,5 @@ pytest_plugins = [
     "tests.fixtures.orthanc",
     "tests.fixtures.sandbox_server",
     "tests.fixtures.server_matrix",
+    "tests.fixtures.alt_shapes",
 ]
