@@ -402,6 +402,18 @@ class Answer(BaseModel):
         model._received = data
         return model
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when the values are: how they were sent (``received``, ``reading``) does not count."""
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        return (
+            type(self) is type(other)
+            and self.__dict__ == other.__dict__
+            and self.__pydantic_extra__ == other.__pydantic_extra__
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
     @property
     def raw(self) -> dict[str, Any]:
         """The answer in the documented shape: documented keys as documented, unknown keys as received.
