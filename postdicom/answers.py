@@ -179,7 +179,7 @@ def decode_answer(
     **where: Any,
 ) -> Answer:
     """:func:`read_answer` on a body already in hand (``where``: status, method, url for errors)."""
-    reading = AnswerReading(endpoint=endpoint)
+    reading = AnswerReading(endpoint=endpoint, status=where.get("status"))
     fallbacks: dict[str, None] = {}
     envelope_keys: list[str] = []
 

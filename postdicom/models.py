@@ -225,7 +225,7 @@ def _read_uuid(value: Any, info: ValidationInfo) -> str | None:
     except ValueError:
         return text  # not a UUID at all: kept as sent
     if canonical != text:
-        note(info, "UUID not in lower-case canonical form")
+        note(info, "UUID in upper case or braces")
     return canonical
 
 
@@ -334,6 +334,8 @@ class AnswerReading:
         Whether at least one documented key (or the documented list) was found.
     empty:
         Whether the server sent no answer at all (an empty body).
+    status:
+        The HTTP status of the answer (``None`` when not read from one).
     warnings:
         What the caller should know about this call (a lookup that protects
         against duplicates could not be made ...); tasks log them as warnings.
@@ -345,6 +347,7 @@ class AnswerReading:
     unknown_keys: list[str] = field(default_factory=list)
     understood: bool = True
     empty: bool = False
+    status: int | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -396,7 +399,7 @@ class Answer(BaseModel):
         for key, value in data.items():
             known = cls._keys_by_form.get(key_form(key))
             if known is not None and known != key:
-                note(info, f"keys in {_spelling(str(key), known)} (documented: PascalCase)")
+                note(info, f"keys in {_spelling(str(key), known)}")
             normalised[known or key] = value
         model = handler(normalised)
         model._received = data

@@ -1,0 +1,456 @@
+"""``check_account``: a read-only tour of a real account, the first thing a user runs.
+
+The vendor documents parameters but not answers, so the client's reading of
+them is a guess (``docs/api-answers.md``) made tolerant (``postdicom.answers``).
+This flow calls every kind of endpoint once on a real account, with the public
+tasks, and reports for each call whether it worked, how long it took, whether
+the answer was understood, which keys were not documented and which fallbacks
+its shape needed. Its JSON report carries no patient data (counts, key names,
+JSON types, timings; identifiers in error texts masked), so a user can send it
+to the team to fix a mismatch.
+
+Read-only unless ``write_test`` is set: then it creates a folder and a
+synthetic patient order (``CHECK^POSTDICOM-FLOWS``), files, assigns and shares
+the order, deletes it, and reports what the API cannot delete (the folder; the
+share links, which expire the next day and show nothing once the order is gone).
+With ``dialect="standard"`` (Orthanc, dcm4chee ...) only the DICOMweb calls run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel, Field
+
+from blocks import PostDicomCredentials
+from postdicom.errors import AuthenticationError
+from postdicom.models import Answer
+from tasks import (
+    add_order_to_folder,
+    assign_order_to_user,
+    assign_order_to_user_group,
+    create_folder,
+    create_patient_order,
+    create_share_link,
+    delete_patient_order,
+    get_dicom_tag_content,
+    get_patient_order_list,
+    get_patient_order_properties,
+    qido_search,
+    retrieve_images_using_wado_rs,
+    search_folder,
+    share_folder_with_url,
+    share_patient_order_with_url,
+)
+
+Result = Literal["ok", "failed", "skipped"]
+
+TAG_STUDY_UID, TAG_SERIES_UID, TAG_SOP_UID = "0020000D", "0020000E", "00080018"
+
+
+class CheckStep(BaseModel):
+    """One call of the tour: what was asked and how the answer was read (never a value from it)."""
+
+    name: str = Field(description="What the step checks.")
+    call: str = Field(description="The documented function called.")
+    result: Result
+    seconds: float | None = None
+    status: int | None = Field(default=None, description="HTTP status, when known.")
+    understood: bool | None = Field(default=None, description="Whether a documented key (or list) was found.")
+    shape: str | None = Field(default=None, description="The answer's overall shape.")
+    fallbacks: list[str] = Field(default_factory=list, description="Departures from the documented shape.")
+    unknown_keys: list[str] = Field(default_factory=list, description="Keys outside the documented shape.")
+    outline: Any = Field(default=None, description="The answer as received: keys and JSON types only.")
+    detail: str = Field(default="", description="Counts and checks, never a value.")
+    error: str | None = Field(default=None, description="The error, identifiers masked.")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class CheckReport(BaseModel):
+    """What ``check_account`` found; ``model_dump_json()`` is the file to send to the team."""
+
+    server: str = Field(description="Scheme and host of the WebAddress (no path, no user).")
+    dialect: str
+    started: str
+    write_test: bool
+    steps: list[CheckStep] = Field(default_factory=list)
+    left_behind: list[str] = Field(default_factory=list, description="What the write test could not delete.")
+
+    @property
+    def failed(self) -> list[CheckStep]:
+        return [s for s in self.steps if s.result == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        """Whether no call failed and every answer was understood."""
+        return not self.failed and all(s.understood is not False for s in self.steps)
+
+    def summary(self) -> str:
+        counts = {r: sum(s.result == r for s in self.steps) for r in ("ok", "failed", "skipped")}
+        shaped = [s for s in self.steps if s.fallbacks or s.unknown_keys]
+        not_understood = [s for s in self.steps if s.understood is False]
+        line = f"{counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped"
+        line += f"; {len(shaped)} answer(s) in an undocumented shape"
+        if not_understood:
+            line += f"; NOT understood: {', '.join(s.call for s in not_understood)}"
+        return line
+
+    def table(self, width: int = 120) -> str:
+        """The report as a plain-text table (what ``postdicom-flows check`` prints)."""
+        head = ("step", "call", "result", "time", "answer")
+        rows = [head] + [
+            (
+                s.name,
+                s.call,
+                s.result + (f" {s.status}" if s.status else ""),
+                f"{s.seconds:.2f}s" if s.seconds is not None else "",
+                _answer_cell(s),
+            )
+            for s in self.steps
+        ]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        lines = [
+            f"PostDICOM account check of {self.server} (dialect {self.dialect}), {self.started}"
+            + (" -- with write test" if self.write_test else " -- read-only"),
+            "",
+        ]
+        for index, row in enumerate(rows):
+            lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+            if index == 0:
+                lines.append("  ".join("-" * w for w in widths))
+                continue
+            step = self.steps[index - 1]
+            indent = " " * (widths[0] + 2)
+            notes = [step.detail] if step.detail else []
+            notes += [f"error: {step.error}"] if step.error else []
+            notes += [f"fallback: {f}" for f in step.fallbacks]
+            notes += [f"unknown key: {k}" for k in step.unknown_keys]
+            notes += [f"warning: {w}" for w in step.warnings]
+            for note in notes:
+                lines.append(_clip(indent + note, width))
+        lines += ["", "Summary: " + self.summary()]
+        lines += [f"Left behind: {item}" for item in self.left_behind]
+        return "\n".join(lines)
+
+
+def _answer_cell(step: CheckStep) -> str:
+    if step.result != "ok":
+        return ""
+    if step.understood is False:
+        return "NOT understood"
+    if step.fallbacks or step.unknown_keys:
+        return f"understood ({len(step.fallbacks)} fallback(s), {len(step.unknown_keys)} unknown key(s))"
+    return "understood, as documented"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_MASKS = (
+    (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), "<e-mail>"),
+    (re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"), "<uuid>"),
+    (re.compile(r"\b\d+(\.\d+){4,}\b"), "<uid>"),  # five parts or more: an IPv4 address stays
+    (re.compile(r"(/share/)[^\s/?#|]+"), r"\1<token>"),
+    (re.compile(r"\d{4,}"), "<digits>"),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with e-mails, UUIDs, DICOM UIDs, share tokens and long digit runs masked."""
+    for pattern, replacement in _MASKS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def outline(value: Any, depth: int = 0) -> Any:
+    """The shape of a JSON value: keys kept, scalars replaced by their JSON type, lists by their first item."""
+    if depth > 6:
+        return "…"
+    if isinstance(value, Mapping):
+        return {str(k): outline(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [outline(value[0], depth + 1), f"({len(value)} item(s))"] if value else []
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string"
+
+
+def _server(web_address: str) -> str:
+    parts = urlsplit(web_address)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+class _Tour:
+    """Runs the steps and records them; a failed step never stops the tour (except authentication)."""
+
+    def __init__(self, report: CheckReport) -> None:
+        self.report = report
+        self.stopped: str | None = None
+
+    def skip(self, name: str, call: str, why: str) -> None:
+        self.report.steps.append(CheckStep(name=name, call=call, result="skipped", detail=why))
+
+    def run(
+        self,
+        name: str,
+        call: str,
+        task: Any,
+        *args: Any,
+        describe: Callable[[Any], str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call ``task`` and record the step; returns its result, or ``None`` when it failed or was skipped."""
+        if self.stopped:
+            self.skip(name, call, self.stopped)
+            return None
+        started = time.perf_counter()
+        state = task(*args, return_state=True, **kwargs)
+        seconds = round(time.perf_counter() - started, 3)
+        value = state.result(raise_on_failure=False)
+        if not state.is_completed() or isinstance(value, BaseException):
+            error = value if isinstance(value, BaseException) else RuntimeError(state.message or "failed")
+            self.report.steps.append(CheckStep(
+                name=name, call=call, result="failed", seconds=seconds, status=getattr(error, "status", None),
+                error=redact(f"{type(error).__name__}: {error}"),
+            ))
+            if isinstance(error, AuthenticationError):
+                self.stopped = "not run: authentication was refused"
+            return None
+        step = CheckStep(name=name, call=call, result="ok", seconds=seconds)
+        if isinstance(value, Answer):
+            reading = value.reading
+            step.status, step.understood, step.shape = reading.status, reading.understood, reading.shape
+            step.fallbacks, step.unknown_keys = list(reading.fallbacks), list(reading.unknown_keys)
+            step.warnings = list(reading.warnings)
+            step.outline = outline(value.received)
+        elif isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
+            step.understood = all(all(re.fullmatch(r"[0-9A-F]{8}", k) for k in v) for v in value)
+            step.outline = outline(value[:1])
+        if describe is not None:
+            step.detail = describe(value)
+        self.report.steps.append(step)
+        return value
+
+
+def _uid(match: Mapping[str, Any], tag: str) -> str | None:
+    values = (match.get(tag) or {}).get("Value") or []
+    return str(values[0]) if values else None
+
+
+def _fresh(task: Any) -> Any:
+    """A read task that asks the server, not the cache: a check must see today's answers."""
+    return task.with_options(refresh_cache=True)
+
+
+def _dicomweb_tour(tour: _Tour, credentials: PostDicomCredentials, page_size: int) -> None:
+    qido = _fresh(qido_search)
+    first = tour.run("authenticate", "QidoSearch (studies, limit 1)", qido, credentials, level="study", limit=1,
+                     describe=lambda v: f"{len(v)} study(ies)")
+    if first is None:
+        return
+    page = tour.run("QIDO studies, page 1", f"QidoSearch (studies, limit {page_size})", qido, credentials,
+                    level="study", limit=page_size, describe=lambda v: f"{len(v)} study(ies)")
+    if page and len(page) > 1:
+        second = tour.run("QIDO studies, page 2", f"QidoSearch (studies, offset 1, limit {page_size})", qido,
+                          credentials, level="study", limit=page_size, offset=1,
+                          describe=lambda v: f"{len(v)} study(ies)")
+        if second is not None:
+            consistent = bool(second) and _uid(second[0], TAG_STUDY_UID) == _uid(page[1], TAG_STUDY_UID)
+            tour.report.steps[-1].detail += "; paging consistent" if consistent else "; PAGING INCONSISTENT"
+            if not consistent:
+                tour.report.steps[-1].understood = False
+    else:
+        tour.skip("QIDO studies, page 2", "QidoSearch (offset 1)", "fewer than 2 studies on the account")
+    study = _uid(page[0], TAG_STUDY_UID) if page else None
+    if study is None:
+        for name in ("QIDO series", "QIDO instances", "WADO one instance"):
+            tour.skip(name, "QidoSearch / RetrieveImagesUsingWadoRs", "no study on the account")
+        return
+    series_list = tour.run("QIDO series", "QidoSearch (series of one study)", qido, credentials,
+                           study_instance_uid=study, limit=page_size, describe=lambda v: f"{len(v)} series")
+    series = _uid(series_list[0], TAG_SERIES_UID) if series_list else None
+    if series is None:
+        tour.skip("QIDO instances", "QidoSearch (instances of one series)", "no series found")
+        tour.skip("WADO one instance", "RetrieveImagesUsingWadoRs", "no series found")
+        return
+    instances = tour.run("QIDO instances", "QidoSearch (instances of one series)", qido, credentials,
+                         study_instance_uid=study, series_instance_uid=series, limit=page_size,
+                         describe=lambda v: f"{len(v)} instance(s)")
+    sop = _uid(instances[0], TAG_SOP_UID) if instances else None
+    if sop is None:
+        tour.skip("WADO one instance", "RetrieveImagesUsingWadoRs", "no instance found")
+        return
+    with tempfile.TemporaryDirectory(prefix="postdicom-check-") as folder:
+
+        def files(paths: list[Any]) -> str:
+            size = sum(p.stat().st_size for p in paths)
+            named = all(p.name == f"{sop}.dcm" for p in paths)
+            return f"{len(paths)} file(s), {size} bytes" + ("" if named else "; FILE NAME NOT THE SOP UID")
+
+        tour.run("WADO one instance", "RetrieveImagesUsingWadoRs (one instance, to a temp dir)",
+                 retrieve_images_using_wado_rs, credentials, study_instance_uid=study, series_instance_uid=series,
+                 sop_instance_uid=sop, destination=folder, describe=files)
+
+
+def _custom_tour(
+    tour: _Tour, credentials: PostDicomCredentials, days: int
+) -> dict[str, str | None]:
+    """The read-only custom calls; returns what the write test can reuse (an institution, a user, a group)."""
+    known: dict[str, str | None] = {"institution": None, "user": None, "group": None}
+    since = dt.date.today() - dt.timedelta(days=days)
+    listing = tour.run(f"orders of the last {days} days", "GetPatientOrderList (all institutions, study date from)",
+                       _fresh(get_patient_order_list), credentials, [], study_date_from=since,
+                       describe=lambda v: f"{len(v.patient_order_list)} order(s)")
+    orders = list(listing.patient_order_list) if listing is not None else []
+    for order in orders:
+        known["institution"] = known["institution"] or order.institution_uuid
+        known["user"] = known["user"] or order.assigned_user_uuid
+        known["group"] = known["group"] or order.assigned_user_group_uuid
+    order = next((o for o in orders if o.number_of_instances), orders[0] if orders else None)
+    if order is None or not order.patient_order_uuid or not order.institution_uuid:
+        why = "no order in the window" if listing is not None else "the order list failed"
+        tour.skip("one order's properties", "GetPatientOrderProperties", why)
+        tour.skip("one order's tags", "GetDicomTagContent", why)
+    else:
+        tour.run("one order's properties", "GetPatientOrderProperties", _fresh(get_patient_order_properties),
+                 credentials, order.institution_uuid, order.patient_order_uuid,
+                 describe=lambda v: f"{len(v.series_list)} series, {v.number_of_instances} instance(s)")
+        tour.run("one order's tags", "GetDicomTagContent (default tags)", _fresh(get_dicom_tag_content),
+                 credentials, order.institution_uuid, order.patient_order_uuid,
+                 describe=lambda v: f"{len(v.dicom_tag_content_list)} row(s)")
+    tour.run("folders", "SearchFolder (all folders)", _fresh(search_folder), credentials,
+             describe=lambda v: f"{len(v.folder_list)} folder(s)")
+    return known
+
+
+def _write_tour(tour: _Tour, credentials: PostDicomCredentials, known: Mapping[str, str | None],
+                run_id: str) -> None:
+    """Create, file, assign, share and delete one synthetic order; note what cannot be deleted."""
+    institution = known["institution"]
+    if not institution:
+        tour.skip("write test", "CreateFolder ... DeletePatientOrder",
+                  "no institution known: give institution_uuid (--institution)")
+        return
+    tomorrow = dt.date.today() + dt.timedelta(days=1)
+    folder_name = f"postdicom-flows check {run_id}"
+    folder = tour.run("create a folder", "CreateFolder", create_folder, credentials, folder_name,
+                      folder_description="Made by postdicom-flows check --write-test; safe to delete")
+    order = tour.run("create an order", "CreatePatientOrder", create_patient_order, credentials, institution,
+                     "CHECK^POSTDICOM-FLOWS", f"PDF-CHECK-{run_id}", dt.date(1900, 1, 1), "OT",
+                     accession_number=f"PDFCHK{run_id}",
+                     study_description="postdicom-flows check: test order, deleted at the end")
+    if folder is not None and folder.folder_uuid:
+        tour.report.left_behind.append(
+            f"the folder '{folder_name}' (the API has no DeleteFolder: delete it in the PostDICOM web app)")
+    uid = order.patient_order_uuid if order is not None else None
+    if not uid:
+        tour.skip("rest of the write test", "AddOrderToFolder ... DeletePatientOrder", "the order was not created")
+        return
+    if folder is not None and folder.folder_uuid:
+        tour.run("file the order", "AddOrderToFolder", add_order_to_folder, credentials, uid, [folder.folder_uuid],
+                 describe=lambda v: f"{len(v.added_folder_uuid_list)} folder(s) added")
+    tour.run("read the new order", "GetPatientOrderProperties", _fresh(get_patient_order_properties), credentials,
+             institution, uid, describe=lambda v: f"status {v.order_status}, in {len(v.folder_uuid_list)} folder(s)")
+    for name, call, task, target, missing in (
+        ("assign to a user", "AssignOrderToUser", assign_order_to_user, known["user"], "--user"),
+        ("assign to a group", "AssignOrderToUserGroup", assign_order_to_user_group, known["group"], "--group"),
+    ):
+        if target:
+            tour.run(name, call, task, credentials, uid, target, describe=lambda v: f"changed: {v.changed}")
+        else:
+            tour.skip(name, call, f"no UUID known from the account's orders: give {missing}")
+    shares = 0
+    for name, call, task, args in (
+        ("share link", "CreateShareLink", create_share_link, ([uid], tomorrow)),
+        ("share by URL", "SharePatientOrderWithUrl", share_patient_order_with_url, ([uid], tomorrow)),
+    ):
+        shares += tour.run(name, call, task, credentials, *args, describe=_share_detail) is not None
+    if folder is not None and folder.folder_uuid:
+        shares += tour.run("share the folder", "ShareFolderWithUrl", share_folder_with_url, credentials,
+                           folder.folder_uuid, expire_date=tomorrow, describe=_share_detail) is not None
+    tour.run("delete the order", "DeletePatientOrder", delete_patient_order, credentials, institution, uid,
+             describe=lambda v: f"deleted: {v.deleted}")
+    if shares:
+        tour.report.left_behind.append(
+            f"{shares} share link(s) expiring {tomorrow.isoformat()} (they show nothing: the order is deleted)")
+
+
+def _share_detail(share: Any) -> str:
+    has_url = bool(getattr(share, "share_url", None))
+    return "link received" if has_url else "NO LINK IN THE ANSWER"
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    credentials = flow_run.parameters.get("credentials")
+    web_address = getattr(credentials, "web_address", None) or (credentials or {}).get("web_address", "")
+    return f"check {_server(str(web_address))}"
+
+
+@flow(name="check-account", flow_run_name=_run_name, log_prints=False)
+def check_account(
+    credentials: PostDicomCredentials,
+    write_test: bool = False,
+    days: int = 30,
+    page_size: int = 5,
+    institution_uuid: str | None = None,
+    assigned_user_uuid: str | None = None,
+    assigned_user_group_uuid: str | None = None,
+) -> CheckReport:
+    """Tour an account once and report how each kind of call answered.
+
+    Parameters
+    ----------
+    credentials:
+        The account (a saved ``PostDicomCredentials`` block).
+    write_test:
+        Also create, assign, share and delete a synthetic order (and a folder,
+        which the API cannot delete). Off by default: the tour only reads.
+    days:
+        GetPatientOrderList looks at orders of this many past days.
+    page_size:
+        QIDO page size (two pages are compared to check paging).
+    institution_uuid, assigned_user_uuid, assigned_user_group_uuid:
+        For the write test, when the account's recent orders do not name them.
+
+    Returns
+    -------
+    CheckReport
+        One step per call; ``report.table()`` prints it, ``report.model_dump_json()``
+        is the file to send (no patient data). Also published as the
+        ``postdicom-check`` markdown artifact.
+    """
+    started = dt.datetime.now(dt.timezone.utc)
+    report = CheckReport(server=_server(credentials.web_address), dialect=credentials.dialect,
+                         started=started.strftime("%Y-%m-%d %H:%M UTC"), write_test=write_test)
+    tour = _Tour(report)
+    _dicomweb_tour(tour, credentials, page_size)
+    if credentials.dialect == "standard":
+        tour.skip("custom endpoints", "the 13 PostDICOM functions", "not on a standard DICOMweb server")
+    else:
+        known = _custom_tour(tour, credentials, days)
+        known = {
+            "institution": institution_uuid or known["institution"],
+            "user": assigned_user_uuid or known["user"],
+            "group": assigned_user_group_uuid or known["group"],
+        }
+        if write_test and not tour.stopped:
+            _write_tour(tour, credentials, known, started.strftime("%Y%m%d%H%M%S"))
+    get_run_logger().info("Account check: %s", report.summary())
+    create_markdown_artifact(key="postdicom-check", markdown=f"```\n{report.table()}\n```",
+                             description="postdicom-flows check: how this account answers (no patient data)")
+    return report

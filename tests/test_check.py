@@ -1,0 +1,192 @@
+"""``postdicom-flows check`` / ``check_account``: a tour of an account that reports how it answers.
+
+Run against the sandbox (read-only, then with the write test), Orthanc
+(standard dialect: DICOMweb calls only), the sandbox behind a proxy answering
+the alternative shapes, and that proxy answering one endpoint with an HTML
+page. The JSON report must hold no patient data and no identifiers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import pytest
+
+from deployments.cli import main as cli_main
+from flows.check import CheckReport, check_account, outline, redact
+from postdicom.synthetic import StudySpec, write_study
+from tests.fixtures.alt_shapes import BROKEN_PAGE
+
+PATIENT = "Revisión^Ana"
+UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+DICOM_UID = re.compile(r"\b\d+(\.\d+){4,}\b")
+
+
+def upload_two_studies(server, tmp_path, tag: str) -> list[str]:
+    """Two studies of one synthetic patient (QIDO paging needs two); returns the patient id."""
+    patient_id = f"CHK-{tag}-{uuid.uuid4().hex[:6]}"
+    for n in range(2):
+        write_study(tmp_path / tag / str(n), StudySpec(PATIENT, patient_id, "CT", series_count=1, instances_per_series=2,
+                                              accession_number=f"{patient_id}-{n}", seed=f"{patient_id}-{n}"))
+    with server.client() as client:
+        report = client.upload_folder(tmp_path / tag)
+    assert report.counts["stored"] + report.counts.get("already_stored", 0) == 4
+    return [patient_id]
+
+
+def assert_no_patient_data(text: str, *secrets: str) -> None:
+    for secret in (PATIENT, "Revisi", *secrets):
+        assert secret not in text
+    assert not UUID_TEXT.search(text), UUID_TEXT.search(text)
+    assert not DICOM_UID.search(text), DICOM_UID.search(text)
+
+
+def steps_by_name(report: CheckReport) -> dict:
+    return {step.name: step for step in report.steps}
+
+
+def account_state(server) -> tuple[int, int]:
+    with server.client() as client:
+        return len(client.search_folder().folder_list), len(client.get_patient_order_list([]).patient_order_list)
+
+
+def test_check_reads_a_sandbox_account_writes_nothing_and_saves_a_redacted_report(
+        sandbox_server, prefect_harness, tmp_path, monkeypatch, capsys):
+    [patient_id] = upload_two_studies(sandbox_server, tmp_path, "sbx")
+    before = account_state(sandbox_server)
+    monkeypatch.setenv("POSTDICOM_PASSWORD", sandbox_server.password)
+    out_file = tmp_path / "report.json"
+    code = cli_main(["check", "--web-address", sandbox_server.web_address, "--username", sandbox_server.username,
+                     "--json", str(out_file)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert account_state(sandbox_server) == before  # read-only: no folder, no order made
+
+    report = CheckReport.model_validate_json(out_file.read_text())
+    steps = steps_by_name(report)
+    expected = ["authenticate", "QIDO studies, page 1", "QIDO studies, page 2", "QIDO series", "QIDO instances",
+                "WADO one instance", "orders of the last 30 days", "one order's properties", "one order's tags",
+                "folders"]
+    assert [s.name for s in report.steps] == expected
+    assert all(s.result == "ok" and s.seconds is not None for s in report.steps), report.table()
+    assert "paging consistent" in steps["QIDO studies, page 2"].detail
+    assert re.fullmatch(r"1 file\(s\), \d+ bytes", steps["WADO one instance"].detail)
+    for name in expected[6:]:
+        assert steps[name].status == 200 and steps[name].understood is True
+        assert steps[name].fallbacks == [] and steps[name].unknown_keys == []  # the sandbox answers as documented
+    assert steps["folders"].outline["FolderList"] == [] or "FolderUuid" in steps["folders"].outline["FolderList"][0]
+    assert report.left_behind == [] and not report.write_test
+
+    for line in ("step", "authenticate", "WADO one instance", "understood, as documented", "Summary: 10 ok, 0 failed"):
+        assert line in printed
+    assert_no_patient_data(out_file.read_text(), patient_id, sandbox_server.password)
+    assert sandbox_server.password not in printed
+
+
+def test_check_with_the_write_test_creates_assigns_shares_and_deletes(sandbox_server, prefect_harness):
+    institution = sandbox_server.extra["seed"]["Accounts"][0]["Institutions"][0]
+    report = check_account(
+        sandbox_server.credentials(), write_test=True, institution_uuid=institution["InstitutionUuid"],
+        assigned_user_uuid=institution["Users"][1]["UserUuid"],
+        assigned_user_group_uuid=institution["UserGroups"][1]["UserGroupUuid"],
+    )
+    steps = steps_by_name(report)
+    written = ["create a folder", "create an order", "file the order", "read the new order", "assign to a user",
+               "assign to a group", "share link", "share by URL", "share the folder", "delete the order"]
+    for name in written:
+        assert steps[name].result == "ok", report.table()
+    assert steps["read the new order"].detail == "status Scheduled, in 1 folder(s)"
+    assert steps["assign to a user"].detail == "changed: True"
+    assert all(steps[n].detail == "link received" for n in ("share link", "share by URL", "share the folder"))
+    assert steps["delete the order"].detail == "deleted: True"
+    assert report.ok
+    assert report.left_behind[0].startswith("the folder 'postdicom-flows check ")
+    assert report.left_behind[1].startswith("3 share link(s) expiring")
+    run_id = report.left_behind[0].split("check ")[1].split("'")[0]
+    with sandbox_server.client() as client:
+        assert client.get_patient_order_list([], accession_number=f"PDFCHK{run_id}").patient_order_list == []
+        [folder] = client.search_folder(folder_name=f"postdicom-flows check {run_id}",
+                                        get_orders_in_folder=True).folder_list
+        assert folder.patient_order_uuid_list == []
+
+
+def test_check_on_orthanc_runs_the_dicomweb_calls_only(orthanc_server, prefect_harness, tmp_path):
+    upload_two_studies(orthanc_server, tmp_path, "orthanc")
+    report = check_account(orthanc_server.credentials())
+    steps = steps_by_name(report)
+    assert [s.result for s in report.steps[:6]] == ["ok"] * 6, report.table()
+    assert "paging consistent" in steps["QIDO studies, page 2"].detail
+    assert steps["WADO one instance"].detail.startswith("1 file(s)")
+    assert steps["custom endpoints"].result == "skipped"
+    assert len(report.steps) == 7 and report.ok
+    assert "dialect standard" in report.table()
+
+
+def test_check_reads_the_alternative_shapes_and_reports_their_fallbacks(
+        alt_shapes_server, sandbox_server, prefect_harness, tmp_path):
+    upload_two_studies(sandbox_server, tmp_path, "alt")
+    server = alt_shapes_server("everything")
+    institution = server.extra["seed"]["Accounts"][0]["Institutions"][0]
+    report = check_account(server.credentials(), write_test=True, institution_uuid=institution["InstitutionUuid"],
+                           assigned_user_uuid=institution["Users"][1]["UserUuid"])
+    assert all(s.result in ("ok", "skipped") for s in report.steps), report.table()
+    assert report.ok  # every call worked and every answer was understood
+    steps = steps_by_name(report)
+    listing = steps["orders of the last 30 days"]
+    assert listing.shape == "bare array" and "answer inside a 'data' envelope" in listing.fallbacks
+    assert "(envelope).isSuccess" in listing.unknown_keys
+    assert any("number sent as a string" in f for f in listing.fallbacks)
+    assert listing.outline["data"][0]["patientOrderUuid"] == "string"  # the outline shows what was sent
+    assert "X-Error-Reason header on a success answer (read as a success)" in steps["create an order"].fallbacks
+    assert steps["assign to a group"].result == "skipped"  # no group given or found
+    table = report.table()
+    assert "fallback: answer inside a 'data' envelope" in table and "unknown key: (envelope).isSuccess" in table
+    assert_no_patient_data(report.model_dump_json())
+
+
+def test_check_reports_an_unreadable_answer_and_goes_on(alt_shapes_server, sandbox_server, prefect_harness,
+                                                        tmp_path, capsys):
+    upload_two_studies(sandbox_server, tmp_path, "broken")
+    server = alt_shapes_server("bare-array", broken=["/getpatientorderlist"])
+    report = check_account(server.credentials())
+    steps = steps_by_name(report)
+    failed = steps["orders of the last 30 days"]
+    assert failed.result == "failed" and failed.status == 200
+    assert "GetPatientOrderList answered something that cannot be read (HTML)" in failed.error
+    assert 'expected {"PatientOrderList": [...]} or a bare array' in failed.error
+    assert "884422" not in failed.error and "status.example.org" not in failed.error
+    assert BROKEN_PAGE.decode()[:20] in failed.error  # the first bytes, masked
+    assert steps["one order's properties"].result == "skipped"
+    assert steps["folders"].result == "ok" and steps["folders"].shape == "bare array"
+    assert not report.ok and "1 failed" in report.summary()
+
+
+def test_check_stops_when_authentication_is_refused(sandbox_server, prefect_harness, monkeypatch, capsys):
+    monkeypatch.setenv("POSTDICOM_PASSWORD", "not-the-password")
+    code = cli_main(["check", "--web-address", sandbox_server.web_address, "--username", sandbox_server.username])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert re.search(r"authenticate\s+QidoSearch \(studies, limit 1\)\s+failed 401", printed), printed
+    assert "not run: authentication was refused" in printed
+    assert "not-the-password" not in printed
+
+
+def test_check_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as raised:
+        cli_main(["check"])
+    assert raised.value.code == 2
+    assert "give --credentials NAME, or --web-address and --username" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["check", "--credentials", "a", "--web-address", "http://x"])
+
+
+def test_redaction_and_outline_keep_no_value():
+    text = redact("GET http://h/dicomweb/studies/1.2.840.113619.2.5/series | user ana@example.org | "
+                  "order 6f1c0d7e-1111-4a6b-9c3d-0a1b2c3d4e5f | http://h/share/AbC-123_x | PID 12345678")
+    assert text == ("GET http://h/dicomweb/studies/<uid>/series | user <e-mail> | order <uuid> | "
+                    "http://h/share/<token> | PID <digits>")
+    assert outline({"A": [{"b": "x", "c": 1, "d": None, "e": True}, {}], "F": []}) == {
+        "A": [{"b": "string", "c": "number", "d": "null", "e": "boolean"}, "(2 item(s))"], "F": []}
+    assert json.dumps(outline({"PatientName": "Muñoz"})) == '{"PatientName": "string"}'
