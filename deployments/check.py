@@ -14,6 +14,12 @@ import getpass
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from blocks import PostDicomCredentials
 
 PASSWORD_ENV = "POSTDICOM_PASSWORD"
 
@@ -42,17 +48,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _credentials(args: argparse.Namespace, p: argparse.ArgumentParser):
+def _credentials(args: argparse.Namespace, p: argparse.ArgumentParser) -> PostDicomCredentials:
     from blocks import PostDicomCredentials
 
     if args.credentials and args.web_address:
         p.error("give --credentials or --web-address, not both")
     if args.credentials:
-        return PostDicomCredentials.load(args.credentials)
+        loaded = PostDicomCredentials.load(args.credentials)  # synchronous here: no event loop is running
+        assert isinstance(loaded, PostDicomCredentials)
+        return loaded
     if not (args.web_address and args.username):
         p.error("give --credentials NAME, or --web-address and --username")
     password = os.environ.get(PASSWORD_ENV) or getpass.getpass(f"Password for {args.username}: ")
-    return PostDicomCredentials(username=args.username, password=password, web_address=args.web_address,
+    return PostDicomCredentials(username=args.username, password=SecretStr(password), web_address=args.web_address,
                                 dialect=args.dialect)
 
 

@@ -69,8 +69,11 @@ _MAX_UNWRAP = 4
 class AnsweringRow(Protocol):
     """What :func:`read_answer` needs of an endpoint row (see :class:`postdicom.endpoints.Endpoint`)."""
 
-    vendor_name: str
-    answer: type[Answer]
+    @property
+    def vendor_name(self) -> str: ...
+
+    @property
+    def answer(self) -> type[Answer]: ...
 
 
 def expected_shape(model: type[Answer]) -> str:

@@ -56,7 +56,9 @@ NOTES = "fallbacks"
 
 def note(info: ValidationInfo | None, what: str) -> None:
     """Remember that a value needed ``what`` to be read (only when the caller collects notes)."""
-    context = info.context if info is not None else None
+    if info is None:
+        return
+    context = info.context
     if isinstance(context, dict) and NOTES in context:
         model = info.config.get("title", "") if info.config else ""
         where = f"{model}.{to_pascal(info.field_name)}" if info.field_name else model

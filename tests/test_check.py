@@ -53,13 +53,12 @@ def account_state(server) -> tuple[int, int]:
 
 
 def test_check_reads_a_sandbox_account_writes_nothing_and_saves_a_redacted_report(
-        sandbox_server, prefect_harness, tmp_path, monkeypatch, capsys):
+        sandbox_server, prefect_harness, tmp_path, capsys):
     [patient_id] = upload_two_studies(sandbox_server, tmp_path, "sbx")
     before = account_state(sandbox_server)
-    monkeypatch.setenv("POSTDICOM_PASSWORD", sandbox_server.password)
+    sandbox_server.credentials().save("check-sandbox", overwrite=True)
     out_file = tmp_path / "report.json"
-    code = cli_main(["check", "--web-address", sandbox_server.web_address, "--username", sandbox_server.username,
-                     "--json", str(out_file)])
+    code = cli_main(["check", "--credentials", "check-sandbox", "--json", str(out_file)])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert account_state(sandbox_server) == before  # read-only: no folder, no order made
