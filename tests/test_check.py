@@ -29,7 +29,7 @@ def upload_two_studies(server, tmp_path, tag: str) -> list[str]:
     patient_id = f"CHK-{tag}-{uuid.uuid4().hex[:6]}"
     for n in range(2):
         write_study(tmp_path / tag / str(n), StudySpec(PATIENT, patient_id, "CT", series_count=1, instances_per_series=2,
-                                              accession_number=f"{patient_id}-{n}", seed=f"{patient_id}-{n}"))
+                                              accession_number=f"A{n}-{patient_id[-6:]}", seed=f"{patient_id}-{n}"))
     with server.client() as client:
         report = client.upload_folder(tmp_path / tag)
     assert report.counts["stored"] + report.counts.get("already_stored", 0) == 4
