@@ -295,3 +295,42 @@ def test_an_empty_create_answer_is_completed_by_its_lookup():
     assert answer.folder_uuid == F1 and answer.reading.empty
     assert "empty create answer completed by a lookup" in answer.reading.fallbacks
     assert recorder.targets.count("GET /createfolder") == 1
+
+
+FOLDER = {"FolderUuid": F1, "FolderName": "Trauma"}
+
+
+@pytest.mark.parametrize("path, body, shape", [
+    ("/searchfolder", {"Items": [FOLDER], "Count": 1}, "list under 'Items'"),
+    ("/searchfolder", {"Results": [FOLDER]}, "bare array"),
+    ("/searchfolder", {"Value": {"FolderList": [FOLDER]}}, "'Value' envelope"),
+    ("/searchfolder", {"d": {"d": {"FolderList": [FOLDER]}}}, "'d' envelope"),
+    ("/searchfolder", {"FolderList": json.dumps([FOLDER])}, "documented object"),
+    ("/searchfolder", {"FolderList": FOLDER}, "documented object"),
+    ("/createfolder", {"Folder": FOLDER}, "'Folder' envelope"),
+    ("/createfolder", {"FOLDERGUID": F1, "folder_name": "Trauma"}, "documented object"),
+])
+def test_the_shapes_listed_in_the_docs(path, body, shape):
+    answer = decode(path, json.dumps(body).encode())
+    folders = answer.folder_list if path == "/searchfolder" else [answer]
+    assert [(f.folder_uuid, f.folder_name) for f in folders] == [(F1, "Trauma")]
+    assert answer.reading.shape == shape and answer.reading.understood
+
+
+def test_a_byte_order_mark_is_skipped():
+    answer = decode("/createfolder", "\ufeff".encode() + json.dumps(FOLDER).encode())
+    assert answer.folder_uuid == F1 and "UTF-8 byte-order mark before the JSON" in answer.reading.fallbacks
+
+
+def test_an_object_without_any_documented_key_is_read_but_not_understood(caplog):
+    from postdicom.answers import read_answer
+
+    caplog.set_level(logging.INFO, logger="postdicom.answers")
+    request = httpx.Request("GET", "https://pacs.example.org/dicomweb/createfolder")
+    response = httpx.Response(200, json={"Id": 7, "Name": "Trauma"}, request=request)
+    row = type("Row", (), {"vendor_name": "CreateFolder", "answer": models.FolderAnswer})()
+    answer = read_answer(row, response, {}, writes=True)
+    assert answer.folder_uuid is None and not answer.reading.understood
+    assert answer.reading.unknown_keys == ["Id", "Name"]
+    assert "CreateFolder answered an object without any documented key (Id, Name)" in caplog.text
+    assert "Trauma" not in caplog.text
