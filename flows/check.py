@@ -51,6 +51,8 @@ from tasks import (
     share_patient_order_with_url,
 )
 
+from .orders import fresh
+
 Result = Literal["ok", "failed", "skipped"]
 
 TAG_STUDY_UID, TAG_SERIES_UID, TAG_SOP_UID = "0020000D", "0020000E", "00080018"
@@ -250,13 +252,8 @@ def _uid(match: Mapping[str, Any], tag: str) -> str | None:
     return str(values[0]) if values else None
 
 
-def _fresh(task: Any) -> Any:
-    """A read task that asks the server, not the cache: a check must see today's answers."""
-    return task.with_options(refresh_cache=True)
-
-
 def _dicomweb_tour(tour: _Tour, credentials: PostDicomCredentials, page_size: int) -> None:
-    qido = _fresh(qido_search)
+    qido = fresh(qido_search)
     first = tour.run("authenticate", "QidoSearch (studies, limit 1)", qido, credentials, level="study", limit=1,
                      describe=lambda v: f"{len(v)} study(ies)")
     if first is None:
@@ -312,7 +309,7 @@ def _custom_tour(
     known: dict[str, str | None] = {"institution": None, "user": None, "group": None}
     since = dt.date.today() - dt.timedelta(days=days)
     listing = tour.run(f"orders of the last {days} days", "GetPatientOrderList (all institutions, study date from)",
-                       _fresh(get_patient_order_list), credentials, [], study_date_from=since,
+                       fresh(get_patient_order_list), credentials, [], study_date_from=since,
                        describe=lambda v: f"{len(v.patient_order_list)} order(s)")
     orders = list(listing.patient_order_list) if listing is not None else []
     for order in orders:
@@ -325,13 +322,13 @@ def _custom_tour(
         tour.skip("one order's properties", "GetPatientOrderProperties", why)
         tour.skip("one order's tags", "GetDicomTagContent", why)
     else:
-        tour.run("one order's properties", "GetPatientOrderProperties", _fresh(get_patient_order_properties),
+        tour.run("one order's properties", "GetPatientOrderProperties", fresh(get_patient_order_properties),
                  credentials, order.institution_uuid, order.patient_order_uuid,
                  describe=lambda v: f"{len(v.series_list)} series, {v.number_of_instances} instance(s)")
-        tour.run("one order's tags", "GetDicomTagContent (default tags)", _fresh(get_dicom_tag_content),
+        tour.run("one order's tags", "GetDicomTagContent (default tags)", fresh(get_dicom_tag_content),
                  credentials, order.institution_uuid, order.patient_order_uuid,
                  describe=lambda v: f"{len(v.dicom_tag_content_list)} row(s)")
-    tour.run("folders", "SearchFolder (all folders)", _fresh(search_folder), credentials,
+    tour.run("folders", "SearchFolder (all folders)", fresh(search_folder), credentials,
              describe=lambda v: f"{len(v.folder_list)} folder(s)")
     return known
 
@@ -362,7 +359,7 @@ def _write_tour(tour: _Tour, credentials: PostDicomCredentials, known: Mapping[s
     if folder is not None and folder.folder_uuid:
         tour.run("file the order", "AddOrderToFolder", add_order_to_folder, credentials, uid, [folder.folder_uuid],
                  describe=lambda v: f"{len(v.added_folder_uuid_list)} folder(s) added")
-    tour.run("read the new order", "GetPatientOrderProperties", _fresh(get_patient_order_properties), credentials,
+    tour.run("read the new order", "GetPatientOrderProperties", fresh(get_patient_order_properties), credentials,
              institution, uid, describe=lambda v: f"status {v.order_status}, in {len(v.folder_uuid_list)} folder(s)")
     for name, call, task, target, missing in (
         ("assign to a user", "AssignOrderToUser", assign_order_to_user, known["user"], "--user"),
@@ -373,11 +370,12 @@ def _write_tour(tour: _Tour, credentials: PostDicomCredentials, known: Mapping[s
         else:
             tour.skip(name, call, f"no UUID known from the account's orders: give {missing}")
     shares = 0
-    for name, call, task, args in (
-        ("share link", "CreateShareLink", create_share_link, ([uid], tomorrow)),
-        ("share by URL", "SharePatientOrderWithUrl", share_patient_order_with_url, ([uid], tomorrow)),
-    ):
-        shares += tour.run(name, call, task, credentials, *args, describe=_share_detail) is not None
+    share_tasks: tuple[tuple[str, str, Any], ...] = (
+        ("share link", "CreateShareLink", create_share_link),
+        ("share by URL", "SharePatientOrderWithUrl", share_patient_order_with_url),
+    )
+    for name, call, share_task in share_tasks:
+        shares += tour.run(name, call, share_task, credentials, [uid], tomorrow, describe=_share_detail) is not None
     if folder is not None and folder.folder_uuid:
         shares += tour.run("share the folder", "ShareFolderWithUrl", share_folder_with_url, credentials,
                            folder.folder_uuid, expire_date=tomorrow, describe=_share_detail) is not None

@@ -10,14 +10,13 @@ answered from the read cache, its answer never written to result storage
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task
 from prefect.cache_policies import NO_CACHE
 
 from blocks import PostDicomCredentials
-from postdicom.models import PatientOrderSummary
+from postdicom.models import PatientOrderSummary, canonical_uuid
 from tasks import get_patient_order_list
 
 P = ParamSpec("P")
@@ -27,19 +26,6 @@ R = TypeVar("R")
 def fresh(task_: Task[P, R]) -> Task[P, R]:
     """``task_`` reading the server now: no cache lookup, no result written to storage."""
     return task_.with_options(cache_policy=NO_CACHE, persist_result=False)
-
-
-def canonical_uuid(value: Any) -> str | None:
-    """The lower-case canonical form of a UUID string, or ``None`` when it is not one."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        return None
 
 
 def current_orders(credentials: PostDicomCredentials, **filters: Any) -> list[PatientOrderSummary]:

@@ -34,7 +34,7 @@ import datetime as dt
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
@@ -84,6 +84,13 @@ def key_form(key: str) -> str:
 
 # --- scalar readers -----------------------------------------------------------------------------
 
+
+def _text(value: Any) -> str | None:
+    """``value`` as stripped text; ``None`` for ``None`` and blanks."""
+    if value is None:
+        return None
+    return str(value).strip() or None
+
 _TRUE = {"true", "1", "yes", "y", "t", "on"}
 _FALSE = {"false", "0", "no", "n", "f", "off"}
 _NET_DATE = re.compile(r"^/?Date\((-?\d+)([+-]\d{4})?\)/?$")
@@ -126,11 +133,10 @@ def _read_int(value: Any, info: ValidationInfo) -> int | None:
     return None
 
 
-def _net_date(text: str) -> dt.datetime | None:
+def _net_date(text: str) -> dt.datetime:
     """.NET's ``/Date(1700000000000)/`` (milliseconds since 1970, UTC) as a naive UTC date-time."""
     match = _NET_DATE.match(text)
-    if not match:
-        return None
+    assert match is not None
     return dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=int(match.group(1)))
 
 
@@ -140,91 +146,92 @@ def _iso_datetime(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=None)
 
 
+def _dicom_time(text: str) -> dt.time:
+    digits, _, fraction = text.partition(".")
+    digits = digits.ljust(6, "0")
+    return dt.time(int(digits[:2]), int(digits[2:4]), int(digits[4:6]), int(fraction[:6].ljust(6, "0")))
+
+
+Form = tuple[str, str | None, Callable[[str], Any]]
+"""``(pattern, note, parse)``: text matching ``pattern`` is read by ``parse``; ``note`` says it was not documented."""
+
+_NET_FORM = _NET_DATE.pattern.strip("^$")
+_DATE_FORMS: tuple[Form, ...] = (
+    (r"\d{4}-\d{2}-\d{2}", None, dt.date.fromisoformat),
+    (r"\d{8}", "date as YYYYMMDD", lambda t: dt.datetime.strptime(t, "%Y%m%d").date()),
+    (_NET_FORM, "date in .NET /Date()/ form", lambda t: _net_date(t).date()),
+    (r".+", "date sent as a date-time", lambda t: _iso_datetime(t).date()),
+)
+_DATETIME_FORMS: tuple[Form, ...] = (
+    (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", None, lambda t: dt.datetime.strptime(t, "%Y-%m-%d %H:%M")),
+    (r"\d{8}(\d{4}(\d{2})?)?", "date-time in DICOM form (YYYYMMDDHHMMSS)",
+     lambda t: dt.datetime.strptime(t.ljust(14, "0"), "%Y%m%d%H%M%S")),
+    (_NET_FORM, "date-time in .NET /Date()/ form (UTC)", _net_date),
+    (r".+", "date-time in ISO form", _iso_datetime),
+)
+_TIME_FORMS: tuple[Form, ...] = (
+    (r"\d{2}:\d{2}(:\d{2})?", None, dt.time.fromisoformat),
+    (r"\d{4}(\d{2}(\.\d+)?)?", "time in DICOM form (HHMMSS)", _dicom_time),
+    (r"\d{4}-.*|.*T.*", "time sent as a date-time", lambda t: _iso_datetime(t).time()),
+    (r".+", "time with fractions of a second", lambda t: dt.time.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", t))),
+)
+
+
+def _read_forms(value: Any, info: ValidationInfo, forms: tuple[Form, ...], what: str) -> Any:
+    """``value`` read by the first form whose pattern it matches; ``None`` (noted) when that fails."""
+    text = _text(value)
+    if text is None:
+        return None
+    for pattern, form_note, parse in forms:
+        if re.fullmatch(pattern, text):
+            try:
+                parsed = parse(text)
+            except ValueError:
+                break
+            if form_note:
+                note(info, form_note)
+            return parsed
+    note(info, f"{what} that cannot be read (kept in received)")
+    return None
+
+
 def _read_date(value: Any, info: ValidationInfo) -> dt.date | None:
     if isinstance(value, dt.datetime):
         return value.date()
-    if value is None or isinstance(value, dt.date):
+    if isinstance(value, dt.date):
         return value
-    text = str(value).strip()
-    if not text:
-        return None
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            return dt.date.fromisoformat(text)
-        if re.fullmatch(r"\d{8}", text):
-            note(info, "date as YYYYMMDD")
-            return dt.datetime.strptime(text, "%Y%m%d").date()
-        net = _net_date(text)
-        if net is not None:
-            note(info, "date in .NET /Date()/ form")
-            return net.date()
-        parsed = _iso_datetime(text)
-        note(info, "date sent as a date-time")
-        return parsed.date()
-    except ValueError:
-        note(info, "date that cannot be read (kept in received)")
-        return None
+    return _read_forms(value, info, _DATE_FORMS, "date")
 
 
 def _read_datetime(value: Any, info: ValidationInfo) -> dt.datetime | None:
-    if value is None or isinstance(value, dt.datetime):
+    if isinstance(value, dt.datetime):
         return value
     if isinstance(value, dt.date):
         return dt.datetime.combine(value, dt.time())
-    text = str(value).strip()
-    if not text:
-        return None
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", text):
-            return dt.datetime.strptime(text, "%Y-%m-%d %H:%M")
-        if re.fullmatch(r"\d{8}(\d{4}(\d{2})?)?", text):
-            note(info, "date-time in DICOM form (YYYYMMDDHHMMSS)")
-            return dt.datetime.strptime(text.ljust(14, "0"), "%Y%m%d%H%M%S")
-        net = _net_date(text)
-        if net is not None:
-            note(info, "date-time in .NET /Date()/ form (UTC)")
-            return net
-        parsed = _iso_datetime(text)
-        note(info, "date-time in ISO form")
-        return parsed
-    except ValueError:
-        note(info, "date-time that cannot be read (kept in received)")
-        return None
+    return _read_forms(value, info, _DATETIME_FORMS, "date-time")
 
 
 def _read_time(value: Any, info: ValidationInfo) -> dt.time | None:
-    if value is None or isinstance(value, dt.time):
+    if isinstance(value, dt.time):
         return value
-    text = str(value).strip()
-    if not text:
+    return _read_forms(value, info, _TIME_FORMS, "time")
+
+
+def canonical_uuid(value: Any) -> str | None:
+    """The lower-case canonical form of a UUID (braces, upper case accepted), or ``None`` when it is not one."""
+    text = _text(value)
+    if text is None:
         return None
     try:
-        if re.fullmatch(r"\d{2}:\d{2}(:\d{2})?", text):
-            return dt.time.fromisoformat(text)
-        if re.fullmatch(r"\d{4}(\d{2}(\.\d+)?)?", text):
-            note(info, "time in DICOM form (HHMMSS)")
-            digits = text.split(".")[0].ljust(6, "0")
-            fraction = (text.split(".")[1] if "." in text else "0")[:6].ljust(6, "0")
-            return dt.time(int(digits[:2]), int(digits[2:4]), int(digits[4:6]), int(fraction))
-        if "T" in text or re.match(r"\d{4}-", text):
-            note(info, "time sent as a date-time")
-            return _iso_datetime(text).time()
-        note(info, "time with fractions of a second")
-        return dt.time.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", text))
+        return str(uuid.UUID(text))
     except ValueError:
-        note(info, "time that cannot be read (kept in received)")
         return None
 
 
 def _read_uuid(value: Any, info: ValidationInfo) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
-    try:
-        canonical = str(uuid.UUID(text))
-    except ValueError:
+    text = _text(value)
+    canonical = canonical_uuid(text)
+    if canonical is None:
         return text  # not a UUID at all: kept as sent
     if canonical != text:
         note(info, "UUID in upper case or braces")
