@@ -50,23 +50,26 @@ def result_of(state: Any) -> Any:
 def test_the_three_flows_complete_against_the_alternative_shapes(shape, sandbox, prefect_harness, tmp_path):
     proxy, server = behind_proxy(sandbox, shape)
     try:
-        run_flows(shape, sandbox, server, tmp_path)
+        run_flows(sandbox, server, tmp_path, day=SHAPES[shape])
     finally:
         proxy.shutdown()
 
 
-def run_flows(shape: str, sandbox: ServerInfo, server: ServerInfo, tmp_path) -> None:
+def run_flows(sandbox: ServerInfo, server: ServerInfo, tmp_path, day: dt.date) -> None:
+    """The three flows on ``server``, their effects read back from ``sandbox`` (the same account).
+
+    ``day`` is the study date of this run's studies (the export reads that day only).
+    """
     credentials = server.credentials()
     institution = sandbox.extra["account"]["Institutions"][0]
     user, group = institution["Users"][1]["UserUuid"], institution["UserGroups"][0]["UserGroupUuid"]
-    day = SHAPES[shape]
     tag = uuid.uuid4().hex[:6]
     patients = [f"ALT-{tag}-{n}" for n in range(2)]
     for n, patient in enumerate(patients):
         write_study(tmp_path / "disk", StudySpec(f"Alt^Shape{n}", patient, "CT", series_count=1,
                                                  instances_per_series=2, study_date=day,
                                                  accession_number=f"AS{tag}{n}", seed=f"{tag}-{n}"))
-    folder_name = f"Alt shapes {shape} {tag}"
+    folder_name = f"Alt shapes {server.name} {tag}"
 
     # bulk_upload_and_share: upload, find the orders, create and fill a folder, assign, share
     state = bulk_upload_and_share(credentials=credentials, directory=str(tmp_path / "disk"),
