@@ -29,6 +29,7 @@ from prefect import get_run_logger, task
 
 from blocks import PostDicomCredentials
 from postdicom.errors import ValidationError
+from postdicom.qido import Level
 from postdicom.upload import UploadReport
 
 from .policies import read_task_options, write_task_options
@@ -93,7 +94,7 @@ def qido_search(
     series_instance_uid: str | None = None,
     *,
     filters: Mapping[str, Any] | None = None,
-    level: str | None = None,
+    level: Level | None = None,
     limit: int | None = None,
     offset: int = 0,
     fields: Iterable[str] = (),
