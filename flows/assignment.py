@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from blocks import PostDicomCredentials
 from postdicom.errors import PostDicomError
-from postdicom.models import PatientOrderSummary
+from postdicom.models import AssignOrderToUserAnswer, AssignOrderToUserGroupAnswer, PatientOrderSummary
 from tasks import assign_order_to_user, assign_order_to_user_group
 from tasks.policies import WRITE_TAGS
 
@@ -170,6 +170,7 @@ def assign_one(credentials: PostDicomCredentials, item: PlannedAssignment) -> Ro
     The task's retries have already been spent when it raises, so the row is
     reported and the batch goes on.
     """
+    answer: AssignOrderToUserAnswer | AssignOrderToUserGroupAnswer
     try:
         if item.target == "user":
             answer = assign_order_to_user(

@@ -514,7 +514,7 @@ def nightly_order_export(
     progress = Progress(create_progress_artifact(progress=0.0, key="order-export-progress", description="Share of the window exported"), len(days))
     logger.info("Exporting %d day(s) %s..%s to %s", len(days), first, last, summary.destination)
 
-    with ThreadPoolTaskRunner(max_workers=concurrency) as runner:
+    with ThreadPoolTaskRunner[Any](max_workers=concurrency) as runner:
         for number, day in enumerate(days, start=1):
             refs = list_day_orders(credentials, list(institution_uuid_list or [""]), modality_list or None, day)
             chunks = plan_chunks(refs, orders_per_chunk, concurrency)

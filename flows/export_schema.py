@@ -588,8 +588,8 @@ def tag_rows(order: Mapping[str, Any], contents: Iterable[Mapping[str, Any]]) ->
         record = {
             **item,
             "tag": tag,
-            "keyword": _text(item.get("keyword")) or (keyword_for_tag(int(tag, 16)) if known else None),
-            "vr": _text(item.get("vr")) or (dictionary_VR(int(tag, 16)) if known else None),
+            "keyword": _text(item.get("keyword")) or (keyword_for_tag(int(tag, 16)) if known and tag else None),
+            "vr": _text(item.get("vr")) or (dictionary_VR(int(tag, 16)) if known and tag else None),
             "values": values or None,
             "value": MULTI_VALUE_SEPARATOR.join(values) or None,
         }

@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
 from prefect import flow, get_run_logger, task
@@ -121,7 +121,7 @@ class UploadAndShareSummary(BaseModel):
     shares: list[ShareLink] = Field(default_factory=list)
     problems: list[str] = Field(default_factory=list, description="Why the run ends Failed, if it does.")
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented pattern; mypy cannot see it
     @property
     def share_urls(self) -> list[str]:
         """The links alone, for whoever only needs to pass them on."""
@@ -177,9 +177,10 @@ def upload_all(
     is reported ``failed``: running the flow again sends it (the pre-check
     skips everything stored), so no extra pass is made here.
     """
-    progress_id = create_progress_artifact(
+    # Called from a sync flow, Prefect's dispatcher returns the id itself, not a coroutine.
+    progress_id = cast(UUID, create_progress_artifact(
         progress=0.0, key="upload-and-share-progress", description=f"Uploading {len(files)} files"
-    )
+    ))
     done = 0
 
     def on_done(index: int, entries: list[FileEntry]) -> None:
@@ -406,7 +407,7 @@ def resolve_share_password(
     if share_password is not None and share_password_block:
         raise ValueError("give share_password or share_password_block, not both")
     if share_password_block:
-        value = Secret.load(share_password_block).get()
+        value = cast(Secret, Secret.load(share_password_block)).get()  # sync call: the block, not a coroutine
         share_password = SecretStr(str(value))
     if share_password is None:
         return None

@@ -11,10 +11,10 @@ with the number of items.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from prefect.futures import PrefectFuture, as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -23,9 +23,11 @@ MAX_WORKERS = 16
 """Ceiling of the flows' thread pools; the ``concurrency`` parameters choose how much of it is used."""
 
 
-def bounded_task_runner() -> ThreadPoolTaskRunner:
+def bounded_task_runner() -> TaskRunner[PrefectFuture[Any]]:
     """A thread pool with a fixed ceiling: Prefect's default pool is unbounded."""
-    return ThreadPoolTaskRunner(max_workers=MAX_WORKERS)
+    # What @flow(task_runner=...) is annotated to take; Prefect's generic is invariant,
+    # so its own ThreadPoolTaskRunner only fits after a cast.
+    return cast("TaskRunner[PrefectFuture[Any]]", ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
 
 
 def chunked(items: Sequence[T], size: int) -> list[list[T]]:
