@@ -1,7 +1,7 @@
 """Prefect tasks for PostDICOM's 13 custom endpoints, one written-out function each.
 
 Each task takes the :class:`~blocks.PostDicomCredentials` block first and the
-documented parameters after it (names as in ``public-interface.md``), and
+documented parameters after it (names as in the README's task table), and
 makes one call of the client method of the same name
 (:mod:`postdicom.endpoints`) through :func:`_call`, which builds the client
 from the block inside the task (a client cannot be hashed for a cache key),
