@@ -286,12 +286,11 @@ def batch_reassignment(
     chosen_filters = {name: value for name, value in selection.items() if value not in (None, [], "")}
     if assignments is not None and assignments_file:
         raise ValueError("give assignments (rows) or assignments_file, not both")
-    if assignments_file:
-        assignments = assignments_file
-    if assignments is not None:
+    source = assignments_file or assignments
+    if source is not None:
         if chosen_filters or assigned_user_uuid or assigned_user_group_uuid:
             raise ValueError("give either assignments or a selection with one target, not both")
-        candidates, results = validate_rows(read_assignment_rows(assignments))
+        candidates, results = validate_rows(read_assignment_rows(source))
         orders = orders_by_uuid(current_orders(credentials))
     else:
         if not chosen_filters:
