@@ -38,8 +38,8 @@ import psutil
 import pytest
 
 from deployments.setup import HEARTBEAT_SECONDS, ZOMBIE_AUTOMATION_NAME, ZOMBIE_CRASH_MESSAGE
-from tests.fixtures.processes import log_tail, stop_process
-from tests.fixtures.sandbox_server import free_port, sandbox_faults
+from deployments.processes import free_port, log_tail, stop_process
+from tests.fixtures.sandbox_server import sandbox_faults
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
