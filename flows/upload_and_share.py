@@ -498,8 +498,7 @@ def bulk_upload_and_share(
         Secret | SkipJsonSchema[SecretStr | str] | None,
         form(
             "Share password (Secret block)",
-            "A Prefect Secret block holding the links' password (Blocks → Secret); empty: no password. "
-            "Never type the password itself: a run keeps its parameters, so only a Secret block is accepted here.",
+            "Secret block holding the links' password; empty: none. Never type the password itself: runs keep parameters.",
         ),
     ] = None,
     downloadable: Annotated[bool, form("Downloadable", "Whether recipients may download the studies.")] = False,
