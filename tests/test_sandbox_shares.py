@@ -18,7 +18,9 @@ import pytest
 from postdicom.synthetic import StudySpec, write_study
 from tests.fixtures.sandbox_server import api_client, control_post, vendor_get, vendor_stow
 
-IN_TWO_DAYS = (dt.date.today() + dt.timedelta(days=2)).isoformat()
+def in_two_days() -> str:
+    """Computed at each use: a module-level date went stale when a run crossed midnight."""
+    return (dt.date.today() + dt.timedelta(days=2)).isoformat()
 
 
 def store_order(info, tmp_path: Path) -> tuple[str, StudySpec, list[Path]]:
@@ -33,10 +35,10 @@ def store_order(info, tmp_path: Path) -> tuple[str, StudySpec, list[Path]]:
     return listed[0]["PatientOrderUuid"], spec, paths
 
 
-def share(info, order: str, password: str = "", downloadable: bool = True, expire: str = IN_TWO_DAYS) -> str:
+def share(info, order: str, password: str = "", downloadable: bool = True, expire: str | None = None) -> str:
     with api_client(info) as client:
         answer = vendor_get(client, "/sharepatientorderwithurl", "SharePatientOrderParameters",
-                            OrderUuidList=[order], ExpireDate=expire, SharePassword=password,
+                            OrderUuidList=[order], ExpireDate=expire or in_two_days(), SharePassword=password,
                             UserCanDownloadStudies=downloadable)
     assert answer.status_code == 200, answer.headers.get("x-error-reason")
     return answer.json()["ShareUrl"]
@@ -99,7 +101,7 @@ def test_share_without_download_shows_no_link_and_refuses_the_zip(sandbox_server
 
 def test_expired_share_answers_410(sandbox_server, tmp_path):
     order, spec, _ = store_order(sandbox_server, tmp_path)
-    url = share(sandbox_server, order, expire=IN_TWO_DAYS)
+    url = share(sandbox_server, order, expire=in_two_days())
     assert httpx.get(url).status_code == 200
     with clock_moved(sandbox_server, 2):
         assert httpx.get(url).status_code == 200
