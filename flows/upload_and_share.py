@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field, SecretStr, computed_field
 from pydantic.json_schema import SkipJsonSchema
 
 from blocks import PostDicomCredentials
-from postdicom.models import AddOrderToFolderAnswer, FolderAnswer, PatientOrderListAnswer, PatientOrderSummary
+from postdicom.models import AddOrderToFolderAnswer, PatientOrderListAnswer, PatientOrderSummary
 from postdicom.upload import STATUSES as FILE_STATUSES
 from postdicom.upload import FileEntry, upload_files, walk_regular_files
 from tasks import (
@@ -265,13 +265,6 @@ class FolderInUse:
     order_uuids: set[str]
 
 
-def same_folder(folder: FolderAnswer, folder_name: str, parent_folder_uuid: str | None) -> bool:
-    """Whether ``folder`` is the one named ``folder_name`` under the parent (names compared without outer blanks)."""
-    return (folder.folder_name or "").strip() == folder_name.strip() and canonical_uuid(
-        folder.parent_folder_uuid
-    ) == canonical_uuid(parent_folder_uuid)
-
-
 _FOLDER_LOCKS: dict[tuple[str, str, str, str], threading.Lock] = {}
 _FOLDER_LOCKS_GUARD = threading.Lock()
 
@@ -310,7 +303,7 @@ def _find_or_create_folder(
     answer = fresh(search_folder)(
         credentials, parent_folder_uuid=parent_folder_uuid, folder_name=folder_name, get_orders_in_folder=True
     )
-    matches = [folder for folder in answer.folder_list if same_folder(folder, folder_name, parent_folder_uuid)]
+    matches = [folder for folder in answer.folder_list if folder.is_named(folder_name, parent_folder_uuid)]
     if len(matches) > 1:
         get_run_logger().warning("%d folders share this name and parent; using the first", len(matches))
     if matches:

@@ -57,15 +57,10 @@ def _order_by_accession(client: Reads, encoded: Encoded, before: Any) -> models.
 
 
 def _matching_folders(client: Reads, encoded: Encoded) -> list[models.FolderAnswer]:
-    # Names compared without surrounding blanks: a server may trim what it stores.
     parent = encoded["ParentFolderUuid"] or None
     name = encoded["FolderName"].strip()
     found = client.search_folder(parent_folder_uuid=parent, folder_name=name)
-    return [
-        f
-        for f in found.folder_list
-        if (f.folder_name or "").strip() == name and (f.parent_folder_uuid or None) == parent
-    ]
+    return [f for f in found.folder_list if f.is_named(name, parent)]
 
 
 def _new_folder(client: Reads, encoded: Encoded, before: Any) -> models.FolderAnswer | None:

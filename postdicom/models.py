@@ -519,6 +519,18 @@ class FolderAnswer(Answer):
     patient_order_uuid_list: Annotated[list[Uuid] | None, _reader(_read_optional_list)] = None
     """Orders in the folder; only filled by SearchFolder with ``GetOrdersInFolder``."""
 
+    def is_named(self, folder_name: str, parent_folder_uuid: str | None) -> bool:
+        """Whether this is the folder ``folder_name`` under that parent (``None``: top level).
+
+        Names are compared without outer blanks, since a server may trim what it
+        stores; UUIDs in canonical form. The client's look-before-create and the
+        upload flow's find-or-create both ask this, so they agree on what "the
+        same folder" is.
+        """
+        return (self.folder_name or "").strip() == folder_name.strip() and canonical_uuid(
+            self.parent_folder_uuid
+        ) == canonical_uuid(parent_folder_uuid)
+
     def summary(self) -> str:
         return f"folder {self.folder_uuid}"
 
