@@ -286,10 +286,15 @@ def test_bad_parameters_end_the_run_failed_with_a_clear_message(prefect_harness,
     assert stored.state is not None and stored.state.is_failed(), "never left Pending"
 
 
-def test_faults_on_stow_still_store_every_good_file_exactly_once(prefect_harness, sandbox, tmp_path):
+def test_faults_on_stow_still_store_every_good_file_exactly_once(prefect_harness, sandbox, tmp_path, monkeypatch):
     specs = unique_specs(3, series_count=2, instances_per_series=5)
     written = {spec.study_uid(): write_study(tmp_path, spec) for spec in specs}
-    credentials = sandbox.credentials()
+    # About 40 % of STOW requests fail. With the default 4 attempts a batch of this run
+    # exhausted its budget about one run in five (CI failed on it); 10 attempts with short
+    # waits make that about 1 in 10,000 per batch, so a failure here means a real fault.
+    monkeypatch.setenv("POSTDICOM_RETRY_BACKOFF", "0.05")
+    monkeypatch.setenv("POSTDICOM_RETRY_MAX_BACKOFF", "0.2")
+    credentials = sandbox.credentials(max_retries=9)
 
     with sandbox_faults(sandbox, "503:0.3@stow,drop:0.1@stow,503:0.1@qido"):
         state, summary = run(credentials=credentials, directory=str(tmp_path), expire_date=EXPIRE, batch_size=4)
