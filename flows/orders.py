@@ -16,7 +16,8 @@ from prefect import Task
 from prefect.cache_policies import NO_CACHE
 
 from blocks import PostDicomCredentials
-from postdicom.models import PatientOrderSummary, canonical_uuid
+from postdicom.answer_fields import canonical_uuid
+from postdicom.models import PatientOrderSummary
 from tasks import get_patient_order_list
 
 P = ParamSpec("P")

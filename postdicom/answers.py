@@ -38,7 +38,8 @@ from typing import Any, Protocol
 import httpx
 
 from .errors import FailedAnswerError, UnreadableAnswerError
-from .models import NOTES, Answer, AnswerReading, key_form
+from .answer_fields import NOTES, key_form
+from .models import Answer, AnswerReading
 
 log = logging.getLogger("postdicom.answers")
 
