@@ -21,7 +21,7 @@ from .errors import (
 )
 from .stow import InstanceOutcome, StowResult
 from . import models
-from .http import HttpLimits
+from .http_limits import HttpLimits
 from .retry import NO_RETRY, RetryPolicy
 from .upload import FileEntry, UploadReport
 

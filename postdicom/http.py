@@ -9,9 +9,11 @@ again with exponential backoff and jitter, waiting at least what the server's
 when it certainly never reached the server (the connection could not be
 opened), or was refused with 429.
 
-No answer can hold a request past its limits (:class:`HttpLimits`): an overall
-deadline per request, a size cap for answers read into memory, and a 3xx is an
-error naming where it points (redirects are never followed: the credentials
+No answer can hold a request past its limits
+(:class:`~postdicom.http_limits.HttpLimits`, applied by
+:mod:`postdicom.http_limits`): an overall deadline per request, a size cap for
+answers read into memory. An error status or a 3xx becomes its exception in
+:mod:`postdicom.http_errors` (redirects are never followed: the credentials
 would go along, and a silent "no results" is worse than a clear error).
 
 Request bodies are given as a *factory*: a callable that returns a fresh
@@ -24,33 +26,20 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import TypedDict
 
 from typing_extensions import Unpack
 
 import httpx
 
-from .errors import (
-    AnswerTooLargeError,
-    DeadlineExceededError,
-    HTTPStatusError,
-    PostDicomError,
-    RedirectError,
-    ThrottledError,
-    TransportError,
-    error_for_status,
-    is_transient,
-    shown_url,
-)
+from .errors import PostDicomError, ThrottledError, TransportError, is_transient
+from .http_errors import never_sent, redirect_error, status_error
+from .http_limits import Deadline, DeadlineStream, HttpLimits, read_body, sync_stream
 from .retry import RetryBudget, RetryPolicy, retry_scope
-from .settings import env_number
 from .transport import request_deadline, use_large_reads
 
 log = logging.getLogger("postdicom.http")
@@ -59,43 +48,6 @@ BodyFactory = Callable[[], Iterable[bytes]]
 """Returns a fresh iterable of body chunks each time it is called."""
 
 USER_AGENT = "postdicom-flows/0.1 (+httpx)"
-
-
-@dataclass(frozen=True)
-class HttpLimits:
-    """Bounds on one request that no server answer can push past.
-
-    Parameters
-    ----------
-    request_deadline:
-        Seconds one request may take in all, from sending to the last byte of
-        an answer read whole (``POSTDICOM_REQUEST_DEADLINE``). The read
-        timeout alone restarts with every byte that arrives.
-    download_deadline:
-        The same for a streamed answer (a WADO download), whose body may
-        rightly take long (``POSTDICOM_DOWNLOAD_DEADLINE``).
-    max_json_bytes:
-        Largest answer read into memory (QIDO, custom endpoints, STOW answers),
-        counted after decompression (``POSTDICOM_MAX_JSON_BYTES``).
-    """
-
-    request_deadline: float = 300.0
-    download_deadline: float = 3600.0
-    max_json_bytes: int = 64 * 1024 * 1024
-
-    @classmethod
-    def from_env(cls) -> HttpLimits:
-        """The limits of the ``POSTDICOM_*`` settings (defaults above when unset)."""
-        default = cls()
-        return cls(
-            request_deadline=env_number("POSTDICOM_REQUEST_DEADLINE", default.request_deadline, minimum=0.001),
-            download_deadline=env_number("POSTDICOM_DOWNLOAD_DEADLINE", default.download_deadline, minimum=0.001),
-            max_json_bytes=int(env_number("POSTDICOM_MAX_JSON_BYTES", default.max_json_bytes, minimum=1, whole=True)),
-        )
-
-
-ERROR_BODY_BYTES = 64 * 1024
-"""At most this much of an error answer's body is read (only a short excerpt is ever shown)."""
 
 
 class RateLimiter:
@@ -138,38 +90,6 @@ class _BasicAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return "<BasicAuth ****>"
-
-
-def _retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def error_reason(response: httpx.Response) -> str | None:
-    """The server's explanation: ``X-Error-Reason``, else a short body excerpt."""
-    reason = response.headers.get("X-Error-Reason")
-    if reason:
-        return reason
-    try:
-        text = response.text.strip()
-    except (httpx.ResponseNotRead, UnicodeDecodeError):
-        return None
-    return text[:300] or None
-
-
-def _never_sent(exc: httpx.TransportError) -> bool:
-    """True when the request certainly did not reach the server."""
-    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
 class RequestOptions(TypedDict, total=False):
@@ -305,7 +225,7 @@ class HttpSession:
                 if self._throttle is not None:
                     self._throttle.acquire()
                 started = time.monotonic()
-                deadline = _Deadline(started, self.limits.request_deadline, "POSTDICOM_REQUEST_DEADLINE")
+                deadline = Deadline(started, self.limits.request_deadline, "POSTDICOM_REQUEST_DEADLINE")
                 try:
                     response, ok = self._send_once(
                         method, url, deadline, read=read, headers=headers, body=body, accept_status=accept_status
@@ -318,7 +238,7 @@ class HttpSession:
                     raise
                 if ok:
                     break
-                error = self._error_from(response, method, url, deadline, _header_values(headers))
+                error = status_error(response, method, url, deadline, headers)
                 # A 429 means the server did not act on the request, so even a
                 # create may be sent again; other transient errors only for idempotent requests.
                 if isinstance(error, ThrottledError) or (idempotent and is_transient(error)):
@@ -331,8 +251,8 @@ class HttpSession:
             finally:
                 response.close()
             return
-        download = _Deadline(started, self.limits.download_deadline, "POSTDICOM_DOWNLOAD_DEADLINE")
-        response.stream = _DeadlineStream(_sync_stream(response), download, method, url)
+        download = Deadline(started, self.limits.download_deadline, "POSTDICOM_DOWNLOAD_DEADLINE")
+        response.stream = DeadlineStream(sync_stream(response), download, method, url)
         try:
             with request_deadline(download.at):
                 yield response
@@ -343,7 +263,7 @@ class HttpSession:
         self,
         method: str,
         url: str,
-        deadline: _Deadline,
+        deadline: Deadline,
         *,
         read: bool,
         headers: Mapping[str, str] | None,
@@ -362,13 +282,13 @@ class HttpSession:
         try:
             with request_deadline(deadline.at):
                 response = self._client.send(request, stream=True)
-                response.stream = _DeadlineStream(_sync_stream(response), deadline, method, url)
+                response.stream = DeadlineStream(sync_stream(response), deadline, method, url)
                 status = response.status_code
                 if 300 <= status < 400:
-                    raise _redirect_error(response, method, url)
+                    raise redirect_error(response, method, url)
                 ok = status < 400 or bool(accept_status and accept_status(status))
                 if ok and read:
-                    _read_body(response, self.limits.max_json_bytes, method, url)
+                    read_body(response, self.limits.max_json_bytes, method, url)
             return response, ok
         except httpx.TransportError as exc:
             if response is not None:
@@ -378,31 +298,12 @@ class HttpSession:
             error = TransportError(
                 f"could not complete the request ({type(exc).__name__}: {exc})", method=method, url=url
             )
-            error.never_sent = response is None and _never_sent(exc)
+            error.never_sent = response is None and never_sent(exc)
             raise error from None
         except BaseException:
             if response is not None:
                 response.close()
             raise
-
-    def _error_from(
-        self, response: httpx.Response, method: str, url: str, deadline: _Deadline, private: list[str]
-    ) -> HTTPStatusError:
-        try:
-            with request_deadline(deadline.at):
-                _read_body(response, ERROR_BODY_BYTES, method, url, truncate=True)
-        except (httpx.HTTPError, PostDicomError):
-            pass
-        finally:
-            response.close()
-        return error_for_status(
-            response.status_code,
-            reason=error_reason(response),
-            method=method,
-            url=url,
-            retry_after=_retry_after_seconds(response),
-            private=private,
-        )
 
     def _wait(self, budget: RetryBudget, retry_after: float | None, error: PostDicomError) -> None:
         """Sleep before the next try, or raise ``error`` when the call's retry budget is spent."""
@@ -420,154 +321,3 @@ class HttpSession:
         time.sleep(delay)
 
 
-@dataclass(frozen=True)
-class _Deadline:
-    """When one request must be over, and the setting that said so (for the error)."""
-
-    started: float
-    seconds: float
-    setting: str
-
-    @property
-    def at(self) -> float:
-        return self.started + self.seconds
-
-    def passed(self) -> bool:
-        return time.monotonic() >= self.at
-
-    def error(self, method: str, url: str) -> DeadlineExceededError:
-        return DeadlineExceededError(
-            f"no complete answer within {self.seconds:g} s, the most one request may take ({self.setting})",
-            method=method,
-            url=url,
-        )
-
-
-class _DeadlineStream(httpx.SyncByteStream):
-    """An answer body that stops with :class:`DeadlineExceededError` once the deadline has passed.
-
-    The socket-level deadline (:func:`~postdicom.transport.request_deadline`)
-    covers the session's own connections; this covers every transport, and
-    turns the socket's timeout at the deadline into the clear error.
-    """
-
-    def __init__(self, stream: httpx.SyncByteStream, deadline: _Deadline, method: str, url: str) -> None:
-        self.inner = stream
-        self._deadline = deadline
-        self._method = method
-        self._url = url
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            for chunk in self.inner:
-                if self._deadline.passed():
-                    raise self._deadline.error(self._method, self._url)
-                yield chunk
-        except httpx.TimeoutException:
-            if self._deadline.passed():
-                raise self._deadline.error(self._method, self._url) from None
-            raise
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-def _header_values(headers: Mapping[str, str] | None) -> list[str]:
-    """The text values inside JSON request headers (a custom endpoint's parameters: names, IDs)."""
-    found: list[str] = []
-
-    def collect(value: object) -> None:
-        if isinstance(value, str):
-            found.append(value)
-        elif isinstance(value, dict):
-            for item in value.values():
-                collect(item)
-        elif isinstance(value, list):
-            for item in value:
-                collect(item)
-
-    for text in (headers or {}).values():
-        if text.startswith(("{", "[")):
-            try:
-                collect(json.loads(text))
-            except ValueError:
-                continue
-    return found
-
-
-def _sync_stream(response: httpx.Response) -> httpx.SyncByteStream:
-    """The body stream of an answer from the synchronous client (what its type cannot say)."""
-    stream = response.stream
-    if isinstance(stream, _DeadlineStream):
-        stream = stream.inner
-    if not isinstance(stream, httpx.SyncByteStream):
-        raise TypeError(f"expected a synchronous answer stream, got {type(stream).__name__}")
-    return stream
-
-
-def _read_body(response: httpx.Response, limit: int, method: str, url: str, *, truncate: bool = False) -> None:
-    """Read ``response``'s (decoded) body, at most ``limit`` bytes.
-
-    Past the limit, raise :class:`AnswerTooLargeError` (or, with ``truncate``,
-    keep the first ``limit`` bytes and stop reading). A declared
-    ``Content-Length`` over the limit is refused before anything is read.
-    The body is stored where ``response.read()`` stores it, so ``.json()``
-    and ``.text`` work as usual.
-    """
-    declared = response.headers.get("Content-Length", "")
-    if not truncate and declared.isdigit() and int(declared) > limit:
-        raise _too_large(response, limit, method, url, f"it announces {int(declared)} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > limit:
-            if not truncate:
-                raise _too_large(response, limit, method, url, "more arrived")
-            chunks.append(chunk[: limit - (size - len(chunk))])
-            break
-        chunks.append(chunk)
-    # httpx keeps a read body in ``_content`` (what ``Response.read()`` fills);
-    # reading through ``iter_bytes`` is what lets the size be checked as it grows.
-    response._content = b"".join(chunks)
-
-
-def _too_large(response: httpx.Response, limit: int, method: str, url: str, seen: str) -> AnswerTooLargeError:
-    return AnswerTooLargeError(
-        f"the answer is larger than the {limit} bytes allowed for an answer read whole ({seen};"
-        " POSTDICOM_MAX_JSON_BYTES)",
-        status=response.status_code,
-        method=method,
-        url=url,
-    )
-
-
-def _redirect_error(response: httpx.Response, method: str, url: str) -> RedirectError:
-    """The error for a 3xx answer: where it points, and the likely fix."""
-    location = response.headers.get("Location")
-    target: httpx.URL | None = None
-    if location:
-        try:
-            target = response.request.url.join(location)
-        except httpx.InvalidURL:
-            target = None
-    asked = response.request.url
-    if target is None:
-        message = "the server answered with a redirect but no usable Location; redirects are not followed"
-    elif asked.scheme == "http" and target.scheme == "https":
-        message = (
-            f"the server redirects to {shown_url(str(target))}: web_address starts with http:// but the service"
-            " answers at https://; use the https:// address in web_address"
-        )
-    else:
-        message = (
-            f"the server redirects to {shown_url(str(target))}; redirects are not followed (the credentials would"
-            " go along): set web_address to where the service answers"
-        )
-    return RedirectError(
-        message,
-        location=str(target) if target is not None else location,
-        status=response.status_code,
-        method=method,
-        url=url,
-    )

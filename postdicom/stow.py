@@ -26,7 +26,7 @@ import httpx
 
 from .dicom_json import DICOM_JSON, first_value
 from .errors import AuthenticationError, NotFoundError, PostDicomError, RedirectError, ValidationError
-from .http import error_reason
+from .http_errors import error_reason
 from .multipart import MultipartWriter
 from .part10 import DicomHeader, NotDicom, inspect_file
 from .writes import note_write

@@ -26,7 +26,7 @@ import httpx
 
 from .dicom_json import TAG_SERIES_UID, TAG_SOP_UID, TAG_STUDY_UID, first_value
 from .errors import NotFoundError, ProtocolError, TransportError
-from .http import error_reason
+from .http_errors import error_reason
 from .multipart import ReceivedPart, parse_content_type, split_to_files
 from .part10 import sop_instance_uid_of
 from .qido import QidoPaging

@@ -24,7 +24,8 @@ from postdicom.errors import (
     TransportError,
     ValidationError,
 )
-from postdicom.http import HttpLimits, HttpSession
+from postdicom.http import HttpSession
+from postdicom.http_limits import ERROR_BODY_BYTES, HttpLimits
 from postdicom.retry import RetryPolicy, retry_scope
 from postdicom.transport import use_large_reads
 
@@ -369,7 +370,7 @@ def test_an_endless_error_body_is_cut_short_not_read():
     with pytest.raises(Exception) as caught:
         session.request("GET", "/studies")
     assert caught.value.status == 400
-    assert body.taken <= postdicom.http.ERROR_BODY_BYTES // 65536 + 1
+    assert body.taken <= ERROR_BODY_BYTES // 65536 + 1
 
 
 # --------------------------------------------------------------------------- redirects (issue 14 item 6)

@@ -1,0 +1,135 @@
+"""From an HTTP answer or failure to the exception of :mod:`postdicom.errors` that says it.
+
+An error status becomes its :class:`~postdicom.errors.HTTPStatusError` with the
+server's reason (``X-Error-Reason`` or a short excerpt of the body) and its
+``Retry-After``, with the values of a custom endpoint's parameters masked; a
+3xx becomes a :class:`~postdicom.errors.RedirectError` naming where it points
+and the likely fix; :func:`never_sent` tells a connection failure that
+certainly did not reach the server (which even a create may retry).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from .errors import HTTPStatusError, PostDicomError, RedirectError, error_for_status, shown_url
+from .http_limits import ERROR_BODY_BYTES, Deadline, read_body
+from .transport import request_deadline
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The wait a ``Retry-After`` header asks for, in seconds (as a number or an HTTP date); ``None`` without one."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_reason(response: httpx.Response) -> str | None:
+    """The server's explanation: ``X-Error-Reason``, else a short body excerpt."""
+    reason = response.headers.get("X-Error-Reason")
+    if reason:
+        return reason
+    try:
+        text = response.text.strip()
+    except (httpx.ResponseNotRead, UnicodeDecodeError):
+        return None
+    return text[:300] or None
+
+
+def never_sent(exc: httpx.TransportError) -> bool:
+    """True when the request certainly did not reach the server."""
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+
+
+def status_error(
+    response: httpx.Response, method: str, url: str, deadline: Deadline, request_headers: Mapping[str, str] | None
+) -> HTTPStatusError:
+    """The error for an error status, with the server's reason and ``Retry-After``.
+
+    At most ``ERROR_BODY_BYTES`` of the body are read for the reason, within
+    the request's ``deadline``; the values of the request's JSON headers (a
+    custom endpoint's parameters) are masked wherever the reason repeats them.
+    """
+    try:
+        with request_deadline(deadline.at):
+            read_body(response, ERROR_BODY_BYTES, method, url, truncate=True)
+    except (httpx.HTTPError, PostDicomError):
+        pass
+    finally:
+        response.close()
+    return error_for_status(
+        response.status_code,
+        reason=error_reason(response),
+        method=method,
+        url=url,
+        retry_after=retry_after_seconds(response),
+        private=header_values(request_headers),
+    )
+
+
+def header_values(headers: Mapping[str, str] | None) -> list[str]:
+    """The text values inside JSON request headers (a custom endpoint's parameters: names, IDs)."""
+    found: list[str] = []
+
+    def collect(value: object) -> None:
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    for text in (headers or {}).values():
+        if text.startswith(("{", "[")):
+            try:
+                collect(json.loads(text))
+            except ValueError:
+                continue
+    return found
+
+
+def redirect_error(response: httpx.Response, method: str, url: str) -> RedirectError:
+    """The error for a 3xx answer: where it points, and the likely fix."""
+    location = response.headers.get("Location")
+    target: httpx.URL | None = None
+    if location:
+        try:
+            target = response.request.url.join(location)
+        except httpx.InvalidURL:
+            target = None
+    asked = response.request.url
+    if target is None:
+        message = "the server answered with a redirect but no usable Location; redirects are not followed"
+    elif asked.scheme == "http" and target.scheme == "https":
+        message = (
+            f"the server redirects to {shown_url(str(target))}: web_address starts with http:// but the service"
+            " answers at https://; use the https:// address in web_address"
+        )
+    else:
+        message = (
+            f"the server redirects to {shown_url(str(target))}; redirects are not followed (the credentials would"
+            " go along): set web_address to where the service answers"
+        )
+    return RedirectError(
+        message,
+        location=str(target) if target is not None else location,
+        status=response.status_code,
+        method=method,
+        url=url,
+    )
