@@ -68,7 +68,7 @@ _MAX_UNWRAP = 4
 
 
 class AnsweringRow(Protocol):
-    """What :func:`read_answer` needs of an endpoint row (see :class:`postdicom.endpoints.Endpoint`)."""
+    """What :func:`read_answer` needs of an endpoint row (see :class:`postdicom.endpoint_row.Endpoint`)."""
 
     @property
     def vendor_name(self) -> str: ...
