@@ -37,6 +37,10 @@ Decisions (and why):
   stream through :class:`~flows.parquet_writer.PartitionWriter` row groups:
   memory depends on the chunk size, not on the window (the day's order list,
   which the API does not page, is the one thing proportional to it).
+* **The tables are Prefect assets.** Once every day of the window is
+  committed, one task run materializes the four tables (keyed by their
+  location, upstream the account's host, metadata per date): see
+  :mod:`flows.assets`. A failed run materializes nothing.
 """
 
 from __future__ import annotations
@@ -61,7 +65,8 @@ from blocks import PostDicomCredentials
 
 from .export_chunks import fetch_order_chunk, list_day_orders, plan_chunks
 from .export_schema import ORDERS, SCHEMA_VERSION, TABLES, normalize_tag
-from .parquet_writer import Destination, PartitionSet, new_run_id
+from .assets import materialize_export_tables
+from .parquet_writer import CommittedPartition, Destination, PartitionSet, new_run_id
 from .forms import ACCOUNT, NONE_AS_EMPTY, TIME_ZONE, form
 from .reporting import run_name_or
 from .window import submit_bounded
@@ -343,6 +348,7 @@ def nightly_order_export(
         "flow_run_id": run_id,
     }
     days = _days(first, last)
+    written: list[CommittedPartition] = []
     progress = Progress(create_progress_artifact(progress=0.0, key="order-export-progress", description="Share of the window exported"), len(days))
     logger.info("Exporting %d day(s) %s..%s to %s", len(days), first, last, summary.destination)
 
@@ -370,6 +376,7 @@ def nightly_order_export(
                     summary.vanished_orders += len(rows.vanished)
                     progress.update(number - 1 + done / len(chunks))
                 committed = parts.commit(manifest)
+            written.extend(committed)
             for partition in committed:
                 summary.rows[partition.table] += partition.rows
                 summary.partitions.append(
@@ -378,6 +385,7 @@ def nightly_order_export(
             progress.update(number, force=True)
             logger.info("%s: %d chunk(s) committed", day, len(chunks))
 
+    materialize_export_tables(credentials, target, TABLES, written, run_id)
     summary.orders_per_modality = dict(modality_counts)
     summary.orders_per_institution = dict(institution_counts)
     summary.seconds = round(time.monotonic() - started, 3)

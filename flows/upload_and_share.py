@@ -50,6 +50,7 @@ from tasks import (
 )
 from tasks.policies import write_task_options
 
+from .assets import materialize_account_studies
 from .assignment import (
     ASSIGNMENT_STATUSES,
     AssignmentCandidate,
@@ -549,6 +550,7 @@ def bulk_upload_and_share(
 
     entries = upload_all(files, credentials, batch_size=batch_size, concurrency=concurrency)
     summary = summarise_upload(Path(directory).expanduser(), entries)
+    materialize_account_studies(credentials, summary.counts)
     logger.info("upload: %s", ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n))
     try:
         orders = locate_orders(credentials, entries, summary, concurrency=concurrency)
