@@ -4,7 +4,9 @@ This is the single-machine way to schedule the work: no work pool, no worker,
 just one long-lived process that both holds the nightly schedule and runs
 whatever is started from the Prefect UI. For several machines use
 ``deployments/prefect.yaml`` with a process work pool and workers instead
-(see the README); both describe the same three deployments.
+(see the README); both describe the same three deployments. Like
+``postdicom-flows setup``, it installs (or updates) the automation that fires
+when an exported table was not refreshed within ``--fresh-within`` hours.
 
 The credentials are referenced, never copied: the deployment's stored
 parameters hold ``{"$ref": {"block_document_id": ...}}`` (which the run form's
@@ -20,13 +22,14 @@ deployment of the same name exists on a work pool, and says how to resolve it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .setup import HEARTBEAT_SECONDS, no_server
+from .setup import FRESH_WITHIN_ENV, HEARTBEAT_SECONDS, fresh_within_hours, install_freshness_automation, no_server
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -152,6 +155,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the export's destination: a folder or an fsspec URL such as s3://bucket/prefix (default %(default)s)",
     )
     parser.add_argument("--limit", type=int, default=4, help="flow runs executed at the same time (default %(default)s)")
+    parser.add_argument(
+        "--fresh-within",
+        default=None,
+        help=f"hours between two exports of a table before the freshness automation fires (default ${FRESH_WITHIN_ENV} or 26)",
+    )
     return parser
 
 
@@ -181,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         deployments = build_deployments(
             timezone=args.timezone, cron=args.cron, credentials=credentials, destination=args.destination
         )
+        fresh_within = fresh_within_hours(args.fresh_within)
     except ValueError as exc:
         print(f"postdicom-flows serve: {exc}", file=sys.stderr)
         return 2
@@ -195,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    print(f"  {asyncio.run(install_freshness_automation(fresh_within))}")
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     serve(*deployments, limit=args.limit)
     return 0
