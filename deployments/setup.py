@@ -95,13 +95,20 @@ def zombie_automation(crash_after_seconds: float = DEFAULT_CRASH_AFTER_SECONDS) 
     )
 
 
+def _number_option(value: str | float | None, env: str, default: float, must_be: str) -> float:
+    """``value``, else ``$env``, else ``default``, as a number; ``must_be`` (what it must be) names it in the error."""
+    raw = value if value is not None else os.environ.get(env, default)
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{must_be}, got {raw!r}") from None
+
+
 def crash_after_seconds(value: str | float | None = None) -> float:
     """The automation's window: ``value``, else ``$POSTDICOM_CRASH_AFTER_SECONDS``, else 240 s; checked."""
-    raw = value if value is not None else os.environ.get(CRASH_AFTER_ENV, DEFAULT_CRASH_AFTER_SECONDS)
-    try:
-        seconds = float(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"the crash-after window must be a number of seconds, got {raw!r}") from None
+    seconds = _number_option(
+        value, CRASH_AFTER_ENV, DEFAULT_CRASH_AFTER_SECONDS, "the crash-after window must be a number of seconds"
+    )
     if seconds < MIN_CRASH_AFTER_SECONDS:
         raise ValueError(
             f"the crash-after window ({seconds:g} s) must be at least {MIN_CRASH_AFTER_SECONDS} s: "
@@ -170,11 +177,9 @@ def _duration(span: timedelta) -> str:
 
 def fresh_within_hours(value: str | float | None = None) -> float:
     """The freshness window: ``value``, else ``$POSTDICOM_FRESH_WITHIN_HOURS``, else 26 h; checked."""
-    raw = value if value is not None else os.environ.get(FRESH_WITHIN_ENV, DEFAULT_FRESH_WITHIN_HOURS)
-    try:
-        hours = float(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"the freshness window must be a number of hours, got {raw!r}") from None
+    hours = _number_option(
+        value, FRESH_WITHIN_ENV, DEFAULT_FRESH_WITHIN_HOURS, "the freshness window must be a number of hours"
+    )
     if not MIN_FRESH_WITHIN_SECONDS <= hours * 3600 <= MAX_FRESH_WITHIN_HOURS * 3600:
         raise ValueError(
             f"the freshness window ({hours:g} h) must be between {MIN_FRESH_WITHIN_SECONDS} s "

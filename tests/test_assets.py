@@ -239,3 +239,50 @@ def test_credentials_and_paths_never_reach_the_keys() -> None:
     assert account_asset_key("https://cloud.postdicom.com/api/x") == "postdicom://cloud.postdicom.com"
     with pytest.raises(ValueError, match="no host"):
         account_asset_key("not a url")
+
+
+def test_the_freshness_window_comes_from_the_option_the_environment_or_the_default(monkeypatch) -> None:
+    from deployments import setup
+
+    monkeypatch.delenv(setup.FRESH_WITHIN_ENV, raising=False)
+    assert setup.fresh_within_hours() == setup.DEFAULT_FRESH_WITHIN_HOURS == 26
+    monkeypatch.setenv(setup.FRESH_WITHIN_ENV, "50")
+    assert setup.fresh_within_hours() == 50
+    assert setup.fresh_within_hours("30") == 30
+    with pytest.raises(ValueError, match="between 10 s"):
+        setup.fresh_within_hours("0.001")
+    with pytest.raises(ValueError, match="744 h"):
+        setup.fresh_within_hours("745")
+    with pytest.raises(ValueError, match="number of hours, got 'nightly'"):
+        setup.fresh_within_hours("nightly")
+
+
+def test_setup_installs_one_freshness_automation_updates_it_and_notifies_through_a_named_block(
+    prefect_harness, capsys
+) -> None:
+    from prefect.blocks.notifications import SlackWebhook
+    from prefect.client.orchestration import get_client
+    from prefect.events.actions import DoNothing, SendNotification
+
+    from deployments import setup
+
+    def installed() -> list[Any]:
+        with get_client(sync_client=True) as client:
+            return client.read_automations_by_name(setup.FRESHNESS_AUTOMATION_NAME)
+
+    assert setup.main(["--pool", "assets-test-pool", "--fresh-within", "30"]) == 0
+    assert "exported table not refreshed" in capsys.readouterr().out
+    assert setup.main(["--pool", "assets-test-pool", "--fresh-within", "48"]) == 0
+    (automation,) = installed()
+    assert automation.trigger.within == dt.timedelta(hours=48)
+    assert [type(action) for action in automation.actions] == [DoNothing]
+
+    assert setup.main(["--pool", "assets-test-pool", "--notify-block", "slack-webhook/assets-missing"]) == 2
+    assert "no saved block 'slack-webhook/assets-missing'" in capsys.readouterr().err
+    block_id = SlackWebhook(url="https://hooks.slack.invalid/services/T0/B0/x").save("assets-on-call", overwrite=True)
+    assert setup.main(["--pool", "assets-test-pool", "--notify-block", "slack-webhook/assets-on-call"]) == 0
+    (automation,) = installed()
+    (action,) = automation.actions
+    assert isinstance(action, SendNotification) and action.block_document_id == block_id
+    assert "{{ event.resource.id }}" in action.body
+    assert automation.trigger.within == dt.timedelta(hours=26), "back to the default when not given"
