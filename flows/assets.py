@@ -37,6 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import posixpath
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -64,13 +65,15 @@ TABLE_DESCRIPTION = (
 def valid_asset_key(location: str) -> str:
     """``location`` as a key Prefect accepts: lowercase scheme, no restricted character, at most 512 characters.
 
-    Restricted characters become ``_``; a key still too long keeps its start
+    The scheme keeps only lowercase letters and digits (Prefect's rule);
+    restricted characters become ``_``; a key still too long keeps its start
     and ends with a digest of the whole location, so it stays unique and stable.
     """
     scheme, separator, rest = location.partition("://")
+    scheme = re.sub("[^a-z0-9]", "", scheme.lower())
     if not separator or not scheme:
         raise ValueError(f"an asset location needs a scheme (file://, s3://, ...): {location!r}")
-    key = scheme.lower() + "://" + "".join("_" if char in RESTRICTED_ASSET_CHARACTERS else char for char in rest)
+    key = scheme + "://" + "".join("_" if char in RESTRICTED_ASSET_CHARACTERS else char for char in rest)
     if len(key) > MAX_ASSET_KEY_LENGTH:
         digest = hashlib.sha256(location.encode("utf-8")).hexdigest()[:16]
         key = key[: MAX_ASSET_KEY_LENGTH - len(digest) - 1] + "~" + digest

@@ -214,6 +214,7 @@ def test_the_freshness_alert_fires_when_the_next_export_is_skipped(upload, tmp_p
         ("file:///data/exports/orders", "file:///data/exports/orders"),
         ("file:///data/my exports/50%/orders", "file:///data/my_exports/50_/orders"),
         ("S3://bucket/a#b/orders", "s3://bucket/a_b/orders"),
+        ("oci-object://bucket@tenancy/orders", "ociobject://bucket@tenancy/orders"),
     ],
 )
 def test_locations_become_keys_prefect_accepts(location: str, key: str) -> None:
