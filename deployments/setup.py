@@ -155,7 +155,8 @@ def freshness_automation(
         name=name,
         description=(
             f"Fires when an exported table (orders, studies, series, tags) was not materialized again within "
-            f"{window} of its previous export: a missing night (installed by 'postdicom-flows setup' or 'serve')."
+            f"{window} of its previous export: a missing night. The alert is this automation's 'Automation "
+            "triggered' event in the Event Feed, its payload naming the table (installed by 'postdicom-flows setup' or 'serve')."
         ),
         trigger=EventTrigger(
             after={MATERIALIZED},
