@@ -181,7 +181,6 @@ def test_the_freshness_alert_fires_when_the_next_export_is_skipped(upload, tmp_p
         assert state.is_completed(), state.message
         keys = {table_asset_key(Destination(str(destination)), table) for table in TABLES}
         materialized = events_of_run(state.state_details.flow_run_id, [MATERIALIZED], lambda found: len(found) >= 4)
-        last_export = max(e.occurred for e in materialized)
 
         def alerts() -> list[Any]:
             alert_filter = EventFilter(
@@ -199,10 +198,13 @@ def test_the_freshness_alert_fires_when_the_next_export_is_skipped(upload, tmp_p
             found = alerts()
         mine = [a for a in found if a.payload["triggering_labels"]["prefect.resource.id"] in keys]
         assert len(mine) == 4, "one alert per table, not repeated"
+        exported_at = {e.resource.id: e.occurred for e in materialized}
         for alert in mine:
+            key = alert.payload["triggering_labels"]["prefect.resource.id"]
             assert alert.resource.get("prefect.resource.name") == automation.name
-            assert alert.occurred - last_export >= within, "fired because the window passed, not at once"
             assert alert.payload["triggering_event"]["event"] == MATERIALIZED
+            assert alert.payload["triggering_event"]["resource"]["prefect.resource.id"] == key
+            assert alert.occurred - exported_at[key] >= within, "fired because the window passed, not at once"
     finally:
         with get_client(sync_client=True) as client:
             client.delete_automation(installed.id)
