@@ -24,6 +24,7 @@ MODULES = {
     "stow": ("stow_bench", "bulk STOW: vendor way vs dicomweb-client vs postdicom vs curl, loopback and 50 ms"),
     "wado": ("wado_bench", "WADO retrieve of a ~100 MB study: postdicom vs dicomweb-client vs curl"),
     "overhead": ("overhead_bench", "Prefect overhead: upload direct vs in a flow, per-task cost, flow RSS"),
+    "flows": ("flows_bench", "the three flows vs the client calls they wrap; cost growth with the work (issue 17)"),
 }
 SCRIPTS = {
     "export": ("export_bench.py", "nightly_order_export on the sandbox: orders/s, requests/s, RSS at K and 2K"),

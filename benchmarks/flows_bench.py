@@ -1,0 +1,425 @@
+"""The three flows against the client they wrap, and how their cost grows with the work (issue 17).
+
+Parts (``--parts``, all by default):
+
+``upload``
+    ``bulk_upload_and_share`` (defaults) against ``PostDicomClient.upload_folder``
+    (defaults) on the same files, each run into a fresh sandbox, interleaved
+    A/B/A/B; 4,000 × 16 KB and 500 × 512 KB (``--quick``: 1,000 × 16 KB and
+    200 × 512 KB).
+``export``
+    ``nightly_order_export`` of one study date (``refresh_cache``: every
+    chunk fetched and stored, as a first run does) against the client's own
+    calls for the same orders at the same concurrency (the day's order list,
+    then properties, tag contents, QIDO study and series per order, on a
+    thread pool of the flow's ``concurrency``).
+``reassign``
+    ``batch_reassignment`` of N rows against the order list plus N
+    ``assign_order_to_user`` calls on a thread pool of the flow's
+    ``concurrency``; each run assigns the other of two users, so every row is
+    really sent.
+``growth``
+    Peak RSS and seconds of each flow at three sizes (upload 1k/4k/16k files
+    of 16 KB, export 1k/5k/20k orders, reassignment 1k/5k rows; ``--quick``:
+    a quarter), each in a fresh child process.
+
+Every measured run is a fresh Python process (``_common.run_worker``); a flow
+worker first runs an empty flow (which starts the ephemeral API, or connects
+to ``--prefect-server``) and starts the clock after it, so the figures are the
+flow's own, as for a user whose Prefect is already up. The ratio column is
+client seconds / flow seconds (1.0: the flow is as fast as the client). The
+machine's load average is printed with every row: on a shared machine, only
+ratios measured in the same minute compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from benchmarks import _common
+from benchmarks._common import MB, Server
+
+SANDBOX_USERS = ("9d02eb73-8dd5-4798-9962-621dcebf7caf", "aa608466-d46c-4eba-a901-433c9c222e33")
+"""Two users of the sandbox seed's first institution (the reassignment alternates between them)."""
+EXPORT_DAY = dt.date(2033, 1, 10)
+
+
+def load() -> str:
+    """The load averages now, as ``uptime`` prints them."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+# ---------------------------------------------------------------- workers (run in a fresh process each)
+
+
+def _credentials(spec: dict):
+    from blocks import PostDicomCredentials
+
+    server = Server(**spec["server"])
+    return PostDicomCredentials(username=server.username, password=server.password, web_address=server.web_address,
+                                dialect=server.dialect)
+
+
+def _client(spec: dict, **options):
+    from postdicom import PostDicomClient
+
+    server = Server(**spec["server"])
+    return PostDicomClient(server.web_address, server.username, server.password, dialect=server.dialect, **options)
+
+
+class PrefectUp:
+    """Run an empty flow: starts the ephemeral API (or reaches the server), so the clock starts after it.
+
+    :meth:`cpu_seconds` is the CPU the Prefect API process used since then:
+    the ephemeral server is this worker's child; a separate server's process
+    id comes in the spec. On two cores that CPU is taken from the sandbox and
+    the client, so it is part of what the flow costs.
+    """
+
+    def __init__(self, spec: dict) -> None:
+        import psutil
+        from prefect import flow
+
+        @flow(name="bench-warm-up")
+        def warm_up() -> None:
+            return None
+
+        warm_up()
+        pid = spec.get("prefect_pid")
+        self.processes = [psutil.Process(pid)] if pid else psutil.Process().children(recursive=True)
+        self.start = self._total()
+
+    def _total(self) -> float:
+        return sum(sum(process.cpu_times()[:2]) for process in self.processes if process.is_running())
+
+    def cpu_seconds(self) -> float:
+        return round(self._total() - self.start, 3)
+
+
+def _upload_client(spec: dict, ready: Callable[[], None]) -> dict:
+    with _client(spec) as client:
+        ready()
+        report = client.upload_folder(spec["data"])
+    return {"stored": report.counts["stored"], "files": len(report)}
+
+
+def _upload_flow(spec: dict, ready: Callable[[], None]) -> dict:
+    from flows.upload_and_share import bulk_upload_and_share
+
+    credentials = _credentials(spec)
+    prefect = PrefectUp(spec)
+    ready()
+    summary = bulk_upload_and_share(credentials, spec["data"], expire_date=dt.date.today() + dt.timedelta(days=2))
+    return {"stored": summary.counts["stored"], "files": summary.total_files, "orders": len(summary.patient_order_uuids),
+            "prefect_cpu_s": prefect.cpu_seconds()}
+
+
+def _export_client(spec: dict, ready: Callable[[], None]) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flows.export import SERIES, STUDIES, tag_ids
+
+    day = dt.date.fromisoformat(spec["day"])
+    with _client(spec, max_connections=spec["concurrency"]) as client:
+        ready()
+        orders = client.get_patient_order_list([], study_date_from=day, study_date_to=day).patient_order_list
+
+        def fetch(order) -> int:
+            properties = client.get_patient_order_properties(order.institution_uuid, order.patient_order_uuid)
+            study_uid = properties.study_instance_uid
+            if not study_uid:
+                return 1
+            client.get_dicom_tag_content(order.institution_uuid, order.patient_order_uuid,
+                                         dicom_tag_id_list=tag_ids([]))
+            client.search_for_studies({"StudyInstanceUID": study_uid}, fields=STUDIES.dicom_keywords)
+            client.search_for_series(study_uid, fields=SERIES.dicom_keywords)
+            return 4
+
+        with ThreadPoolExecutor(spec["concurrency"]) as pool:
+            requests = sum(pool.map(fetch, orders))
+    return {"orders": len(orders), "requests": requests + 1}
+
+
+def _export_flow(spec: dict, ready: Callable[[], None]) -> dict:
+    from flows.export import nightly_order_export
+
+    credentials = _credentials(spec)
+    day = dt.date.fromisoformat(spec["day"])
+    prefect = PrefectUp(spec)
+    ready()
+    summary = nightly_order_export(credentials, spec["destination"], study_date_from=day, study_date_to=day,
+                                   concurrency=spec["concurrency"], refresh_cache=True)
+    return {"orders": summary.orders, "requests": summary.requests + 1, "prefect_cpu_s": prefect.cpu_seconds()}
+
+
+def _reassign_client(spec: dict, ready: Callable[[], None]) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = spec["rows"]
+    with _client(spec, max_connections=spec["concurrency"]) as client:
+        ready()
+        client.get_patient_order_list([])
+        with ThreadPoolExecutor(spec["concurrency"]) as pool:
+            answers = list(pool.map(
+                lambda row: client.assign_order_to_user(row["patient_order_uuid"], row["assigned_user_uuid"]), rows))
+    return {"rows": len(rows), "assigned": sum(bool(answer.changed) for answer in answers)}
+
+
+def _reassign_flow(spec: dict, ready: Callable[[], None]) -> dict:
+    from flows.reassignment import batch_reassignment
+
+    credentials = _credentials(spec)
+    prefect = PrefectUp(spec)
+    ready()
+    report = batch_reassignment(credentials, spec["rows"], concurrency=spec["concurrency"])
+    return {"rows": len(report.rows), "assigned": report.counts.get("assigned", 0),
+            "prefect_cpu_s": prefect.cpu_seconds()}
+
+
+WORKERS = {
+    "upload-client": _upload_client,
+    "upload-flow": _upload_flow,
+    "export-client": _export_client,
+    "export-flow": _export_flow,
+    "reassign-client": _reassign_client,
+    "reassign-flow": _reassign_flow,
+}
+
+
+# ---------------------------------------------------------------- the parent
+
+
+class Bench:
+    """What the parts share: the work folder, the Prefect settings every worker gets, the result rows."""
+
+    def __init__(self, args: argparse.Namespace, work: Path, prefect: tuple[str, int] | None) -> None:
+        self.args = args
+        self.work = work
+        self.env = {"PREFECT_HOME": str(work / "prefect-home"), "PREFECT_LOGGING_LEVEL": "WARNING",
+                    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+                    "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(work / "prefect-results")}
+        self.prefect_pid = None
+        if prefect:
+            self.env["PREFECT_API_URL"], self.prefect_pid = prefect
+        self.comparisons: list[dict] = []
+        self.growth: list[dict] = []
+
+    def worker(self, method: str, spec: dict) -> dict:
+        figures = _common.run_worker("flows_bench", dict(spec, method=method, prefect_pid=self.prefect_pid),
+                                     env=self.env)
+        figures["load"] = load()
+        figures["all_cpu_s"] = round(figures["client_cpu_s"] + (figures["server_cpu_s"] or 0)
+                                     + (figures.get("prefect_cpu_s") or 0), 2)
+        print(f"    {method:16} {figures['seconds']:7.2f} s  CPU: own {figures['client_cpu_s']:5.2f} s, "
+              f"Prefect API {figures.get('prefect_cpu_s') or 0:5.2f} s, server {figures['server_cpu_s'] or 0:5.2f} s; "
+              f"peak RSS {figures['peak_rss_mb']:6.1f} MB  load {figures['load']}", flush=True)
+        return figures
+
+    def compare(self, part: str, size: str, unit: str, count: int, measure: Callable[[str], dict]) -> None:
+        """Client and flow, interleaved ``--repeat`` times; one row with the best of each and their ratio."""
+        labels = [f"{part}-client", f"{part}-flow"]
+        best = _common.interleaved(self.args.repeat, labels, measure)
+        client, flow = best[labels[0]], best[labels[1]]
+        pairs = [round(c / f, 2) for c, f in zip(client["runs"], flow["runs"], strict=True)]
+        row = {"part": part, "size": size, "client_s": client["seconds"], "flow_s": flow["seconds"],
+               "client_rate": round(count / client["seconds"]), "flow_rate": round(count / flow["seconds"]),
+               "unit": unit, "ratio": round(client["seconds"] / flow["seconds"], 2), "pair_ratios": pairs,
+               "client_runs": client["runs"], "flow_runs": flow["runs"], "flow_peak_rss_mb": flow["peak_rss_mb"],
+               "client_cpu_s": client["all_cpu_s"], "flow_cpu_s": flow["all_cpu_s"],
+               "cpu_ratio": round(client["all_cpu_s"] / flow["all_cpu_s"], 2),
+               "load": flow["load"]}
+        self.comparisons.append(row)
+        print(f"  => {part} {size}: client {row['client_s']} s, flow {row['flow_s']} s, ratio {row['ratio']} "
+              f"(per pair {pairs})", flush=True)
+
+
+@contextmanager
+def prefect_server(work: Path) -> Iterator[tuple[str, int]]:
+    """A separate ``prefect server start`` on a free port and its own home; yields its API URL and process id."""
+    from deployments.processes import free_port, start_process, stop_process, wait_until_answering
+
+    port = free_port()
+    log = work / "prefect-server.log"
+    command = [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
+               "--port", str(port)]
+    process = start_process(command, log=log, keep_prefixes=("PREFECT_",),
+                            env={"PREFECT_HOME": str(work / "prefect-server-home"), "PREFECT_API_URL": None,
+                                 "PREFECT_SERVER_API_PORT": str(port)})
+    try:
+        wait_until_answering(process, f"http://127.0.0.1:{port}/api/health", what="the Prefect server", log=log,
+                             timeout=180)
+        yield f"http://127.0.0.1:{port}/api", process.pid
+    finally:
+        stop_process(process)
+
+
+def upload_part(bench: Bench) -> None:
+    sizes = [(1000, 16), (200, 512)] if bench.args.quick else [(4000, 16), (500, 512)]
+    for count, size_kb in sizes:
+        data = bench.work / f"upload-{count}x{size_kb}"
+        _common.generate_studies(data, count, size_kb * 1024, f"f{count}x{size_kb}")
+        payload = sum(p.stat().st_size for p in _common.dicom_files(data))
+        print(f"\nupload {count} × {size_kb} KB ({payload / MB:.0f} MB), fresh sandbox per run; load {load()}",
+              flush=True)
+
+        def measure(label: str) -> dict:
+            with _common.sandbox() as server:
+                figures = bench.worker(f"upload-{label.split('-')[1]}", {"server": server.as_dict(), "data": str(data)})
+            if figures["stored"] != count:
+                raise RuntimeError(f"{label}: stored {figures['stored']} of {count}")
+            return figures
+
+        bench.compare("upload", f"{count} × {size_kb} KB", "files/s", count, measure)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@contextmanager
+def seeded_sandbox(bench: Bench, orders: int, latency_ms: int = 0) -> Iterator[Server]:
+    """A sandbox holding ``orders`` one-instance studies on :data:`EXPORT_DAY` (``export_bench``'s seeding)."""
+    from benchmarks.export_bench import seed_orders
+
+    with _common.sandbox() as server:
+        seconds = seed_orders(server.web_address, server.username, server.password, EXPORT_DAY, orders, bench.work)
+        print(f"  seeded {orders} orders in {seconds:.1f} s", flush=True)
+        if latency_ms:
+            with _common.delay_proxy(server.web_address, latency_ms / 2) as address:
+                yield server.via(address)
+        else:
+            yield server
+
+
+def export_part(bench: Bench) -> None:
+    orders = 300 if bench.args.quick else 1000
+    for latency in bench.args.latencies:
+        print(f"\nexport of {orders} orders, concurrency 8, round trip {latency} ms; load {load()}", flush=True)
+        with seeded_sandbox(bench, orders, latency) as server:
+            spec = {"server": server.as_dict(), "day": EXPORT_DAY.isoformat(), "concurrency": 8,
+                    "destination": str(bench.work / "export")}
+
+            def measure(label: str) -> dict:
+                figures = bench.worker(label, spec)
+                if figures["orders"] != orders:
+                    raise RuntimeError(f"{label}: {figures['orders']} of {orders} orders")
+                return figures
+
+            bench.compare("export", f"{orders} orders, {latency} ms", "orders/s", orders, measure)
+
+
+def reassignment_rows(server: Server, count: int, user: str) -> list[dict]:
+    return [{"patient_order_uuid": order["PatientOrderUuid"], "assigned_user_uuid": user}
+            for order in _common.sandbox_orders(server)[:count]]
+
+
+def reassign_part(bench: Bench) -> None:
+    rows = 200 if bench.args.quick else 1000
+    for latency in bench.args.latencies:
+        print(f"\nreassignment of {rows} rows, concurrency 4, round trip {latency} ms; load {load()}", flush=True)
+        with seeded_sandbox(bench, rows, latency) as server:
+            turn = iter(range(1000))
+
+            def measure(label: str) -> dict:
+                spec = {"server": server.as_dict(), "concurrency": 4,
+                        "rows": reassignment_rows(server, rows, SANDBOX_USERS[next(turn) % 2])}
+                figures = bench.worker(label, spec)
+                if figures["assigned"] != rows:
+                    raise RuntimeError(f"{label}: {figures['assigned']} of {rows} rows assigned")
+                return figures
+
+            bench.compare("reassign", f"{rows} rows, {latency} ms", "rows/s", rows, measure)
+
+
+def growth_part(bench: Bench) -> None:
+    scale = 4 if bench.args.quick else 1
+    print(f"\ncost growth (each size a fresh process; load {load()})", flush=True)
+    for count in (1000 // scale, 4000 // scale, 16000 // scale):
+        data = bench.work / f"growth-{count}"
+        _common.generate_studies(data, count, 16 * 1024, f"g{count}")
+        with _common.sandbox() as server:
+            figures = bench.worker("upload-flow", {"server": server.as_dict(), "data": str(data)})
+        shutil.rmtree(data, ignore_errors=True)
+        bench.growth.append({"flow": "upload", "size": count, "unit": "files", **figures})
+    for count in (1000 // scale, 5000 // scale, 20000 // scale):
+        with seeded_sandbox(bench, count) as server:
+            spec = {"server": server.as_dict(), "day": EXPORT_DAY.isoformat(), "concurrency": 8,
+                    "destination": str(bench.work / "growth-export")}
+            figures = bench.worker("export-flow", spec)
+            bench.growth.append({"flow": "export", "size": count, "unit": "orders", **figures})
+            if count <= 5000 // scale:
+                spec = {"server": server.as_dict(), "concurrency": 4,
+                        "rows": reassignment_rows(server, count, SANDBOX_USERS[0])}
+                figures = bench.worker("reassign-flow", spec)
+                bench.growth.append({"flow": "reassign", "size": count, "unit": "rows", **figures})
+    for row in bench.growth:
+        row["ms_per_item"] = round(1000 * row["seconds"] / row["size"], 2)
+    for flow in ("upload", "export", "reassign"):
+        rows = [row for row in bench.growth if row["flow"] == flow]
+        for row in rows:
+            row["rss_above_smallest_mb"] = round(row["peak_rss_mb"] - rows[0]["peak_rss_mb"], 1)
+
+
+PARTS = {"upload": upload_part, "export": export_part, "reassign": reassign_part, "growth": growth_part}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks flows", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes)")
+    parser.add_argument("--repeat", type=int, default=2, help="interleaved client/flow pairs per comparison")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
+    parser.add_argument("--latencies", default="0,50",
+                        help="round trips in ms for export and reassignment (50: through the delaying proxy)")
+    parser.add_argument("--prefect-server", action="store_true",
+                        help="run the flows against a separate `prefect server start` instead of the ephemeral API")
+    args = parser.parse_args(argv)
+    args.latencies = [int(value) for value in args.latencies.split(",") if value]
+    parts = [part.strip() for part in args.parts.split(",") if part.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+
+    work = Path(tempfile.mkdtemp(prefix="bench-flows-"))
+    started = time.perf_counter()
+    try:
+        with (prefect_server(work) if args.prefect_server else _no_server()) as api:
+            bench = Bench(args, work, api)
+            print(f"flows vs client; Prefect API: {api[0] if api else 'ephemeral'}; load {load()}", flush=True)
+            for part in parts:
+                PARTS[part](bench)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    if bench.comparisons:
+        print()
+        _common.print_table(bench.comparisons, [("part", "flow"), ("size", "size"), ("client_s", "client s"),
+                                                ("flow_s", "flow s"), ("client_rate", "client /s"),
+                                                ("flow_rate", "flow /s"), ("unit", "unit"),
+                                                ("ratio", "flow/client"), ("client_cpu_s", "client CPU s"),
+                                                ("flow_cpu_s", "flow CPU s"), ("cpu_ratio", "CPU ratio"),
+                                                ("load", "load (1, 5, 15 min)")])
+    if bench.growth:
+        print()
+        _common.print_table(bench.growth, [("flow", "flow"), ("size", "size"), ("unit", "unit"), ("seconds", "s"),
+                                           ("ms_per_item", "ms each"), ("peak_rss_mb", "peak RSS MB"),
+                                           ("rss_above_smallest_mb", "MB above smallest"), ("load", "load")])
+    print(f"\n{time.perf_counter() - started:.0f} s in all; load {load()}")
+    _common.write_json("flows", {"machine": _common.machine(), "settings": vars(args),
+                                 "comparisons": bench.comparisons, "growth": bench.growth})
+    return 0
+
+
+@contextmanager
+def _no_server() -> Iterator[tuple[str, int] | None]:
+    yield None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
