@@ -40,7 +40,7 @@ from .errors import PostDicomError, ThrottledError, TransportError, is_transient
 from .http_errors import never_sent, redirect_error, status_error
 from .http_limits import Deadline, DeadlineStream, HttpLimits, read_body, sync_stream
 from .retry import RetryBudget, RetryPolicy, retry_scope
-from .transport import request_deadline, use_large_reads
+from .transport import request_deadline, ssl_context, use_large_reads
 
 log = logging.getLogger("postdicom.http")
 
@@ -155,15 +155,16 @@ class HttpSession:
         self.limits = limits if limits is not None else HttpLimits.from_env()
         self._throttle = RateLimiter(requests_per_second) if requests_per_second else None
         pool = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        tls = ssl_context(verify)
         if transport is None:
-            transport = httpx.HTTPTransport(verify=verify, limits=pool)
+            transport = httpx.HTTPTransport(verify=tls, limits=pool)
             use_large_reads(transport)
         self._client = httpx.Client(
             auth=_BasicAuth(username, password),
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=pool,
             headers={"User-Agent": USER_AGENT},
-            verify=verify,
+            verify=tls,
             transport=transport,
             follow_redirects=False,
         )
