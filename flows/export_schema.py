@@ -1,4 +1,4 @@
-"""The four tables of the nightly export: schemas declared once, converters, and their documentation.
+"""The four tables of the nightly export: schemas declared once, the rows built from them, and their documentation.
 
 Analysts query these files for years with DuckDB, pandas and Polars, so the
 schema is explicit and versioned instead of inferred from whatever the server
@@ -10,7 +10,9 @@ value comes from; the pyarrow schema, the row converters and the markdown
 documentation (:func:`render_markdown`, committed as ``docs/export-schema.md``)
 are all derived from these declarations. Columns read from DICOM take their
 name (snake_case of the keyword), tag, VR and multiplicity from pydicom's data
-dictionary, so the type rules live in one function (:func:`arrow_type_for_vr`).
+dictionary, so the type rules live in one function
+(:func:`flows.export_values.arrow_type_for_vr`); every value converter is in
+:mod:`flows.export_values`.
 
 Type rules: DA → ``date32``, TM → ``time64[us]``, DT → ``timestamp[us, UTC]``
 (only when an offset is known), IS and the binary integers → ``int64``, DS and
@@ -32,8 +34,6 @@ of the fetch tasks, so cached rows of an older schema are never reused).
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,207 +43,34 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 from pydicom.datadict import dictionary_VM, dictionary_VR, keyword_for_tag, tag_for_keyword
 
+from .export_values import (
+    FLOAT_VRS,
+    INTEGER_VRS,
+    MULTI_VALUE_SEPARATOR,
+    Converter,
+    arrow_type_for_vr,
+    clean_text,
+    dicom_values,
+    lower_keys,
+    parse_api_datetime,
+    parse_da,
+    parse_for_vr,
+    parse_is,
+    parse_offset,
+    parse_tm,
+    pn_to_string,
+    snake_case,
+    text_list,
+    uuid_text,
+)
+
 SCHEMA_VERSION = "1"
 PARTITION_COLUMN = "export_date"
-MULTI_VALUE_SEPARATOR = "\\"
-"""DICOM's own separator, used where several values must fit one string column."""
-
-INTEGER_VRS = frozenset({"IS", "SS", "US", "SL", "UL", "SV", "UV"})
-FLOAT_VRS = frozenset({"DS", "FL", "FD"})
-
-Converter = Callable[[Any], Any]
-
-
-# --------------------------------------------------------------------------
-# Value parsers: one DICOM or API value → one Python value (None when empty or malformed)
-# --------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    """Strip the padding DICOM allows; empty means absent."""
-    if value is None:
-        return None
-    text = str(value).strip().strip("\x00")
-    return text or None
-
-
-def parse_da(value: Any) -> dt.date | None:
-    """DA (``YYYYMMDD``), the legacy ``YYYY.MM.DD`` and the API's ``YYYY-MM-DD``."""
-    text = _text(value)
-    if text is None:
-        return None
-    digits = text.replace("-", "").replace(".", "") if len(text) == 10 else text
-    if len(digits) != 8 or not digits.isdigit():
-        return None
-    try:
-        return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
-    except ValueError:
-        return None
-
-
-_TM = re.compile(r"^(\d{2})(?::?(\d{2})(?::?(\d{2})(?:\.(\d{1,6}))?)?)?$")
-
-
-def parse_tm(value: Any) -> dt.time | None:
-    """TM (``HH[MM[SS[.FFFFFF]]]``) and the colon form the API and old ACR-NEMA files use.
-
-    A leap second (``60``) is clamped to 59.999999 so the value stays
-    representable instead of becoming null.
-    """
-    text = _text(value)
-    if text is None:
-        return None
-    match = _TM.match(text)
-    if not match:
-        return None
-    hour, minute, second, fraction = match.groups()
-    seconds = int(second or 0)
-    micro = int((fraction or "0").ljust(6, "0"))
-    if seconds == 60:
-        seconds, micro = 59, 999_999
-    try:
-        return dt.time(int(hour), int(minute or 0), seconds, micro)
-    except ValueError:
-        return None
-
-
-_DT = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?([+-]\d{4})?$")
-
-
-def parse_offset(value: Any) -> dt.timezone | None:
-    """``&ZZXX`` (as in DT, or TimezoneOffsetFromUTC) → a fixed offset."""
-    text = _text(value)
-    if text is None or not re.fullmatch(r"[+-]\d{4}", text):
-        return None
-    sign = -1 if text[0] == "-" else 1
-    hours, minutes = int(text[1:3]), int(text[3:5])
-    if hours > 14 or minutes > 59:
-        return None
-    return dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
-
-
-def parse_dt(value: Any, default_offset: dt.timezone | None = None) -> dt.datetime | None:
-    """DT (``YYYY[MM[DD[HH[MM[SS[.F]]]]]][&ZZXX]``); aware when its own or ``default_offset`` is known.
-
-    Without any offset the result is naive: the caller decides (the export
-    stores only aware values in UTC columns, see the module docstring).
-    """
-    text = _text(value)
-    if text is None:
-        return None
-    match = _DT.match(text)
-    if not match:
-        return None
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
-    try:
-        result = dt.datetime(
-            int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0),
-            min(int(second or 0), 59), int((fraction or "0").ljust(6, "0")),
-        )
-    except ValueError:
-        return None
-    zone = parse_offset(offset) if offset else default_offset
-    return result.replace(tzinfo=zone) if zone else result
-
-
-def parse_api_datetime(value: Any) -> dt.datetime | None:
-    """The API's ``YYYY-MM-DD HH:MM[:SS]`` (no zone: the account's wall clock) → naive datetime."""
-    text = _text(value)
-    if text is None:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(text.replace(" ", "T", 1))
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def parse_is(value: Any) -> int | None:
-    """IS: a JSON number or a string such as ``" 12"``; an integral ``"12.0"`` is accepted too."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    number = parse_ds(value)
-    if number is None or not number.is_integer():
-        return None
-    return int(number)
-
-
-def parse_ds(value: Any) -> float | None:
-    """DS (and the binary floats): a JSON number or a decimal string; NaN/inf are not DICOM values."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        number = float(value)
-    else:
-        text = _text(value)
-        if text is None:
-            return None
-        try:
-            number = float(text)
-        except ValueError:
-            return None
-    return number if math.isfinite(number) else None
-
-
-def pn_to_string(value: Any) -> str | None:
-    """PN as the DICOM string form: ``Alphabetic=Ideographic=Phonetic``, trailing empty groups dropped.
-
-    DICOM JSON gives an object with up to three groups; the custom endpoints
-    and files give the string already. Components (``^``) are kept as they are,
-    so ``Muñoz^José`` and ``山田^太郎=やまだ^たろう`` survive unchanged.
-    """
-    if isinstance(value, Mapping):
-        groups = [str(value.get(k) or "") for k in ("Alphabetic", "Ideographic", "Phonetic")]
-        return "=".join(groups).rstrip("=") or None
-    return _text(value)
-
-
-def parse_for_vr(vr: str, value: Any, default_offset: dt.timezone | None = None) -> Any:
-    """One value of an element with this VR → its typed Python value."""
-    if vr == "DA":
-        return parse_da(value)
-    if vr == "TM":
-        return parse_tm(value)
-    if vr == "DT":
-        parsed = parse_dt(value, default_offset)
-        return parsed if parsed is not None and parsed.tzinfo is not None else None
-    if vr in INTEGER_VRS:
-        return parse_is(value)
-    if vr in FLOAT_VRS:
-        return parse_ds(value)
-    if vr == "PN":
-        return pn_to_string(value)
-    return _text(value)
-
-
-def arrow_type_for_vr(vr: str) -> pa.DataType:
-    """The one place a VR is mapped to a Parquet type."""
-    if vr == "DA":
-        return pa.date32()
-    if vr == "TM":
-        return pa.time64("us")
-    if vr == "DT":
-        return pa.timestamp("us", tz="UTC")
-    if vr in INTEGER_VRS:
-        return pa.int64()
-    if vr in FLOAT_VRS:
-        return pa.float64()
-    if vr in {"SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN"}:
-        raise ValueError(f"VR {vr} has no column type in the export (sequences and binary are not exported)")
-    return pa.string()
 
 
 # --------------------------------------------------------------------------
 # Column declarations
 # --------------------------------------------------------------------------
-
-
-def snake_case(keyword: str) -> str:
-    """DICOM keyword → column name: ``StudyInstanceUID`` → ``study_instance_uid``."""
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", keyword)
-    return spaced.lower()
 
 
 @dataclass(frozen=True)
@@ -266,14 +93,6 @@ class Column:
         return pa.field(self.name, self.type, metadata={"description": self.description, "source": self.source})
 
 
-def _dicom_values(element: Any) -> list[Any]:
-    """The ``Value`` array of a DICOM JSON element (``[]`` when omitted, as Annex F allows)."""
-    if not isinstance(element, Mapping):
-        return []
-    values = element.get("Value")
-    return list(values) if isinstance(values, list) else []
-
-
 def dicom_column(keyword: str, description: str, *, name: str | None = None) -> Column:
     """A column read from a DICOM JSON object (PS3.18 Annex F) by keyword, typed from the dictionary."""
     tag = tag_for_keyword(keyword)
@@ -287,8 +106,8 @@ def dicom_column(keyword: str, description: str, *, name: str | None = None) -> 
     def read(dataset: Mapping[str, Any]) -> Any:
         element = dataset.get(tag_hex)
         element_vr = element.get("vr", vr) if isinstance(element, Mapping) else vr
-        offset = parse_offset(next(iter(_dicom_values(dataset.get("00080201"))), None))
-        parsed = [parse_for_vr(element_vr, v, offset) for v in _dicom_values(element)]
+        offset = parse_offset(next(iter(dicom_values(dataset.get("00080201"))), None))
+        parsed = [parse_for_vr(element_vr, v, offset) for v in dicom_values(element)]
         present = [v for v in parsed if v is not None]
         if not present:
             return None
@@ -308,33 +127,15 @@ def dicom_column(keyword: str, description: str, *, name: str | None = None) -> 
     )
 
 
-def _lower_keys(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The custom endpoints' key case is not guaranteed (api-answers.md): compare case-insensitively."""
-    return {str(k).lower(): v for k, v in record.items()}
-
-
-def _text_list(value: Any) -> list[str] | None:
-    """A JSON array of strings; empty strings dropped, an empty list is null like any empty value."""
-    if not isinstance(value, list):
-        return None
-    return [s for s in map(_text, value) if s is not None] or None
-
-
-def _uuid(value: Any) -> str | None:
-    """UUIDs compare as lower-case (api-answers.md promises it; do not depend on it)."""
-    text = _text(value)
-    return text.lower() if text else None
-
-
 API_TYPES: dict[str, tuple[pa.DataType, Converter]] = {
-    "text": (pa.string(), _text),
+    "text": (pa.string(), clean_text),
     "pn": (pa.string(), pn_to_string),
-    "uuid": (pa.string(), _uuid),
+    "uuid": (pa.string(), uuid_text),
     "date": (pa.date32(), parse_da),
     "time": (pa.time64("us"), parse_tm),
     "datetime": (pa.timestamp("us"), parse_api_datetime),
     "int": (pa.int64(), parse_is),
-    "list": (pa.list_(pa.string()), _text_list),
+    "list": (pa.list_(pa.string()), text_list),
 }
 
 
@@ -379,7 +180,7 @@ class Table:
 
     def row(self, source: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Typed row from a source record; ``context`` supplies the export's own columns."""
-        lowered = _lower_keys(source)
+        lowered = lower_keys(source)
         merged = {**source, **lowered, **(context or {})}
         return {c.name: c.read(merged) for c in self.columns}
 
@@ -533,7 +334,7 @@ TABLES: dict[str, Table] = {t.name: t for t in (ORDERS, STUDIES, SERIES, TAGS)}
 
 def normalize_tag(tag_id: Any) -> str | None:
     """``00100010``, ``0010,0010``, ``(0010,0010)`` or a keyword → 8 upper-case hex digits."""
-    text = _text(tag_id)
+    text = clean_text(tag_id)
     if text is None:
         return None
     compact = re.sub(r"[(),\s]", "", text).upper()
@@ -549,10 +350,10 @@ def order_row(properties: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _context(order: Mapping[str, Any]) -> dict[str, Any]:
-    lowered = _lower_keys(order)
+    lowered = lower_keys(order)
     return {
-        "patient_order_uuid": _uuid(lowered.get("patientorderuuid")),
-        "institution_uuid": _uuid(lowered.get("institutionuuid")),
+        "patient_order_uuid": uuid_text(lowered.get("patientorderuuid")),
+        "institution_uuid": uuid_text(lowered.get("institutionuuid")),
     }
 
 
@@ -566,13 +367,13 @@ def series_rows(order: Mapping[str, Any], matches: Iterable[Mapping[str, Any]]) 
     """QIDO series matches for one order → ``series`` rows, joined to the order's SeriesList by UID."""
     context = _context(order)
     uuids = {
-        _text(s.get("seriesinstanceuid")): _uuid(s.get("patientseriesuuid"))
-        for s in map(_lower_keys, _lower_keys(order).get("serieslist") or [])
+        clean_text(s.get("seriesinstanceuid")): uuid_text(s.get("patientseriesuuid"))
+        for s in map(lower_keys, lower_keys(order).get("serieslist") or [])
     }
     rows = []
     for match in matches:
-        uid = next(iter(_dicom_values(match.get("0020000E"))), None)
-        rows.append(SERIES.row(match, {**context, "patient_series_uuid": uuids.get(_text(uid))}))
+        uid = next(iter(dicom_values(match.get("0020000E"))), None)
+        rows.append(SERIES.row(match, {**context, "patient_series_uuid": uuids.get(clean_text(uid))}))
     return rows
 
 
@@ -580,7 +381,7 @@ def tag_rows(order: Mapping[str, Any], contents: Iterable[Mapping[str, Any]]) ->
     """GetDicomTagContent's DicomTagContentList for one order → ``tags`` rows."""
     context = _context(order)
     rows = []
-    for item in map(_lower_keys, contents):
+    for item in map(lower_keys, contents):
         tag = normalize_tag(item.get("tagid")) or normalize_tag(item.get("keyword"))
         raw_values = item.get("values") or []
         values = [str(v) for v in raw_values if v is not None and str(v) != ""] if isinstance(raw_values, list) else []
@@ -588,8 +389,8 @@ def tag_rows(order: Mapping[str, Any], contents: Iterable[Mapping[str, Any]]) ->
         record = {
             **item,
             "tag": tag,
-            "keyword": _text(item.get("keyword")) or (keyword_for_tag(int(tag, 16)) if known and tag else None),
-            "vr": _text(item.get("vr")) or (dictionary_VR(int(tag, 16)) if known and tag else None),
+            "keyword": clean_text(item.get("keyword")) or (keyword_for_tag(int(tag, 16)) if known and tag else None),
+            "vr": clean_text(item.get("vr")) or (dictionary_VR(int(tag, 16)) if known and tag else None),
             "values": values or None,
             "value": MULTI_VALUE_SEPARATOR.join(values) or None,
         }

@@ -1,4 +1,4 @@
-"""Converters of the export schema: DICOM JSON and custom-endpoint JSON → typed Parquet rows."""
+"""The export's value converters (flows/export_values.py) and schema (flows/export_schema.py): JSON → typed rows."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from flows import export_schema as es
+from flows import export_values as ev
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "export-schema.md"
 
@@ -27,7 +28,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "export-schema.md"
     ],
 )
 def test_da(text, expected):
-    assert es.parse_da(text) == expected
+    assert ev.parse_da(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -46,32 +47,32 @@ def test_da(text, expected):
     ],
 )
 def test_tm(text, expected):
-    assert es.parse_tm(text) == expected
+    assert ev.parse_tm(text) == expected
 
 
 def test_dt_with_and_without_offset():
-    aware = es.parse_dt("20260314093015.25+0100")
+    aware = ev.parse_dt("20260314093015.25+0100")
     assert aware == dt.datetime(2026, 3, 14, 8, 30, 15, 250000, tzinfo=dt.UTC)
     assert aware.utcoffset() == dt.timedelta(hours=1)
-    assert es.parse_dt("202603") == dt.datetime(2026, 3, 1)
-    assert es.parse_dt("20260314", es.parse_offset("-0500")).utcoffset() == dt.timedelta(hours=-5)
-    assert es.parse_dt("2026031409301") is None
-    assert es.parse_dt("") is None
-    assert es.parse_offset("+1500") is None
+    assert ev.parse_dt("202603") == dt.datetime(2026, 3, 1)
+    assert ev.parse_dt("20260314", ev.parse_offset("-0500")).utcoffset() == dt.timedelta(hours=-5)
+    assert ev.parse_dt("2026031409301") is None
+    assert ev.parse_dt("") is None
+    assert ev.parse_offset("+1500") is None
 
 
 @pytest.mark.parametrize(
     ("value", "expected"), [(12, 12), ("12", 12), (" -7 ", -7), ("12.0", 12), ("12.5", None), ("x", None), ("", None), (True, None)]
 )
 def test_is(value, expected):
-    assert es.parse_is(value) == expected
+    assert ev.parse_is(value) == expected
 
 
 @pytest.mark.parametrize(
     ("value", "expected"), [(2.5, 2.5), ("2.5", 2.5), (" 1e3", 1000.0), (3, 3.0), ("NaN", None), ("abc", None), ("", None)]
 )
 def test_ds(value, expected):
-    assert es.parse_ds(value) == expected
+    assert ev.parse_ds(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -88,15 +89,15 @@ def test_ds(value, expected):
     ],
 )
 def test_pn_keeps_components_and_groups(value, expected):
-    assert es.pn_to_string(value) == expected
+    assert ev.pn_to_string(value) == expected
 
 
 def test_snake_case_of_keywords():
-    assert es.snake_case("StudyInstanceUID") == "study_instance_uid"
-    assert es.snake_case("SOPInstanceUID") == "sop_instance_uid"
-    assert es.snake_case("NumberOfStudyRelatedInstances") == "number_of_study_related_instances"
-    assert es.snake_case("TimezoneOffsetFromUTC") == "timezone_offset_from_utc"
-    assert es.snake_case("PatientID") == "patient_id"
+    assert ev.snake_case("StudyInstanceUID") == "study_instance_uid"
+    assert ev.snake_case("SOPInstanceUID") == "sop_instance_uid"
+    assert ev.snake_case("NumberOfStudyRelatedInstances") == "number_of_study_related_instances"
+    assert ev.snake_case("TimezoneOffsetFromUTC") == "timezone_offset_from_utc"
+    assert ev.snake_case("PatientID") == "patient_id"
 
 
 def test_vr_types_and_dictionary_multiplicity():
@@ -106,10 +107,10 @@ def test_vr_types_and_dictionary_multiplicity():
     assert studies.field("number_of_study_related_instances").type == pa.int64()
     assert studies.field("modalities_in_study").type == pa.list_(pa.string())
     assert studies.field("patient_name").type == pa.string()
-    assert es.arrow_type_for_vr("DT") == pa.timestamp("us", tz="UTC")
-    assert es.arrow_type_for_vr("DS") == pa.float64()
+    assert ev.arrow_type_for_vr("DT") == pa.timestamp("us", tz="UTC")
+    assert ev.arrow_type_for_vr("DS") == pa.float64()
     with pytest.raises(ValueError, match="SQ"):
-        es.arrow_type_for_vr("SQ")
+        ev.arrow_type_for_vr("SQ")
     assert studies.metadata[b"postdicom_flows.schema_version"] == es.SCHEMA_VERSION.encode()
     assert studies.field("patient_name").metadata[b"source"].startswith(b"DICOM (0010,0010) PatientName PN")
 
