@@ -7,7 +7,8 @@ swapped in whole:
 
 1. Rows stream into ``<dest>/_staging/<run>/<table>/export_date=D/`` (memory
    stays bounded: record batches are buffered up to ``row_group_rows`` and
-   written as one row group with ``pyarrow.parquet.ParquetWriter``).
+   written as one row group with ``pyarrow.parquet.ParquetWriter``; see
+   :class:`flows.staged_partition.PartitionWriter`).
 2. Commit point: once every table of the day is staged, a commit journal
    ``<dest>/_commits/export_date=D.json`` (run, tables, files, manifests) is
    written in one step (``os.replace`` of a temp file; one PUT on object
@@ -54,169 +55,31 @@ stores have no lock: two runs exporting the same day to the same bucket at the
 same instant are not supported.
 
 A crash before the journal is written leaves only staging, which readers never
-see and which is deleted once stale (:data:`STALE_STAGING_SECONDS`).
+see and which is deleted once stale
+(:data:`flows.staged_partition.STALE_STAGING_SECONDS`).
+
+Where the code is: this module commits a day (:class:`PartitionSet`, the
+journal, roll forward and repair); :mod:`flows.staged_partition` writes one
+table's staged files (step 1); :mod:`flows.export_destination` knows the
+layout, writes JSON objects in one step, holds the lock and lists a
+partition's committed files for manifest-aware readers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
-import json
 import os
 import posixpath
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
-import fsspec
 import pyarrow as pa
-import pyarrow.parquet as pq
-from fsspec.implementations.local import LocalFileSystem
 
+from .export_destination import JOURNAL_DIR, STAGING_DIR, TRASH_DIR, Destination, children
 from .export_schema import PARTITION_COLUMN, SCHEMA_VERSION
-
-STAGING_DIR = "_staging"
-TRASH_DIR = "_trash"
-MANIFEST_DIR = "_manifests"
-JOURNAL_DIR = "_commits"
-LOCK_NAME = ".lock"
-STALE_STAGING_SECONDS = 6 * 3600
-"""Another run's staging older than this is a crash's leftover and is removed; younger ones may be live."""
-DEFAULT_ROW_GROUP_ROWS = 64_000
-DEFAULT_ROW_GROUP_BYTES = 4 * 2**20
-"""A row group is also cut once this much Arrow data is buffered: narrow tables (one row per order) would
-otherwise stay buffered up to ``row_group_rows``, i.e. grow with the day until 64,000 orders."""
-DEFAULT_FILE_ROWS = 2_000_000
-
-
-class Destination:
-    """Where the export lives: a local folder or any fsspec URL (``s3://bucket/prefix``, ``memory://x``)."""
-
-    def __init__(self, url: str | os.PathLike[str], **storage_options: Any) -> None:
-        self.url = str(url)
-        self.fs, root = fsspec.core.url_to_fs(self.url, **storage_options)
-        self.root = root.rstrip("/")
-        self.is_local = isinstance(self.fs, LocalFileSystem)
-
-    def path(self, *parts: str) -> str:
-        return posixpath.join(self.root, *parts)
-
-    def partition_dir(self, table: str, export_date: dt.date) -> str:
-        return self.path(table, f"{PARTITION_COLUMN}={export_date.isoformat()}")
-
-    def manifest_path(self, table: str, export_date: dt.date) -> str:
-        return self.path(MANIFEST_DIR, table, f"{PARTITION_COLUMN}={export_date.isoformat()}.json")
-
-    def staging_dir(self, run_id: str, table: str, export_date: dt.date) -> str:
-        return self.path(STAGING_DIR, run_id, table, f"{PARTITION_COLUMN}={export_date.isoformat()}")
-
-    def trash_dir(self, run_id: str, table: str, export_date: dt.date) -> str:
-        return self.path(TRASH_DIR, run_id, table, f"{PARTITION_COLUMN}={export_date.isoformat()}")
-
-    def exists(self, path: str) -> bool:
-        return bool(self.fs.exists(path))
-
-    def remove_tree(self, path: str) -> None:
-        if self.fs.exists(path):
-            self.fs.rm(path, recursive=True)
-
-    def journal_path(self, export_date: dt.date) -> str:
-        return self.path(JOURNAL_DIR, f"{PARTITION_COLUMN}={export_date.isoformat()}.json")
-
-    def read_json(self, path: str) -> dict[str, Any] | None:
-        if not self.fs.exists(path):
-            return None
-        with self.fs.open(path, "rb") as handle:
-            return json.loads(handle.read().decode("utf-8"))
-
-    def write_json(self, path: str, body: Mapping[str, Any]) -> None:
-        """One whole object: os.replace of a sibling temp file locally, a single PUT elsewhere."""
-        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        data = json.dumps(body, indent=2, sort_keys=True, default=str).encode("utf-8")
-        if self.is_local:
-            temporary = posixpath.join(posixpath.dirname(path), f".{uuid.uuid4().hex}.tmp")
-            with open(temporary, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        else:
-            self.fs.pipe_file(path, data)
-
-    def read_manifest(self, table: str, export_date: dt.date) -> dict[str, Any] | None:
-        return self.read_json(self.manifest_path(table, export_date))
-
-    def write_manifest(self, table: str, export_date: dt.date, manifest: Mapping[str, Any]) -> None:
-        self.write_json(self.manifest_path(table, export_date), manifest)
-
-    @contextlib.contextmanager
-    def commit_lock(self) -> Iterator[None]:
-        """Exclusive across processes on a local destination (``flock``, freed by the kernel on kill -9)."""
-        if not self.is_local:
-            yield
-            return
-        folder = self.path(JOURNAL_DIR)
-        os.makedirs(folder, exist_ok=True)
-        with open(posixpath.join(folder, LOCK_NAME), "a+b") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-    def __repr__(self) -> str:
-        return f"Destination({self.url!r})"
-
-
-def _children(destination: Destination, path: str) -> list[str]:
-    if not destination.fs.exists(path):
-        return []
-    return [p.rstrip("/") for p in destination.fs.ls(path, detail=False)]
-
-
-def _mtime(destination: Destination, path: str) -> float | None:
-    try:
-        modified = destination.fs.modified(path)
-    except (NotImplementedError, OSError, FileNotFoundError):
-        return None
-    return modified.timestamp() if isinstance(modified, dt.datetime) else None
-
-
-def recover_partition(destination: Destination, table: str, export_date: dt.date, *, current_run: str) -> None:
-    """Repair what a crashed run left behind for one partition, before writing it again.
-
-    Local: a partition missing while its previous version sits in ``_trash``
-    is put back; trash of a finished swap and stale staging are deleted.
-    Object stores: part files the manifest does not list are uncommitted
-    (or superseded) and are deleted.
-    """
-    final = destination.partition_dir(table, export_date)
-    suffix = posixpath.join(table, f"{PARTITION_COLUMN}={export_date.isoformat()}")
-    trashed = [p for p in (posixpath.join(r, suffix) for r in _children(destination, destination.path(TRASH_DIR))) if destination.exists(p)]
-    if destination.is_local and trashed and not destination.exists(final):
-        newest = max(trashed, key=lambda p: _mtime(destination, p) or 0.0)
-        destination.fs.makedirs(posixpath.dirname(final), exist_ok=True)
-        os.rename(newest, final)
-        trashed.remove(newest)
-    for path in trashed:
-        destination.remove_tree(path)
-    now = time.time()
-    for run_dir in _children(destination, destination.path(STAGING_DIR)):
-        if posixpath.basename(run_dir) == current_run:
-            continue
-        staged = posixpath.join(run_dir, suffix)
-        modified = _mtime(destination, staged) if destination.exists(staged) else None
-        if modified is not None and now - modified > STALE_STAGING_SECONDS:
-            destination.remove_tree(staged)
-    if not destination.is_local and destination.exists(final):
-        manifest = destination.read_manifest(table, export_date)
-        listed = set(manifest["files"]) if manifest else set()
-        for path in _children(destination, final):
-            if posixpath.basename(path) not in listed:
-                destination.fs.rm(path)
+from .staged_partition import DEFAULT_ROW_GROUP_BYTES, DEFAULT_ROW_GROUP_ROWS, PartitionWriter
 
 
 def _no_hook(step: str) -> None:
@@ -269,7 +132,7 @@ def _write_manifest(destination: Destination, table: str, export_date: dt.date, 
     _step(f"manifest:{table}")
     if not destination.is_local:
         keep = set(body["files"])
-        for path in _children(destination, destination.partition_dir(table, export_date)):
+        for path in children(destination, destination.partition_dir(table, export_date)):
             if posixpath.basename(path) not in keep:
                 destination.fs.rm(path)
 
@@ -278,9 +141,9 @@ def _remove_empty(destination: Destination, path: str) -> None:
     """Remove a run's staging/trash folder once nothing is left in it (other runs may share the parent)."""
     if not destination.exists(path):
         return
-    for child in _children(destination, path):
+    for child in children(destination, path):
         _remove_empty(destination, child)
-    if destination.fs.isdir(path) and not _children(destination, path):
+    if destination.fs.isdir(path) and not children(destination, path):
         destination.remove_tree(path)
 
 
@@ -307,7 +170,7 @@ def _roll_forward(destination: Destination, journal: Mapping[str, Any]) -> None:
 def pending_commits(destination: Destination) -> list[dt.date]:
     """Days whose commit is under way or was cut short (a journal exists): their tables may differ until repaired."""
     days = []
-    for path in _children(destination, destination.path(JOURNAL_DIR)):
+    for path in children(destination, destination.path(JOURNAL_DIR)):
         name = posixpath.basename(path)
         prefix = f"{PARTITION_COLUMN}="
         if name.startswith(prefix) and name.endswith(".json"):
@@ -318,9 +181,9 @@ def pending_commits(destination: Destination) -> list[dt.date]:
 def _sweep_trash(destination: Destination) -> None:
     """After the journals are replayed, what is left in ``_trash`` is superseded (the partition is in place:
     delete it) or the only copy of a partition (a crash of a version without journals: put it back)."""
-    for run_dir in _children(destination, destination.path(TRASH_DIR)):
-        for table_dir in _children(destination, run_dir):
-            for trashed in _children(destination, table_dir):
+    for run_dir in children(destination, destination.path(TRASH_DIR)):
+        for table_dir in children(destination, run_dir):
+            for trashed in children(destination, table_dir):
                 final = destination.path(posixpath.basename(table_dir), posixpath.basename(trashed))
                 if destination.is_local and not destination.exists(final):
                     os.rename(trashed, final)
@@ -349,125 +212,6 @@ def repair_interrupted_commits(destination: Destination) -> list[dt.date]:
     """
     with destination.commit_lock():
         return _repair_locked(destination)
-
-
-class PartitionWriter:
-    """Streams record batches of one table's partition into staging; :class:`PartitionSet` commits it.
-
-    Batches are buffered until ``row_group_rows`` rows or ``row_group_bytes``
-    bytes of Arrow data, then written as one row group, so memory holds at
-    most one row group whatever the partition size. A new file starts every
-    ``file_rows`` rows.
-    """
-
-    def __init__(
-        self,
-        destination: Destination,
-        table: str,
-        schema: pa.Schema,
-        export_date: dt.date,
-        run_id: str,
-        *,
-        row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
-        row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
-        file_rows: int = DEFAULT_FILE_ROWS,
-        compression: str = "zstd",
-    ) -> None:
-        if row_group_rows < 1 or file_rows < row_group_rows or row_group_bytes < 1:
-            raise ValueError("need 1 <= row_group_rows <= file_rows and row_group_bytes >= 1")
-        self.destination = destination
-        self.table = table
-        self.schema = schema
-        self.export_date = export_date
-        self.run_id = run_id
-        self.row_group_rows = row_group_rows
-        self.row_group_bytes = row_group_bytes
-        self.file_rows = file_rows
-        self.compression = compression
-        self.rows = 0
-        self.files: list[str] = []
-        self.staging = destination.staging_dir(run_id, table, export_date)
-        self._buffer: list[pa.RecordBatch] = []
-        self._buffered = 0
-        self._buffered_bytes = 0
-        self._writer: pq.ParquetWriter | None = None
-        self._handle: IO[bytes] | None = None
-        self._file_rows = 0
-        self._finished = False
-        recover_partition(destination, table, export_date, current_run=run_id)
-        destination.remove_tree(self.staging)
-        destination.fs.makedirs(self.staging, exist_ok=True)
-
-    def write(self, data: pa.RecordBatch | pa.Table | Sequence[Mapping[str, Any]]) -> None:
-        """Append rows (a batch, a table, or dicts); the schema must match exactly."""
-        if self._finished:
-            raise RuntimeError(f"{self.table} {self.export_date}: writer already finished")
-        if isinstance(data, pa.Table):
-            batches = data.to_batches()
-        elif isinstance(data, pa.RecordBatch):
-            batches = [data]
-        else:
-            batches = [pa.RecordBatch.from_pylist(list(data), schema=self.schema)]
-        for batch in batches:
-            if not batch.schema.equals(self.schema, check_metadata=False):
-                raise ValueError(f"{self.table}: batch schema differs from the table schema:\n{batch.schema}")
-            if batch.num_rows:
-                self._buffer.append(batch)
-                self._buffered += batch.num_rows
-                self._buffered_bytes += batch.nbytes
-        while self._buffered >= self.row_group_rows or (self._buffered and self._buffered_bytes >= self.row_group_bytes):
-            self._flush(self.row_group_rows)
-
-    def _flush(self, limit: int) -> None:
-        """Write up to ``limit`` buffered rows as one row group (respecting the file size cap)."""
-        take = min(limit, self._buffered, self.file_rows - self._file_rows)
-        table = pa.Table.from_batches(self._buffer, schema=self.schema)
-        group, rest = table.slice(0, take), table.slice(take)
-        self._open_file().write_table(group, row_group_size=max(take, 1))
-        self._file_rows += take
-        self.rows += take
-        self._buffer = rest.combine_chunks().to_batches() if rest.num_rows else []
-        self._buffered = rest.num_rows
-        self._buffered_bytes = rest.nbytes if rest.num_rows else 0
-        if self._file_rows >= self.file_rows:
-            self._close_file()
-
-    def _open_file(self) -> pq.ParquetWriter:
-        if self._writer is None:
-            name = f"part-{self.run_id[:12]}-{len(self.files):05d}.parquet"
-            self._handle = self.destination.fs.open(posixpath.join(self.staging, name), "wb")
-            self._writer = pq.ParquetWriter(self._handle, self.schema, compression=self.compression)
-            self.files.append(name)
-            self._file_rows = 0
-        return self._writer
-
-    def _close_file(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-    def finish(self) -> None:
-        """Flush and close; an empty partition still gets one zero-row file, so its schema is readable."""
-        if self._finished:
-            return
-        while self._buffered:
-            self._flush(self.row_group_rows)
-        if not self.files:
-            self._open_file()
-        self._close_file()
-        self._finished = True
-
-    def discard(self) -> None:
-        """Drop everything staged (the run failed): the committed partition is untouched."""
-        try:
-            self._close_file()
-        finally:
-            self._buffer, self._buffered, self._buffered_bytes = [], 0, 0
-            self._finished = True
-            self.destination.remove_tree(self.staging)
 
 
 @dataclass
@@ -606,15 +350,6 @@ class PartitionSet:
             self.destination.remove_tree(writer.staging)
         for top in (STAGING_DIR, TRASH_DIR):
             _remove_empty(self.destination, self.destination.path(top, self.run_id))
-
-
-def committed_files(destination: Destination, table: str, export_date: dt.date) -> list[str]:
-    """The part files a manifest-aware reader should read for a partition (its manifest's list)."""
-    manifest = destination.read_manifest(table, export_date)
-    if manifest is None:
-        return []
-    final = destination.partition_dir(table, export_date)
-    return [posixpath.join(final, name) for name in manifest["files"]]
 
 
 def new_run_id() -> str:

@@ -17,7 +17,9 @@ import pytest
 
 from flows import parquet_writer
 from flows.export_schema import ORDERS, hive_partitioning
-from flows.parquet_writer import Destination, PartitionSet, PartitionWriter
+from flows.export_destination import Destination
+from flows.parquet_writer import PartitionSet
+from flows.staged_partition import PartitionWriter
 
 DAY = dt.date(2026, 3, 14)
 SCHEMAS = {
