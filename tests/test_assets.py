@@ -36,15 +36,15 @@ MATERIALIZED = "prefect.asset.materialization.succeeded"
 
 
 def events_of_run(flow_run_id: Any, names: list[str], ready: Callable[[list[Any]], bool], timeout: float = 90.0) -> list[Any]:
-    """The events named ``names`` related to the flow run, read through the API until ``ready`` (or timeout)."""
+    """The events named ``names`` about the flow run (its own or related), read through the API until ``ready``."""
     from prefect.client.orchestration import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
+    from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
 
     deadline = time.monotonic() + timeout
     while True:
         event_filter = EventFilter(  # made anew each time: its default `until` is the moment it is made
             event=EventNameFilter(name=names),
-            related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
+            any_resource=EventAnyResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
         )
         with get_client(sync_client=True) as client:
             found = list(client.read_events(filter=event_filter, limit=50).events)
@@ -289,3 +289,20 @@ def test_setup_installs_one_freshness_automation_updates_it_and_notifies_through
     assert isinstance(action, SendNotification) and action.block_document_id == block_id
     assert "{{ event.resource.id }}" in action.body
     assert automation.trigger.within == dt.timedelta(hours=26), "back to the default when not given"
+
+
+def test_a_failed_export_records_no_materialization(upload, tmp_path, monkeypatch) -> None:
+    """A night that did not complete must look missing to the freshness automation."""
+    from flows import export as export_module
+
+    def outage(*args: Any, **kwargs: Any) -> list[Any]:
+        raise RuntimeError("the account stopped answering")
+
+    monkeypatch.setattr(export_module, "list_day_orders", outage)
+    state = nightly_order_export(
+        credentials=upload[1], destination=str(tmp_path / "failed"), study_date_from=STUDY_DATE, return_state=True
+    )
+    assert state.is_failed()
+    names = ["prefect.flow-run.Failed", MATERIALIZED, "prefect.asset.referenced"]
+    found = events_of_run(state.state_details.flow_run_id, names, lambda found: bool(found))
+    assert [e.event for e in found] == ["prefect.flow-run.Failed"], "the run's end arrived, and no asset event"
