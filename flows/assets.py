@@ -50,7 +50,8 @@ from prefect.types.names import MAX_ASSET_KEY_LENGTH, RESTRICTED_ASSET_CHARACTER
 from blocks import PostDicomCredentials
 
 from .export_schema import SCHEMA_VERSION
-from .parquet_writer import CommittedPartition, Destination
+from .export_destination import Destination
+from .parquet_writer import CommittedPartition
 
 ACCOUNT_SCHEME = "postdicom"
 """Scheme of the account's asset key: ``postdicom://<host>[:<port>]``."""

@@ -22,7 +22,7 @@ import pytest
 from flows import bulk_upload_and_share, nightly_order_export
 from flows.assets import account_asset_key, table_asset_key, valid_asset_key, without_credentials
 from flows.export_schema import SCHEMA_VERSION, TABLES
-from flows.parquet_writer import Destination
+from flows.export_destination import Destination
 from postdicom.synthetic import StudySpec, write_study
 
 STUDY_DATE = dt.date(2033, 2, 3)
