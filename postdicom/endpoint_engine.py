@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 from . import wire
 from .answers import read_answer
 from .endpoint_row import A, Encoded, Endpoint, Reads, Safety
-from .errors import HeaderTooLargeError, PostDicomError, ProtocolError, ThrottledError, is_transient
+from .errors import HeaderTooLargeError, PostDicomError, ProtocolError, is_transient, server_did_not_act
 from .retry import retry_scope
 from .writes import note_write
 
@@ -168,7 +168,7 @@ class EndpointEngine:
         look = row.lookup if row.lookup is not None and row.lookup.applies(encoded) else None
         if look is None:
             # Reads and idempotent writes: the HTTP layer repeats transient failures.
-            # Creates without a usable lookup: it repeats only what never left (and 429s).
+            # Creates without a usable lookup: it repeats only what never left, 429s and 503s with Retry-After.
             return self._exchange(row, encoded, idempotent=row.safety.repeatable)
         # The engine is always part of the client, whose methods the lookups call.
         client = cast(Reads, self)
@@ -198,8 +198,8 @@ class EndpointEngine:
                 try:
                     answer = self._exchange(row, encoded, idempotent=False)
                 except PostDicomError as exc:
-                    # 429: the HTTP layer already waited and retried as long as the budget allows.
-                    if isinstance(exc, ThrottledError) or not is_transient(exc):
+                    # 429, 503 + Retry-After: the HTTP layer already waited and retried as long as the budget allows.
+                    if server_did_not_act(exc) or not is_transient(exc):
                         raise
                     delay = budget.next_wait(getattr(exc, "retry_after", None))
                     if delay is None:

@@ -12,7 +12,8 @@ The rows themselves are in :mod:`postdicom.endpoint_table`. Retry safety, per ro
 - ``create: no retry after send``: once the request may have reached the
   server it is never sent again (a share is a new link each time); the error
   goes to the caller. Requests that certainly never left (connection refused)
-  and 429 answers (the server did not act) are retried by the HTTP layer.
+  and answers saying the server did not act (429, or 503 with ``Retry-After``)
+  are retried by the HTTP layer, within the call's retry budget.
 
 A parameter header over the safe size (``POSTDICOM_MAX_HEADER_BYTES``, 8 KiB by
 default) is split where several smaller calls mean the same as one
@@ -57,7 +58,8 @@ _PLAIN_RETRIES = {
     Safety.READ: "repeated on transient failures (connection, 408, 429, 5xx)",
     Safety.IDEMPOTENT_WRITE: "repeated on transient failures (a repeat leaves the same state)",
     Safety.NO_RETRY_AFTER_SEND: (
-        "never sent again once it may have reached the server (a repeat would make a second one)"
+        "never sent again once it may have reached the server (a repeat would make a second one);"
+        " sent again only when it never left, or after a 429 or a 503 with Retry-After (the server did nothing)"
     ),
 }
 

@@ -232,6 +232,40 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def server_did_not_act(exc: BaseException) -> bool:
+    """Whether an error answer says the server did nothing with the request, so even a create may be sent again.
+
+    True for a 429, and for a 503 that carries ``Retry-After``: both are the
+    server turning the request away ("come back in N seconds") before acting
+    on it. Not for a 503 without ``Retry-After``, other 5xx or 408: those may
+    come after the server acted (a crash after the write, a gateway that gave
+    up waiting), and repeating a create could make a second one.
+    """
+    if not isinstance(exc, HTTPStatusError):
+        return False
+    return exc.status == 429 or (exc.status == 503 and exc.retry_after is not None)
+
+
+def may_have_acted(exc: BaseException) -> bool:
+    """Whether a write that raised ``exc`` may nevertheless have been done on the server.
+
+    ``False`` when nothing was sent (refused before sending, connection never
+    opened), when the server refused the request (4xx, a 3xx the client does
+    not follow, an answer saying it failed) or turned it away unread
+    (:func:`server_did_not_act`). ``True`` for everything else: an answer lost
+    or cut (the request may have arrived), a 5xx or 408, a deadline passed, a
+    success answer that cannot be read, and any error that is not the
+    client's own (its cause is unknown).
+    """
+    if isinstance(exc, ValidationError | FailedAnswerError):
+        return False
+    if isinstance(exc, TransportError):
+        return not exc.never_sent
+    if isinstance(exc, HTTPStatusError):
+        return not server_did_not_act(exc) and (exc.status in TRANSIENT_STATUSES or (exc.status or 0) >= 500)
+    return True
+
+
 def error_for_status(
     status: int,
     *,

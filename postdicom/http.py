@@ -7,7 +7,7 @@ again with exponential backoff and jitter, waiting at least what the server's
 ``Retry-After`` asks up to a ceiling, within the budget of the logical call
 (:mod:`postdicom.retry`). A request that is not idempotent is only tried again
 when it certainly never reached the server (the connection could not be
-opened), or was refused with 429.
+opened), or was turned away unread: 429, or 503 with ``Retry-After``.
 
 No answer can hold a request past its limits
 (:class:`~postdicom.http_limits.HttpLimits`, applied by
@@ -36,7 +36,7 @@ from typing_extensions import Unpack
 
 import httpx
 
-from .errors import PostDicomError, ThrottledError, TransportError, is_transient
+from .errors import PostDicomError, TransportError, is_transient, server_did_not_act
 from .http_errors import never_sent, redirect_error, status_error
 from .http_limits import Deadline, DeadlineStream, HttpLimits, read_body, sync_stream
 from .retry import RetryBudget, RetryPolicy, retry_scope
@@ -240,9 +240,9 @@ class HttpSession:
                 if ok:
                     break
                 error = status_error(response, method, url, deadline, headers)
-                # A 429 means the server did not act on the request, so even a
-                # create may be sent again; other transient errors only for idempotent requests.
-                if isinstance(error, ThrottledError) or (idempotent and is_transient(error)):
+                # A 429, or a 503 with Retry-After, means the server did not act on the request,
+                # so even a create may be sent again; other transient errors only for idempotent requests.
+                if server_did_not_act(error) or (idempotent and is_transient(error)):
                     self._wait(budget, error.retry_after, error)
                     continue
                 raise error

@@ -17,7 +17,18 @@ import pytest
 from postdicom import endpoint_table as table
 from postdicom import models
 from postdicom.endpoint_row import Safety
-from postdicom.errors import BadRequestError, NotFoundError, ServerError, TransportError
+from postdicom.errors import (
+    BadRequestError,
+    DeadlineExceededError,
+    FailedAnswerError,
+    HeaderTooLargeError,
+    NotFoundError,
+    ServerError,
+    ThrottledError,
+    TransportError,
+    UnreadableAnswerError,
+    may_have_acted,
+)
 from tests.fixtures.mock_server import (
     DOCUMENTED_ANSWERS,
     F1,
@@ -66,6 +77,44 @@ def test_a_share_is_sent_again_when_it_certainly_never_left_or_was_throttled(fak
     answer = fake_client.create_share_link([O1], "2026-12-31")
     assert answer.share_uuid == SHARE["ShareUuid"]
     assert fake_server.paths() == ["/createsharelink"] * 3
+
+
+def test_a_share_is_sent_again_after_a_503_with_retry_after_but_not_after_one_without(fake_server, fake_client):
+    """A 503 carrying Retry-After is the server turning the call away unread; a bare 503 may follow a write."""
+    turned_away = httpx.Response(503, headers={"Retry-After": "0"})
+    fake_server.script["/sharepatientorderwithurl"] = [turned_away, turned_away]
+    answer = fake_client.share_patient_order_with_url([O1], "2026-12-31")
+    assert answer.share_uuid == SHARE["ShareUuid"]
+    assert fake_server.paths() == ["/sharepatientorderwithurl"] * 3
+
+    fake_server.requests.clear()
+    fake_server.script["/sharepatientorderwithurl"] = [turned_away, status(503)]
+    with pytest.raises(ServerError) as raised:
+        fake_client.share_patient_order_with_url([O1], "2026-12-31")
+    assert fake_server.paths() == ["/sharepatientorderwithurl"] * 2
+    assert may_have_acted(raised.value), "a bare 503 after a turned-away try: the link may exist"
+
+
+def test_which_failures_may_have_left_a_write_done():
+    sent = TransportError("lost")
+    never = TransportError("refused")
+    never.never_sent = True
+    cases = {
+        sent: True,
+        never: False,
+        ServerError("x", status=503, retry_after=2.0): False,
+        ServerError("x", status=503): True,
+        ServerError("x", status=502): True,
+        ThrottledError("x", status=429): False,
+        BadRequestError("x", status=400): False,
+        NotFoundError("x", status=404): False,
+        HeaderTooLargeError("too large"): False,
+        FailedAnswerError("said it failed"): False,
+        UnreadableAnswerError("html"): True,
+        DeadlineExceededError("slow"): True,
+        RuntimeError("not the client's"): True,
+    }
+    assert {repr(error): may_have_acted(error) for error in cases} == {repr(e): v for e, v in cases.items()}
 
 
 def test_an_order_without_accession_number_is_not_created_twice(fake_server, fake_client):

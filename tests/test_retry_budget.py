@@ -48,7 +48,8 @@ def budget_table(policy: RetryPolicy) -> str:
         ("layer / unit of work", "what is repeated", "budget", "with these settings"),
         (
             "HTTP session (`postdicom/http.py`)",
-            "one request after a connection error, 408, 429 or 5xx (a create only if it never left, or after 429)",
+            "one request after a connection error, 408, 429 or 5xx (a create only if it never left, or after a 429"
+            " or a 503 with `Retry-After`: the server's way of saying it did nothing)",
             "the call's budget: A requests, W s of waiting, each wait ≤ `POSTDICOM_RETRY_AFTER_MAX`",
             f"{a} requests, ≤ {call_wait} waiting",
         ),
