@@ -33,6 +33,12 @@ def md(text: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
 
 
+def error_text(error: BaseException) -> str:
+    """Class and message of an error, short (the client's messages hold no query values or patient data)."""
+    text = f"{type(error).__name__}: {error}".strip().rstrip(":")
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def count_by(values: Iterable[str], known: Iterable[str]) -> dict[str, int]:
     """Occurrences of each value, with every ``known`` value present (zero when absent)."""
     counts = dict.fromkeys(known, 0)

@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any
 
-from flows import upload_and_share as upload_flow
+from flows import folders as upload_flow
 
 
 def test_two_threads_make_one_folder_when_the_search_is_slow(prefect_harness, sandbox_server, monkeypatch):
