@@ -9,8 +9,9 @@ one per patient. That choice holds whatever the number of studies.
 thousands of studies) cannot be one order share, and splitting it would hand
 the user several links for what they asked as one. Its orders are filed in a
 folder made for this link alone (``create_folder``, a new name on every run,
-inside the run's folder when there is one, else at the top level), one
-``add_order_to_folder`` run per order, and that folder is shared
+inside the run's folder when there is one, else at the top level), filed
+in tasks of 100 orders (``add-orders-to-share-folder``, one AddOrderToFolder
+call per order), and that folder is shared
 (``share_folder_with_url``): still one link. A folder the user named, or any
 folder found by name, is never shared: it may hold other patients' studies,
 and a folder link shows everything in the folder when the page is opened.
@@ -35,6 +36,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from prefect import task
 from pydantic import BaseModel, SecretStr
 
 from blocks import PostDicomCredentials
@@ -43,10 +45,11 @@ from postdicom.endpoint_table import SHARE_PATIENT_ORDER_WITH_URL
 from postdicom.errors import PostDicomError, is_transient, may_have_acted
 from postdicom.models import PatientOrderSummary, ShareAnswer
 from tasks import create_folder, share_folder_with_url, share_patient_order_with_url
+from tasks.policies import write_task_options
 
-from .folders import add_orders_to_folder
 from .reporting import error_text
 from .upload_report import ShareLink, ShareStepStatus
+from .window import chunked, run_bounded
 
 NOT_MADE_ADVICE = (
     "nothing was made on the server; run the flow again to make it (stored files are skipped, "
@@ -59,6 +62,10 @@ UNKNOWN_ADVICE = (
 )
 NOT_TRIED = "not tried: the share step stopped after an earlier link failed on a server or connection error"
 SHARE_FOLDER_DESCRIPTION = "Made for one share link, which shows all it holds: add nothing; delete once expired."
+
+
+SHARE_FOLDER_ORDERS_PER_TASK = 100
+"""Orders one ``add-orders-to-share-folder`` task files (a task run per order would cost more than the calls)."""
 
 
 class ShareRequest(BaseModel):
@@ -159,7 +166,7 @@ def _make_link(
     try:
         if not fits_one_order_share(request, settings):
             folder = _new_share_folder(credentials, request, settings, run_folder_uuid)
-            add_orders_to_folder(credentials, folder[0], request.patient_order_uuids, concurrency=concurrency)
+            fill_share_folder(credentials, folder[0], request.patient_order_uuids, concurrency=concurrency)
     except Exception as error:  # noqa: BLE001 - nothing was shared: reported as not made, the run goes on to its report
         reason = f"the folder for this link could not be made and filled, so nothing was shared ({error_text(error)})"
         if folder is not None:
@@ -196,6 +203,30 @@ def _new_share_folder(
         parent_folder_uuid=run_folder_uuid,
     )
     return str(created.folder_uuid), name
+
+
+@task(name="add-orders-to-share-folder", **write_task_options(idempotent=True))
+def add_orders_to_share_folder(order_uuids: list[str], folder_uuid: str, credentials: PostDicomCredentials) -> int:
+    """File a chunk of orders in a link's folder: one AddOrderToFolder call each; returns how many were new.
+
+    Adding an order a folder already holds changes nothing, so Prefect may
+    run the whole task again after a transient failure.
+    """
+    with credentials.get_client() as client:
+        answers = [client.add_order_to_folder(order_uuid, [folder_uuid]) for order_uuid in order_uuids]
+    return sum(bool(answer.added_folder_uuid_list) for answer in answers)
+
+
+def fill_share_folder(
+    credentials: PostDicomCredentials, folder_uuid: str, order_uuids: Sequence[str], *, concurrency: int
+) -> int:
+    """Every order in the link's folder, in tasks of :data:`SHARE_FOLDER_ORDERS_PER_TASK`; any failure raises."""
+    added = run_bounded(
+        lambda chunk: add_orders_to_share_folder.submit(chunk, folder_uuid, credentials),
+        chunked(list(order_uuids), SHARE_FOLDER_ORDERS_PER_TASK),
+        concurrency=concurrency,
+    )
+    return sum(added)
 
 
 def _send_share(
