@@ -118,7 +118,7 @@ def summary(
     console.print(uploaded)
 
     line()
-    links = [str(field(share, "share_url", default="")) for share in (field(upload, "shares", default=[]) or [])]
+    links = [str(link) for link in (field(upload, "share_urls", default=[]) or [])]  # the links made
     protected = " (password protected)" if args.share_password else ""
     line(f"[bold]Share link{'s' if len(links) != 1 else ''}{protected}:[/bold]")
     for link in links or ["(none was created: see the upload run's artifacts)"]:
