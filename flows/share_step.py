@@ -289,5 +289,14 @@ def _failed(
         password_protected=settings.share_password is not None,
         downloadable=settings.downloadable,
         reason=reason,
-        what_to_do=UNKNOWN_ADVICE if status == "unknown" else NOT_MADE_ADVICE,
+        what_to_do=_advice(status, folder),
     )
+
+
+def _advice(status: str, folder: tuple[str, str] | None) -> str:
+    """What to do about a link not made or unknown; a folder link is looked for by its folder's name."""
+    if status != "unknown":
+        return NOT_MADE_ADVICE
+    if folder is None:
+        return UNKNOWN_ADVICE
+    return UNKNOWN_ADVICE.replace("a share of these studies", f"a share of the folder '{folder[1]}'")

@@ -135,3 +135,26 @@ def test_a_share_still_turned_away_when_the_budget_ends_is_not_made_and_a_rerun_
     assert rerun.counts["already_stored"] == len(files)
     assert rerun.share_status == "made" and len(rerun.share_urls) == 1
     assert shares_holding(sandbox, rerun.patient_order_uuids) == 1
+
+
+def test_after_a_lost_answer_the_next_patients_link_is_not_tried_and_says_so(prefect_harness, sandbox, tmp_path):
+    """Two patients, one link each: order lists are the 1st and 2nd custom requests, the first share the 3rd."""
+    for number, spec in enumerate(unique_specs(2, instances_per_series=1)):
+        write_study(tmp_path / f"disk{number}", spec)
+    with sandbox_faults(sandbox, "drop:1/3@custom"):
+        report = failed_report(
+            credentials=sandbox.credentials(), directory=str(tmp_path), expire_date=EXPIRE, share_per="patient"
+        )
+        assert custom_requests_seen(sandbox) == 3, "the second share was not sent"
+
+    assert report.counts["stored"] == 2
+    assert report.share_status == "unknown"
+    first, second = report.shares
+    assert first.status == "unknown" and "look in the PostDICOM web UI" in (first.what_to_do or "")
+    assert second.status == "not_made" and "not tried" in (second.reason or "")
+    assert "run the flow again" in (second.what_to_do or "")
+    assert {first.patient_id, second.patient_id} == {study.patient_id for study in report.studies}
+    assert shares_holding(sandbox, report.patient_order_uuids) == 0
+    markdown = summary_markdown()
+    assert "**not made**" in markdown and "**unknown** (the link may exist)" in markdown
+    assert not any(study.patient_id in markdown for study in report.studies), "links are numbered, not named"
