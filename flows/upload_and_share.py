@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal, cast
@@ -50,6 +51,8 @@ from .window import chunked, bounded_task_runner, run_bounded
 __all__ = ["bulk_upload_and_share", "resolve_share_password", "upload_files_batch"]
 
 STOW_FILES_PER_REQUEST = 20
+PROGRESS_SECONDS = 1.0
+"""The progress artifact moves at most this often: each move is an API call, made while the next batch waits to start."""
 
 
 # --------------------------------------------------------------------- upload
@@ -100,11 +103,14 @@ def upload_all(
         progress=0.0, key="upload-and-share-progress", description=f"Uploading {len(files)} files"
     ))
     done = 0
+    moved = time.monotonic()
 
     def on_done(index: int, entries: list[FileEntry]) -> None:
-        nonlocal done
+        nonlocal done, moved
         done += len(entries)
-        update_progress_artifact(progress_id, progress=round(100.0 * done / len(files), 1))
+        if time.monotonic() - moved >= PROGRESS_SECONDS:
+            update_progress_artifact(progress_id, progress=round(100.0 * done / len(files), 1))
+            moved = time.monotonic()
 
     planned = chunked(list(files), batch_size)
 
