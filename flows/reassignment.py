@@ -23,7 +23,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
 from blocks import PostDicomCredentials
 
@@ -44,6 +44,9 @@ from .window import bounded_task_runner, chunked, run_bounded
 
 DEFAULT_LIMIT_NAME = "postdicom-assignments"
 """Prefect global concurrency limit the write batches hold a slot of."""
+
+NO_LIMIT_AS_EMPTY = BeforeValidator(lambda value: "" if value is None else value)
+"""``concurrency_limit_name=None`` means no limit, as empty does (the form keeps a plain text field)."""
 
 
 class ReassignmentReport(BaseModel):
@@ -252,6 +255,7 @@ def batch_reassignment(
     batch_size: Annotated[int, form("Rows per batch", "Rows one write task sends.", ge=1, le=1000)] = 25,
     concurrency_limit_name: Annotated[
         str,
+        NO_LIMIT_AS_EMPTY,
         form("Concurrency limit", "Prefect global concurrency limit each batch holds a slot of; empty: none."),
     ] = DEFAULT_LIMIT_NAME,
 ) -> ReassignmentReport:
@@ -268,8 +272,8 @@ def batch_reassignment(
     changing anything. At most ``concurrency`` batches of ``batch_size`` rows
     run at once, and each holds a slot of the Prefect global concurrency limit
     ``concurrency_limit_name`` (created with ``concurrency`` slots if missing;
-    ``None`` disables it) on a lease of ``POSTDICOM_ASSIGNMENT_LEASE_SECONDS``
-    (60 s), so a killed run's slots come back about 75 s later. Without a
+    empty or ``None`` disables it) on a lease of ``POSTDICOM_ASSIGNMENT_LEASE_SECONDS``
+    (60 s, Prefect's least), so a killed run's slots come back about 75 s later. Without a
     Prefect server (ephemeral API) the limit is not used (nothing would ever
     expire the leases there) and a warning says so. The run ends Failed when
     any requested row was not applied (failed, invalid, conflicting, unknown
