@@ -8,8 +8,9 @@ starts its own API on a Prefect home shared by the module's children, as the
 demo and plain scripts do) and *server* (a real ``prefect server start``,
 shared by the session, as in production).
 
-- mid-upload: after two of the batches were stored; the rerun sends only the
-  rest, and the account holds every file once, one order per study, one folder.
+- mid-upload: after two of the batches were stored; the rerun (in this
+  process) sends only the rest, and the account holds every file once, one
+  order per study, one folder.
 - at the export's commit step: inside the swap of a day's four tables; the
   next run of *another* day finishes the commit, and the day equals a clean
   export of it (extends test_reliability_export_commit.py, which kills the
@@ -34,7 +35,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from flows import nightly_order_export
+from flows import bulk_upload_and_share, nightly_order_export
 from flows.export_schema import TABLES
 from flows.parquet_writer import Destination, pending_commits
 from flows.reassignment import DEFAULT_LIMIT_NAME
@@ -84,14 +85,14 @@ def child(tmp_path: Path, name: str, flow: str, info: Any, mode: dict[str, str],
 # ------------------------------------------------------------------ mid-upload
 
 
-def test_kill_mid_upload_then_rerun_stores_every_file_once(sandbox_server, prefect_mode, tmp_path):
+def test_kill_mid_upload_then_rerun_stores_every_file_once(prefect_harness, sandbox_server, prefect_mode, tmp_path):
     disk = tmp_path / "disk"
     specs = unique_specs(4, instances_per_series=3)
     written = {spec.study_uid(): write_study(disk, spec) for spec in specs}
     total = sum(map(len, written.values()))
     folder = f"kill-upload-{uuid.uuid4().hex[:8]}"
-    parameters = {"directory": str(disk), "expire_date": EXPIRE.isoformat(), "folder_name": folder,
-                  "batch_size": 2, "concurrency": 2}
+    parameters = {"directory": str(disk), "expire_date": EXPIRE, "folder_name": folder, "batch_size": 2,
+                  "concurrency": 2}
 
     killed = child(tmp_path, "upload-killed", "upload", sandbox_server, prefect_mode, parameters,
                    pause_at={"upload_batches": 2})
@@ -101,30 +102,27 @@ def test_kill_mid_upload_then_rerun_stores_every_file_once(sandbox_server, prefe
         stored_before = sum(len(stored_sop_uids(client, study)) for study in written)
     assert 4 <= stored_before < total, "killed mid-upload: some files stored, not all"
 
-    rerun = child(tmp_path, "upload-rerun", "upload", sandbox_server, prefect_mode, parameters).outcome()
+    # The rerun runs here (the session's Prefect): what the kill left behind is on the PostDICOM side.
+    summary = bulk_upload_and_share(credentials=sandbox_server.credentials(), **parameters)
 
-    assert rerun["state"] == "COMPLETED", rerun
-    summary = rerun["result"]
-    assert summary["total_files"] == total
-    assert summary["counts"]["failed"] == 0
-    assert summary["counts"]["already_stored"] == stored_before
-    assert summary["counts"]["stored"] == total - stored_before
-    assert summary["files_not_stored"] == []
-    assert len(summary["shares"]) == 1
+    assert summary.total_files == total
+    assert summary.counts["failed"] == 0 and summary.files_not_stored == []
+    assert summary.counts["already_stored"] == stored_before
+    assert summary.counts["stored"] == total - stored_before
+    assert len(summary.shares) == 1
     with sandbox_server.client() as client:
         for study_uid, paths in written.items():
             assert sorted(stored_sop_uids(client, study_uid)) == sorted(sop_uid(p) for p in paths)
         assert len(orders_of(client, [spec.patient_id for spec in specs])) == len(specs)
         (found,) = client.search_folder(folder_name=folder).folder_list
-    assert found.folder_uuid == summary["folder_uuid"]
-    assert summary["orders_added_to_folder"] == len(specs)
+    assert found.folder_uuid == summary.folder_uuid
+    assert summary.orders_added_to_folder == len(specs)
 
 
 # ------------------------------------------------------------------ at the export's commit step
 
-DAY = dt.date(2033, 3, 14)
-NEXT_DAY = DAY + dt.timedelta(days=1)
-"""Study dates no other test uses: these exports hold only this module's studies."""
+FIRST_DAY = dt.date(2033, 3, 14)
+"""Study dates from here on are this module's alone (each mode takes its own two days)."""
 
 
 def export_specs(tag: str, count: int, day: dt.date) -> list[StudySpec]:
@@ -148,33 +146,35 @@ def day_rows(root: Path, table: str, day: dt.date) -> pd.DataFrame:
 def test_kill_at_the_export_commit_step_is_finished_by_the_next_night(
     prefect_harness, sandbox_server, prefect_mode, tmp_path, step
 ):
+    day = FIRST_DAY + dt.timedelta(days=2 * MODES.index(prefect_mode["MODE"]))
+    next_day = day + dt.timedelta(days=1)
     tag = uuid.uuid4().hex[:6]
-    store(sandbox_server, tmp_path / "disk", export_specs(tag, 2, DAY) + export_specs(tag + "n", 1, NEXT_DAY))
+    store(sandbox_server, tmp_path / "disk", export_specs(tag, 2, day) + export_specs(tag + "n", 1, next_day))
     dest = tmp_path / "export"
-    window = {"study_date_from": DAY.isoformat(), "study_date_to": DAY.isoformat(), "cache_hours": 0}
+    window = {"study_date_from": day.isoformat(), "study_date_to": day.isoformat(), "cache_hours": 0}
     assert nightly_order_export(credentials=sandbox_server.credentials(), destination=str(dest), **window).rows
-    store(sandbox_server, tmp_path / "disk", export_specs(tag + "late", 1, DAY))  # the new generation has 3 orders
+    store(sandbox_server, tmp_path / "disk", export_specs(tag + "late", 1, day))  # the new generation has 3 orders
 
     killed = child(tmp_path, "export-killed", "export", sandbox_server, prefect_mode,
                    {"destination": str(dest), **window}, pause_at={"commit_step": step})
     killed.kill_when_paused()
 
     destination = Destination(str(dest))
-    assert pending_commits(destination) == [DAY]
-    assert len(day_rows(dest, "orders", DAY)) == 3 and len(day_rows(dest, "series", DAY)) == 2, (
+    assert pending_commits(destination) == [day]
+    assert len(day_rows(dest, "orders", day)) == 3 and len(day_rows(dest, "series", day)) == 2, (
         "killed inside the swap: orders/studies new, series/tags still old"
     )
 
     reference = tmp_path / "reference"
     nightly_order_export(credentials=sandbox_server.credentials(), destination=str(reference), **window)
-    next_night = {**window, "study_date_from": NEXT_DAY.isoformat(), "study_date_to": NEXT_DAY.isoformat()}
+    next_night = {**window, "study_date_from": next_day.isoformat(), "study_date_to": next_day.isoformat()}
     nightly_order_export(credentials=sandbox_server.credentials(), destination=str(dest), **next_night)
 
     assert pending_commits(destination) == []
     for table in TABLES:
-        pd.testing.assert_frame_equal(day_rows(dest, table, DAY), day_rows(reference, table, DAY))
-    assert len(day_rows(dest, "orders", DAY)) == 3
-    assert len(day_rows(dest, "orders", NEXT_DAY)) == 1
+        pd.testing.assert_frame_equal(day_rows(dest, table, day), day_rows(reference, table, day))
+    assert len(day_rows(dest, "orders", day)) == 3
+    assert len(day_rows(dest, "orders", next_day)) == 1
 
 
 # ------------------------------------------------------------------ mid-reassignment, limit on
