@@ -221,8 +221,9 @@ def test_kill_mid_reassignment_with_the_limit_on_does_not_block_the_rerun(
     print(f"{prefect_mode['MODE']}: rerun after kill took {outcome['seconds']} s")
     if server:
         assert waited, "a run held up by the limit says so in its log"
-        assert outcome["seconds"] < LEASE_SECONDS + SERVER_REPOSSESSOR_LOOP_SECONDS + 60
+        # Held up by the dead run's leases at most until they expire, then a run like any other (the margin is
+        # for a loaded machine; a run blocked for good would end at the outcome's timeout instead).
+        assert outcome["seconds"] < LEASE_SECONDS + SERVER_REPOSSESSOR_LOOP_SECONDS + 120
         assert limit_slots(prefect_mode["PREFECT_API_URL"], DEFAULT_LIMIT_NAME) == (0, 2), "no slot left taken"
     else:
-        assert not waited
-        assert outcome["seconds"] < 60, "nothing held by the dead run"
+        assert not waited, "nothing of the dead run's holds the rerun up"
