@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import sys
@@ -161,10 +162,15 @@ def _export_flow(spec: dict, ready: Callable[[], None]) -> dict:
     return {"orders": summary.orders, "requests": summary.requests + 1, "prefect_cpu_s": prefect.cpu_seconds()}
 
 
+def _rows(spec: dict) -> list[dict]:
+    """The reassignment rows (a file: thousands of rows do not fit in a command line)."""
+    return json.loads(Path(spec["rows_file"]).read_text(encoding="utf-8"))
+
+
 def _reassign_client(spec: dict, ready: Callable[[], None]) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
-    rows = spec["rows"]
+    rows = _rows(spec)
     with _client(spec, max_connections=spec["concurrency"]) as client:
         ready()
         client.get_patient_order_list([])
@@ -180,7 +186,7 @@ def _reassign_flow(spec: dict, ready: Callable[[], None]) -> dict:
     credentials = _credentials(spec)
     prefect = PrefectUp(spec)
     ready()
-    report = batch_reassignment(credentials, spec["rows"], concurrency=spec["concurrency"])
+    report = batch_reassignment(credentials, _rows(spec), concurrency=spec["concurrency"])
     return {"rows": len(report.rows), "assigned": report.counts.get("assigned", 0),
             "prefect_cpu_s": prefect.cpu_seconds()}
 
@@ -314,9 +320,13 @@ def export_part(bench: Bench) -> None:
             bench.compare("export", f"{orders} orders, {latency} ms", "orders/s", orders, measure)
 
 
-def reassignment_rows(server: Server, count: int, user: str) -> list[dict]:
-    return [{"patient_order_uuid": order["PatientOrderUuid"], "assigned_user_uuid": user}
+def reassignment_rows(bench: Bench, server: Server, count: int, user: str) -> str:
+    """A file of ``count`` rows assigning the sandbox's first orders to ``user``; its path."""
+    rows = [{"patient_order_uuid": order["PatientOrderUuid"], "assigned_user_uuid": user}
             for order in _common.sandbox_orders(server)[:count]]
+    path = bench.work / f"rows-{count}-{user}.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    return str(path)
 
 
 def reassign_part(bench: Bench) -> None:
@@ -328,7 +338,7 @@ def reassign_part(bench: Bench) -> None:
 
             def measure(label: str) -> dict:
                 spec = {"server": server.as_dict(), "concurrency": 4,
-                        "rows": reassignment_rows(server, rows, SANDBOX_USERS[next(turn) % 2])}
+                        "rows_file": reassignment_rows(bench, server, rows, SANDBOX_USERS[next(turn) % 2])}
                 figures = bench.worker(label, spec)
                 if figures["assigned"] != rows:
                     raise RuntimeError(f"{label}: {figures['assigned']} of {rows} rows assigned")
@@ -355,7 +365,7 @@ def growth_part(bench: Bench) -> None:
             bench.growth.append({"flow": "export", "size": count, "unit": "orders", **figures})
             if count <= 5000 // scale:
                 spec = {"server": server.as_dict(), "concurrency": 4,
-                        "rows": reassignment_rows(server, count, SANDBOX_USERS[0])}
+                        "rows_file": reassignment_rows(bench, server, count, SANDBOX_USERS[0])}
                 figures = bench.worker("reassign-flow", spec)
                 bench.growth.append({"flow": "reassign", "size": count, "unit": "rows", **figures})
     for row in bench.growth:
