@@ -63,15 +63,22 @@ SHARE_DAYS = 30
 SHARE_PASSWORD_ENV = "POSTDICOM_SHARE_PASSWORD"
 RUN_TAGS = ("postdicom", "demo")
 """Tags on the demo's flow and task runs, so the UI's tag filter tells them from real work."""
+EPHEMERAL_STARTUP_SECONDS = 180
+"""How long the demo waits for Prefect's ephemeral API server to answer (see :func:`_quiet_prefect_console`)."""
 
 
 def _quiet_prefect_console(verbose: bool) -> None:
     """Keep Prefect's console lines out of the progress display; the API still receives every log.
 
     Must run before Prefect configures logging (its first import): the console
-    handler's level is read from the environment at that moment.
+    handler's level is read from the environment at that moment. Also gives
+    Prefect's ephemeral API server :data:`EPHEMERAL_STARTUP_SECONDS` to start
+    instead of Prefect's 20 (``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``
+    set by the user wins): on a busy two-core machine its first start, which
+    creates the database, took 20 to 60 s and the demo stopped with a timeout.
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_SECONDS))
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "ERROR")
 
