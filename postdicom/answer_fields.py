@@ -14,6 +14,7 @@ by the models and by :mod:`postdicom.answers`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 import uuid
@@ -49,8 +50,14 @@ def spelling(key: str, documented: str) -> str:
     return "another spelling"
 
 
+@functools.lru_cache(maxsize=4096, typed=True)
 def key_form(key: str) -> str:
-    """A key reduced to what identifies it: no case, no ``_``/``-``/blanks, ``Guid`` read as ``Uuid``."""
+    """A key reduced to what identifies it: no case, no ``_``/``-``/blanks, ``Guid`` read as ``Uuid``.
+
+    Every key of every answer object goes through here (a day's export reads
+    tens of thousands), and the same few dozen keys repeat: remembered, up to
+    4096 keys, so a server sending ever new keys cannot grow it.
+    """
     reduced = re.sub(r"[\s_\-]", "", str(key)).lower()
     return reduced.replace("guid", "uuid")
 

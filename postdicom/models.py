@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, ForwardRef, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 from pydantic.alias_generators import to_pascal
@@ -118,11 +118,14 @@ class Answer(BaseModel):
     _raw: dict[str, Any] | None = PrivateAttr(default=None)
     _reading: AnswerReading | None = PrivateAttr(default=None)
     _keys_by_form: ClassVar[dict[str, str]] = {}
+    _nested_fields: ClassVar[tuple[str, ...]] = ()
+    """The fields whose type can hold nested answers: the only ones :meth:`unknown_keys` walks."""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         cls._keys_by_form = {key_form(f.alias or name): f.alias or name for name, f in cls.model_fields.items()}
+        cls._nested_fields = tuple(name for name, f in cls.model_fields.items() if _may_hold_answers(f.annotation))
 
     @classmethod
     def documented_keys(cls) -> list[str]:
@@ -193,14 +196,14 @@ class Answer(BaseModel):
     def unknown_keys(self, prefix: str = "") -> list[str]:
         """Paths of the keys outside the documented shape, here and in nested answers."""
         found = [f"{prefix}{key}" for key in (self.model_extra or {})]
-        for name in type(self).model_fields:
+        for name in type(self)._nested_fields:
             value = getattr(self, name)
             items = value if isinstance(value, list) else [value]
+            path = f"{prefix}{to_pascal(name)}{'[].' if isinstance(value, list) else '.'}"
             seen: dict[str, None] = {}
             for item in items:
                 if isinstance(item, Answer):
-                    suffix = "[]." if isinstance(value, list) else "."
-                    for key in item.unknown_keys(f"{prefix}{to_pascal(name)}{suffix}"):
+                    for key in item.unknown_keys(path):
                         seen.setdefault(key, None)
             found += list(seen)
         return found
@@ -218,6 +221,15 @@ class Answer(BaseModel):
     def summary(self) -> str:
         """One line for logs: what the answer says, with counts, never a secret or a name."""
         return type(self).__name__
+
+
+def _may_hold_answers(annotation: Any) -> bool:
+    """Whether a field of this type can hold an :class:`Answer` (a type not resolved counts as yes)."""
+    if isinstance(annotation, (str, ForwardRef)):
+        return True
+    if isinstance(annotation, type) and get_origin(annotation) is None and issubclass(annotation, Answer):
+        return True
+    return any(_may_hold_answers(argument) for argument in get_args(annotation))
 
 
 class ShareAnswer(Answer):
