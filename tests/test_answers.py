@@ -117,6 +117,18 @@ def test_values_in_dotnet_forms_become_typed_values():
     assert answer.raw["PatientBirthdate"] == "1961-03-14" and answer.raw["OrderScheduledDatetime"] == "2025-11-27 14:00"
 
 
+def test_unknown_keys_of_nested_answers_are_named_by_their_path_once():
+    folders = {"FolderList": [{"FolderUuid": F1, "FolderName": "A", "Color": "teal"},
+                              {"FolderUuid": O1, "FolderName": "B", "Color": "red", "Icon": 3}], "Total": 2}
+    answer = decode("/searchfolder", json.dumps(folders).encode())
+    assert answer.reading.unknown_keys == ["Total", "FolderList[].Color", "FolderList[].Icon"]
+    order = {"PatientOrderUuid": O1, "SeriesList": [{"PatientSeriesUuid": O1, "Extra": 1}], "Colour": "teal",
+             "modalityList": ["CT"]}
+    answer = decode("/getpatientorderproperties", json.dumps(order).encode())
+    assert answer.reading.unknown_keys == ["Colour", "SeriesList[].Extra"]
+    assert answer.modality_list == ["CT"] and "keys in camelCase" in "\n".join(answer.reading.fallbacks)
+
+
 @pytest.mark.parametrize("text, value", [("True", True), ("false", False), ("1", True), (0, False), ("", None)])
 def test_booleans_sent_as_strings_or_numbers(text, value):
     answer = decode("/assignordertouser", json.dumps({"PatientOrderUuid": O1, "Changed": text}).encode())
