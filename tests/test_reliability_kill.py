@@ -96,7 +96,9 @@ def test_kill_mid_upload_then_rerun_stores_every_file_once(prefect_harness, sand
 
     killed = child(tmp_path, "upload-killed", "upload", sandbox_server, prefect_mode, parameters,
                    pause_at={"upload_batches": 2})
-    killed.kill_when_paused()
+    # Both upload threads paused after a batch: no STOW is in flight when the group dies, so the count below is final.
+    killed.wait_for(r"paused upload[\s\S]*paused upload")
+    killed.kill()
 
     with sandbox_server.client() as client:
         stored_before = sum(len(stored_sop_uids(client, study)) for study in written)
