@@ -1,4 +1,4 @@
-"""Fault injection (off by default): latency, 503, 429 + Retry-After, hangs, dropped connections.
+"""Fault injection (off by default): latency, 503, 429 + Retry-After, bare 500s, hangs, dropped connections.
 
 Reliability code (retries, backoff, ``Retry-After``, timeouts, re-sent STOW
 bodies) can only be tested against a server that misbehaves on demand and
@@ -10,7 +10,7 @@ Rule grammar (``--fault`` flags, ``SANDBOX_FAULTS``, or ``{"spec": ...}`` on
 ``POST /_sandbox/faults``), rules separated by commas::
 
     KIND:SHARE[@GROUP[+GROUP...]]
-    KIND  = 503 | 429 | hang | drop
+    KIND  = 503 | 429 | 500 | hang | drop
     SHARE = 0.25      a probability (seeded RNG: reproducible when a seed is set)
           | 1/3       every 3rd matching request (always deterministic)
 
@@ -32,7 +32,7 @@ from typing import Any
 from sandbox.custom import ENDPOINTS
 from sandbox.dicomweb import PREFIX
 
-KINDS = ("503", "429", "hang", "drop")
+KINDS = ("503", "429", "500", "hang", "drop")
 GROUPS = ("stow", "qido", "wado", "custom", "all")
 _CUSTOM_PATHS = {PREFIX + e.path for e in ENDPOINTS}
 _QIDO = re.compile(r"^/(studies|series|instances|studies/series|studies/series/instances"
@@ -217,6 +217,8 @@ class FaultMiddleware:
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/json"), (b"content-length", b"1024")]})
             raise DroppedConnection("injected fault: connection dropped")
+        if fault == "500":
+            return await _answer(send, 500, "injected fault: internal error")
         if fault == "429":
             return await _answer(send, 429, "injected fault: too many requests",
                                  [(b"retry-after", str(config.retry_after).encode())])

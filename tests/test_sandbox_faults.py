@@ -45,6 +45,14 @@ def test_429_with_retry_after_on_custom_endpoints(sandbox_server):
         assert client.get("/studies?limit=1").status_code == 200
 
 
+def test_500_carries_no_retry_after(sandbox_server):
+    with api_client(sandbox_server) as client, sandbox_faults(sandbox_server, "500:1/1@custom", retry_after=7):
+        failed = search_folders(client)
+        assert failed.status_code == 500 and "retry-after" not in failed.headers
+        assert failed.headers["x-error-reason"] == "injected fault: internal error"
+        assert client.get("/studies?limit=1").status_code == 200
+
+
 def test_hang_outlasts_the_client_timeout(sandbox_server):
     with sandbox_faults(sandbox_server, "hang:1/1@qido", hang_seconds=3):
         with api_client(sandbox_server, timeout=0.5) as client:
@@ -88,7 +96,7 @@ def test_seeded_probabilities_repeat_exactly(sandbox_server):
 
 
 def test_bad_fault_settings_are_refused(sandbox_server):
-    for body in ({"spec": "500:0.5"}, {"spec": "503:2"}, {"spec": "503:0.5@uploads"}, {"latency": 5},
+    for body in ({"spec": "418:0.5"}, {"spec": "503:2"}, {"spec": "503:0.5@uploads"}, {"latency": 5},
                  {"rules": [{"kind": "drop"}]}):
         answer = control_post(sandbox_server, "/_sandbox/faults", body)
         assert answer.status_code == 400 and answer.headers["x-error-reason"], body
