@@ -127,7 +127,8 @@ def _upload_flow(spec: dict, ready: Callable[[], None]) -> dict:
 def _export_client(spec: dict, ready: Callable[[], None]) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
-    from flows.export import SERIES, STUDIES, tag_ids
+    from flows.export import tag_ids
+    from flows.export_schema import SERIES, STUDIES
 
     day = dt.date.fromisoformat(spec["day"])
     with _client(spec, max_connections=spec["concurrency"]) as client:
