@@ -32,6 +32,7 @@ from pydantic import SecretStr
 from pydantic.json_schema import SkipJsonSchema
 
 from blocks import PostDicomCredentials
+from postdicom.errors import is_transient
 from postdicom.upload import STATUSES as FILE_STATUSES
 from postdicom.upload import FileEntry, upload_files, walk_regular_files
 from tasks.policies import write_task_options
@@ -51,6 +52,8 @@ from .window import chunked, bounded_task_runner, run_bounded
 __all__ = ["bulk_upload_and_share", "resolve_share_password", "upload_files_batch"]
 
 STOW_FILES_PER_REQUEST = 20
+NOT_TRANSIENT = "fix the cause first (a rerun alone meets it again)"
+"""The remedy in a file's reason when its batch failed for a lasting cause (wrong address or account)."""
 PROGRESS_SECONDS = 1.0
 """The progress artifact moves at most this often: each move is an API call, made while the next batch waits to start."""
 
@@ -115,7 +118,12 @@ def upload_all(
     planned = chunked(list(files), batch_size)
 
     def not_confirmed(index: int, error: Exception) -> list[FileEntry]:
-        reason = f"not confirmed stored: {error_text(error)}; run the flow again (files already stored are skipped)"
+        remedy = (
+            "run the flow again (files already stored are skipped)"
+            if is_transient(error)
+            else NOT_TRANSIENT
+        )
+        reason = f"not confirmed stored: {error_text(error)}; {remedy}"
         return [FileEntry(path=path, status="failed", reason=reason) for path in planned[index]]
 
     batches = run_bounded(
@@ -293,6 +301,9 @@ def summarise_upload(root: Path, entries: Sequence[FileEntry]) -> UploadAndShare
         patient_order_uuids=[],
     )
     if counts["failed"]:
-        summary.problems.append(f"{counts['failed']} files could not be sent (run the flow again to retry them)")
+        lasting = any(NOT_TRANSIENT in (entry.reason or "") for entry in entries if entry.status == "failed")
+        remedy = "the files-not-stored table says why; a rerun alone meets it again" if lasting else (
+            "run the flow again to retry them")
+        summary.problems.append(f"{counts['failed']} files could not be sent ({remedy})")
     return summary
 

@@ -193,7 +193,12 @@ class AuthenticationError(HTTPStatusError):
 
 
 class NotFoundError(HTTPStatusError):
-    """404: the study, order, folder or path does not exist (for this account)."""
+    """404: the study, order, folder or path does not exist (for this account).
+
+    Also 405: the address does not take this method, which in practice means
+    the web address points somewhere else than the DICOMweb base (e.g. it
+    lacks ``/dicomweb``), so no request there can succeed.
+    """
 
 
 class ConflictError(BadRequestError):
@@ -281,6 +286,8 @@ def error_for_status(
         kind, message = AuthenticationError, "authentication refused"
     elif status == 404:
         kind, message = NotFoundError, "not found"
+    elif status == 405:
+        kind, message = NotFoundError, "method not allowed at this address (is the web address the DICOMweb base?)"
     elif status == 409:
         kind, message = ConflictError, "conflict"
     elif status == 429:

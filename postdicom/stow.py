@@ -177,10 +177,10 @@ class StowBatching:
 def _stow_reads_body(status: int) -> bool:
     """Statuses whose STOW body is read rather than raised: 4xx answers say which parts failed.
 
-    Auth, not-found, timeout and throttling answers stay errors (the last two
-    are retried by the session).
+    Auth, not-found, wrong-address (405), timeout and throttling answers stay
+    errors (the last two are retried by the session).
     """
-    return status < 500 and status not in (401, 403, 404, 407, 408, 429)
+    return status < 500 and status not in (401, 403, 404, 405, 407, 408, 429)
 
 
 def _as_code(value: Any) -> int | None:

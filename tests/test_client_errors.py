@@ -46,6 +46,7 @@ def sleeps(monkeypatch):
         (401, AuthenticationError),
         (403, AuthenticationError),
         (404, NotFoundError),
+        (405, NotFoundError),
         (409, ConflictError),
         (429, ThrottledError),
         (500, ServerError),

@@ -340,6 +340,21 @@ def test_unsendable_files_fail_the_run_with_the_summary_written_and_the_rerun_se
     assert again.counts["already_stored"] == len(good) and again.counts["rejected"] == 1
 
 
+def test_a_web_address_that_is_not_the_dicomweb_base_fails_every_file_with_a_lasting_cause(
+    prefect_harness, sandbox, tmp_path
+):
+    (spec,) = unique_specs(1, instances_per_series=2)
+    paths = write_study(tmp_path, spec)
+    beside = sandbox.credentials(web_address=sandbox.root_url)  # no /dicomweb: STOW is answered 405
+
+    with pytest.raises(FlowRunFailed) as raised:
+        bulk_upload_and_share(credentials=beside, directory=str(tmp_path), expire_date=EXPIRE)
+    report = raised.value.report
+    assert report.counts["failed"] == len(paths) and report.counts["rejected"] == 0
+    assert "a rerun alone meets it again" in report.problems[0]
+    assert all("405" in issue.reason and "web address" in issue.reason for issue in report.files_not_stored)
+
+
 def test_a_missing_or_empty_directory_is_refused_before_any_request(prefect_harness, tmp_path):
     from blocks import PostDicomCredentials
 
