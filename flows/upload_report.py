@@ -97,7 +97,8 @@ def _link_line(number: int, link: ShareLink, list_patients: bool) -> str:
         who = f"link {number}: "
     else:
         who = f"patient {md(link.patient_id)}: " if list_patients else f"link {number}, one patient: "
-    orders = f"{len(link.patient_order_uuids)} orders"
+    count = len(link.patient_order_uuids)
+    orders = f"{count} order" if count == 1 else f"{count} orders"
     if link.folder_uuid:
         orders += f" in folder {md(link.folder_name)} (`{link.folder_uuid}`, made for this link alone)"
     if link.status == "made":
