@@ -1,4 +1,4 @@
-"""What every benchmark shares: servers, a delaying proxy, synthetic data, measured subprocesses, output.
+"""What every benchmark shares: servers, synthetic data, measured subprocesses, output.
 
 * **Servers.** :func:`orthanc` and :func:`sandbox` start a fresh server in a
   temporary folder and stop it afterwards, so a benchmark run always stores
@@ -6,14 +6,9 @@
   previous run). Both are started by ``deployments.processes`` and
   ``deployments.orthanc``, as the tests' servers and the demo's are:
   benchmarks do not import ``tests``.
-* **Wide-area link.** :func:`delay_proxy` starts ``python -m benchmarks._common
-  proxy`` (its own process, so its work does not share the measured client's
-  GIL): a TCP relay on 127.0.0.1 that holds every chunk for ``delay_ms`` in
-  each direction. A request and its answer therefore cost one round trip of
-  ``2 * delay_ms`` more, as against a far-away account; bandwidth is not
-  limited.
+* **Wide-area link.** ``benchmarks/delay_proxy.py``.
 * **Measured workers.** :func:`run_worker` runs one method of one benchmark in
-  a fresh Python process (``python -m benchmarks._common worker MODULE
+  a fresh Python process (``python -m benchmarks._common MODULE
   JSON``), so its peak RSS (``ru_maxrss``) is that method's alone. The worker
   calls ``ready()`` once its imports and set-up are done; the clock and the
   RSS baseline start there.
@@ -25,7 +20,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime as dt
 import importlib
@@ -33,7 +27,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,11 +36,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from deployments.processes import free_port, start_process, stop_process, wait_until_answering, wait_until_listening
+from deployments.processes import free_port, start_process, stop_process, wait_until_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "benchmarks" / "out"
@@ -159,83 +151,6 @@ def server_versions(servers: Sequence[Server]) -> dict[str, str]:
         else:
             versions[server.name] = "sandbox (python -m sandbox, this repository; Starlette + uvicorn, SQLite)"
     return versions
-
-
-# ---------------------------------------------------------------- delaying proxy
-
-
-@contextlib.contextmanager
-def delay_proxy(web_address: str, delay_ms: float) -> Iterator[str]:
-    """Relay to ``web_address``'s host with ``delay_ms`` added each way; yields the address through it."""
-    target = urlsplit(web_address)
-    port = free_port()
-    log = Path(tempfile.mkdtemp(prefix="bench-proxy-")) / "proxy.log"
-    process = start_process([sys.executable, "-m", "benchmarks._common", "proxy", "--listen", str(port), "--target",
-                             str(target.port), "--delay-ms", str(delay_ms)], log=log, cwd=ROOT)
-    wait_until_listening(process, port, what="the delaying proxy", log=log)
-    try:
-        yield urlunsplit(target._replace(netloc=f"127.0.0.1:{port}"))
-    finally:
-        stop_process(process)
-        shutil.rmtree(log.parent, ignore_errors=True)
-
-
-async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
-    """Copy one direction, each chunk released ``delay`` seconds after it arrived (order kept)."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(maxsize=512)
-
-    async def receive() -> None:
-        while True:
-            try:
-                data = await reader.read(256 * 1024)
-            except ConnectionError:
-                data = b""
-            await queue.put((loop.time() + delay, data))
-            if not data:
-                return
-
-    async def release() -> None:
-        while True:
-            due, data = await queue.get()
-            wait = due - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if not data:
-                with contextlib.suppress(OSError):
-                    writer.write_eof()
-                return
-            writer.write(data)
-            await writer.drain()
-
-    try:
-        await asyncio.gather(receive(), release())
-    except ConnectionError:
-        pass
-
-
-async def _serve_proxy(listen: int, target: int, delay: float) -> None:
-    async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        try:
-            server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target)
-        except OSError:
-            client_writer.close()
-            return
-        for sock_writer in (client_writer, server_writer):
-            sock = sock_writer.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await asyncio.gather(
-            _relay(client_reader, server_writer, delay),
-            _relay(server_reader, client_writer, delay),
-            return_exceptions=True,
-        )
-        for sock_writer in (client_writer, server_writer):
-            sock_writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", listen)
-    async with server:
-        await server.serve_forever()
 
 
 # ---------------------------------------------------------------- data
@@ -360,7 +275,7 @@ def run_worker(module: str, spec: dict, *, env: dict | None = None, timeout: flo
     """Run one measured method in a fresh process and return its figures (raises with its stderr)."""
     environment = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", **(env or {}))
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks._common", "worker", module, json.dumps(spec)],
+        [sys.executable, "-m", "benchmarks._common", module, json.dumps(spec)],
         cwd=ROOT, env=environment, capture_output=True, text=True, timeout=timeout, check=False,
     )
     lines = result.stdout.strip().splitlines()
@@ -540,20 +455,11 @@ def write_json(name: str, payload: dict) -> Path:
 
 
 def _main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Internal entry points of the benchmarks (proxy, worker).")
-    commands = parser.add_subparsers(dest="command", required=True)
-    proxy = commands.add_parser("proxy", help="run the delaying TCP proxy until killed")
-    proxy.add_argument("--listen", type=int, required=True)
-    proxy.add_argument("--target", type=int, required=True)
-    proxy.add_argument("--delay-ms", type=float, required=True)
-    worker = commands.add_parser("worker", help="run one measured method and print its figures as JSON")
-    worker.add_argument("module")
-    worker.add_argument("spec")
+    parser = argparse.ArgumentParser(description="Internal entry point of the benchmarks: one measured worker.")
+    parser.add_argument("module")
+    parser.add_argument("spec")
     args = parser.parse_args(argv)
-    if args.command == "proxy":
-        asyncio.run(_serve_proxy(args.listen, args.target, args.delay_ms / 1000))
-    else:
-        print(json.dumps(_worker_main(args.module, json.loads(args.spec))))
+    print(json.dumps(_worker_main(args.module, json.loads(args.spec))))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from pathlib import Path
 
 from benchmarks import _common
 from benchmarks._common import MB, Server
+from benchmarks.delay_proxy import delay_proxy
 
 SANDBOX_USERS = ("9d02eb73-8dd5-4798-9962-621dcebf7caf", "aa608466-d46c-4eba-a901-433c9c222e33")
 """Two users of the sandbox seed's first institution (the reassignment alternates between them)."""
@@ -298,7 +299,7 @@ def seeded_sandbox(bench: Bench, orders: int, latency_ms: int = 0) -> Iterator[S
         seconds = seed_orders(server.web_address, server.username, server.password, EXPORT_DAY, orders, bench.work)
         print(f"  seeded {orders} orders in {seconds:.1f} s", flush=True)
         if latency_ms:
-            with _common.delay_proxy(server.web_address, latency_ms / 2) as address:
+            with delay_proxy(server.web_address, latency_ms / 2) as address:
                 yield server.via(address)
         else:
             yield server

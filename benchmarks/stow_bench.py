@@ -39,6 +39,7 @@ from pathlib import Path
 
 from benchmarks import _common
 from benchmarks._common import MB, Server
+from benchmarks.delay_proxy import delay_proxy
 
 METHODS = ("vendor", "dicomweb-client", "postdicom", "curl")
 
@@ -152,7 +153,7 @@ def _measure_method(server_kind: str, link: str, delay_ms: float, spec: dict, st
         if link == "loopback":
             figures = _common.run_worker("stow_bench", dict(spec, method=method, server=server.as_dict()))
         else:
-            with _common.delay_proxy(server.web_address, delay_ms) as address:
+            with delay_proxy(server.web_address, delay_ms) as address:
                 figures = _common.run_worker("stow_bench",
                                              dict(spec, method=method, server=server.via(address).as_dict()))
         held = _common.stored_instances(server, study_uids)
