@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
-from prefect.futures import PrefectFuture
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from blocks import PostDicomCredentials
-from postdicom.models import PatientOrderListAnswer, PatientOrderSummary
+from postdicom.models import PatientOrderSummary
 from postdicom.upload import FileEntry
-from tasks import get_patient_order_list, qido_search
+from tasks.policies import READ_TAGS, transient_retry_options
 
 from .assignment import AssignmentCandidate, RowResult, TargetKind, assign_orders_batch, plan_assignments
-from .orders import canonical_uuid, fresh, orders_by_uuid
+from .orders import canonical_uuid, orders_by_uuid
 from .upload_report import StudyOrder, UploadAndShareSummary
-from .window import run_bounded
+from .window import chunked, run_bounded
 
 ORDER_LOOKUP_ATTEMPTS = 3
 """Looks for the orders of just-stored studies: a real account may index a study a moment after STOW answered.
@@ -32,16 +32,45 @@ ORDER_LOOKUP_PAUSE = 2.0
 """Seconds before the second look, growing linearly."""
 
 
-def patient_of_study(credentials: PostDicomCredentials, study_uid: str) -> PrefectFuture[list[dict[str, Any]]]:
-    """Submit the QIDO search (the documented ``qido_search`` task) for the PatientID the server stored."""
-    return fresh(qido_search).submit(
-        credentials, filters={"StudyInstanceUID": study_uid}, level="study", fields=["PatientID"]
-    )
+STUDIES_PER_LOOKUP_TASK = 50
+"""Studies one ``find-upload-orders`` task run looks up (fewer when that leaves a ``concurrency`` slot idle).
+
+A task run costs Prefect ~25 ms of CPU (flow process and API server), about
+what the two requests of one study cost the server, so one task run per
+request made the lookups cost more than the upload of the files.
+"""
 
 
-def orders_of_patient(credentials: PostDicomCredentials, patient_id: str) -> PrefectFuture[PatientOrderListAnswer]:
-    """Submit the order-list read (the documented ``get_patient_order_list`` task) filtered by one patient."""
-    return fresh(get_patient_order_list).submit(credentials, institution_uuid_list=[], patient_id=patient_id or None)
+@task(
+    name="find-upload-orders", cache_policy=NO_CACHE, persist_result=False, tags=READ_TAGS, **transient_retry_options()
+)
+def find_upload_orders(study_uids: list[str], credentials: PostDicomCredentials) -> list[PatientOrderSummary]:
+    """The orders holding ``study_uids`` (those listed yet), by the calls of ``qido_search`` and ``get_patient_order_list``.
+
+    One QIDO per study gives the PatientID as the server stored it; the order
+    list filtered by each of those patients is then matched on
+    StudyInstanceUid exactly. Reads only, so Prefect may repeat the task on a
+    transient error. Not cached and not persisted: the server's state now is
+    wanted, and the answers are patient data. Logs counts only.
+    """
+    with credentials.get_client() as client:
+        patients: dict[str, None] = {}
+        for uid in study_uids:
+            for match in client.qido_search(filters={"StudyInstanceUID": uid}, level="study", fields=["PatientID"]):
+                values = (match.get("00100020") or {}).get("Value") or [""]
+                patients[str(values[0])] = None
+        wanted = set(study_uids)
+        found: list[PatientOrderSummary] = []
+        warnings: dict[str, None] = {}
+        for patient in patients:
+            answer = client.get_patient_order_list([], patient_id=patient or None)
+            found += [order for order in answer.patient_order_list if order.study_instance_uid in wanted]
+            warnings.update(dict.fromkeys(answer.reading.warnings))
+    logger = get_run_logger()
+    logger.info("%d of %d studies have an order listed (%d patients asked)", len(found), len(study_uids), len(patients))
+    for warning in warnings:
+        logger.warning("%s", warning)
+    return found
 
 
 def find_orders_of_studies(
@@ -49,33 +78,26 @@ def find_orders_of_studies(
 ) -> list[PatientOrderSummary]:
     """The patient orders holding ``study_uids``, in the order of ``study_uids`` (missing ones left out).
 
-    QIDO gives each study's PatientID as the server stored it; the order list
-    filtered by that patient is then matched on StudyInstanceUid exactly.
-    Studies not found at once are looked for again (see
-    :data:`ORDER_LOOKUP_ATTEMPTS`).
+    The studies go to :func:`find_upload_orders` in groups of at most
+    :data:`STUDIES_PER_LOOKUP_TASK`, ``concurrency`` at once. Studies not
+    found at once are looked for again (see :data:`ORDER_LOOKUP_ATTEMPTS`).
     """
     found: dict[str, PatientOrderSummary] = {}
     missing = list(dict.fromkeys(study_uids))
     for attempt in range(ORDER_LOOKUP_ATTEMPTS):
         if attempt:
             time.sleep(ORDER_LOOKUP_PAUSE * attempt)
-        patients: dict[str, None] = {}
-        for matches in run_bounded(lambda uid: patient_of_study(credentials, uid), missing, concurrency=concurrency):
-            for match in matches:
-                values = (match.get("00100020") or {}).get("Value") or [""]
-                patients[str(values[0])] = None
-        wanted = set(missing)
-        for answer in run_bounded(
-            lambda patient: orders_of_patient(credentials, patient), list(patients), concurrency=concurrency
+        per_task = min(STUDIES_PER_LOOKUP_TASK, -(-len(missing) // max(1, concurrency)))
+        for orders in run_bounded(
+            lambda group: find_upload_orders.submit(group, credentials),
+            chunked(missing, per_task),
+            concurrency=concurrency,
         ):
-            for order in answer.patient_order_list:
-                if order.study_instance_uid in wanted:
-                    found[order.study_instance_uid] = order
+            found.update({order.study_instance_uid: order for order in orders if order.study_instance_uid})
         missing = [uid for uid in missing if uid not in found]
         if not missing:
             break
     return [found[uid] for uid in study_uids if uid in found]
-
 
 
 def locate_orders(
