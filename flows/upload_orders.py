@@ -45,7 +45,7 @@ request made the lookups cost more than the upload of the files.
     name="find-upload-orders", cache_policy=NO_CACHE, persist_result=False, tags=READ_TAGS, **transient_retry_options()
 )
 def find_upload_orders(study_uids: list[str], credentials: PostDicomCredentials) -> list[PatientOrderSummary]:
-    """The orders holding ``study_uids`` (those listed yet), by the calls of ``qido_search`` and ``get_patient_order_list``.
+    """The orders of ``study_uids`` (those listed yet), by the calls of ``qido_search`` and ``get_patient_order_list``.
 
     One QIDO per study gives the PatientID as the server stored it; the order
     list filtered by each of those patients is then matched on
