@@ -96,7 +96,7 @@ def test_a_patient_with_too_many_orders_for_one_link_gets_a_folder_of_their_own_
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # about 3.5 min on a machine at load 10 (1,000 uploads and order lookups); no bound is tested
+@pytest.mark.timeout(900)  # the flow ~15-25 s at load 6 (2 min before the lookups were grouped); no bound is tested
 def test_a_disk_of_a_thousand_studies_is_shared_by_one_working_link(prefect_harness, sandbox, tmp_path):
     disk = write_disk(tmp_path, [20] * 50)
     summary = bulk_upload_and_share(
