@@ -16,7 +16,7 @@ from typing import Literal
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.concurrency.sync import concurrency as concurrency_slot
+from prefect.client.orchestration import get_client
 from pydantic import BaseModel, Field
 
 from blocks import PostDicomCredentials
@@ -26,12 +26,14 @@ from tasks import assign_order_to_user, assign_order_to_user_group
 from tasks.policies import WRITE_TAGS
 
 from .orders import canonical_uuid
+from .slot_leases import acquire_slot, free_dead_leases, recorded_lease, renewed_lease
 
 
 LEASE_SECONDS_ENV = "POSTDICOM_ASSIGNMENT_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 60.0
-"""Lease of a global-limit slot: renewed while the batch runs; a killed run's slots come back after it
-(plus the server's repossessor loop, 15 s). 60 s is the least a Prefect server accepts (its default is 300)."""
+"""Lease of a global-limit slot: renewed while the batch runs; a killed run's slots come back after it (plus the
+server's repossessor loop, 15 s) or at once when a run on the same machine needs them (:mod:`flows.slot_leases`).
+60 s is the least a Prefect server accepts (its default is 300)."""
 LIMIT_NOTICE_SECONDS = 5.0
 """A batch that waited this long for a slot says so in the logs, then goes on waiting."""
 
@@ -52,29 +54,42 @@ def lease_seconds() -> float:
 def limit_slot(limit_name: str | None) -> Iterator[None]:
     """Hold one slot of the global concurrency limit ``limit_name`` (nothing when ``None``), on a short lease.
 
+    When every slot is taken, the slots of runs of this machine that died
+    (recorded by :mod:`flows.slot_leases`) are released first, and logged.
     Waiting longer than :data:`LIMIT_NOTICE_SECONDS` is logged (which limit,
-    and that a killed run's slots come back when their lease expires), so a
-    run held up by the limit never looks hung.
+    and that a run killed on another machine keeps its slots until their lease
+    expires), so a run held up by the limit never looks hung.
     """
     if not limit_name:
         yield
         return
     lease = lease_seconds()
-    entered = False
-    try:
-        with concurrency_slot(limit_name, occupy=1, timeout_seconds=LIMIT_NOTICE_SECONDS, lease_duration=lease):
-            entered = True
+    logger = get_run_logger()
+    with get_client(sync_client=True) as client:
+        try:
+            lease_id = acquire_slot(client, limit_name, lease, timeout=0)
+        except TimeoutError:
+            freed = free_dead_leases(client, limit_name)
+            if freed:
+                logger.warning("Freed %d slot(s) of the global concurrency limit %r held by runs of this machine "
+                               "that died", freed, limit_name)
+            try:
+                lease_id = acquire_slot(client, limit_name, lease, timeout=LIMIT_NOTICE_SECONDS)
+            except TimeoutError:
+                logger.warning(
+                    "Waiting for a slot of the global concurrency limit %r: other runs hold every slot "
+                    "(slots of a run killed on another machine come back within about %g s, when their lease "
+                    "expires)", limit_name, lease + 15,
+                )
+                lease_id = acquire_slot(client, limit_name, lease, timeout=None)
+        if lease_id is None:  # the limit does not exist (deleted since the run began): nothing to hold
             yield
             return
-    except TimeoutError:
-        if entered:
-            raise
-    get_run_logger().warning(
-        "Waiting for a slot of the global concurrency limit %r: other runs hold every slot "
-        "(a killed run's slots come back within about %g s, when their lease expires)", limit_name, lease + 15,
-    )
-    with concurrency_slot(limit_name, occupy=1, lease_duration=lease):
-        yield
+        try:
+            with recorded_lease(lease_id, limit_name), renewed_lease(lease_id, lease, logger):
+                yield
+        finally:
+            client.release_concurrency_slots_with_lease(lease_id=lease_id)
 
 
 RowStatus = Literal["assigned", "unchanged", "failed", "skipped"]
