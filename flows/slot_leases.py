@@ -11,6 +11,8 @@ of this host that are gone (or whose process id now belongs to a later
 process), then waits as before. Records of other hosts are left alone: this
 machine cannot tell whether their process lives, and their lease's expiry
 hands those slots back.
+Containers sharing one ``PREFECT_HOME`` must have distinct host names (the
+default): a process id is only known within its own host.
 """
 
 from __future__ import annotations
