@@ -60,11 +60,17 @@ def registry(tmp_path) -> Path:
         yield directory
 
 
-def test_a_process_start_time_names_one_process():
-    assert process_start_time(os.getpid()) is not None
-    assert process_start_time(os.getpid()) == process_start_time(os.getpid())
-    assert process_start_time(os.getppid()) != process_start_time(os.getpid())
-    assert process_start_time(dead_pid()) is None
+def test_a_process_start_time_is_known_while_it_lives_and_later_for_a_later_process():
+    own = process_start_time(os.getpid())
+    assert own is not None and own == process_start_time(os.getpid())
+    later = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = process_start_time(later.pid)
+        assert started is not None and int(started) >= int(own)  # clock ticks since boot
+    finally:
+        later.kill()
+        later.wait()
+    assert process_start_time(later.pid) is None
 
 
 def test_only_this_hosts_records_of_ended_processes_are_freed(registry):
