@@ -97,6 +97,12 @@ def budget_table(policy: RetryPolicy) -> str:
             f"**{(r + 1) * a} requests**, ≤ {task_wait} waiting",
         ),
         (
+            "**one order-lookup group** (`find-upload-orders`, up to 50 studies), server always failing",
+            "task × session: the group's first study query fails, the rest are not asked",
+            "(R + 1) × A requests",
+            f"**{(r + 1) * a} requests**, ≤ {task_wait} waiting",
+        ),
+        (
             "**one reassignment row** (`assign_order_to_user` in `assign-orders-batch`), server always failing",
             "task × session; the batch task itself is not retried and reports the row `failed`",
             "(R + 1) × A requests",
@@ -205,6 +211,19 @@ def test_one_upload_batch_costs_at_most_the_stated_requests(unavailable, tiny_wa
     attempts = credentials.max_retries + 1
     with pytest.raises(ServerError):
         _with_policy_retries(upload_files_batch, policy)(files, credentials)
+    assert len(unavailable.requests) == (policy.task_retries + 1) * attempts == 12
+    assert sum(waits) <= (policy.task_retries + 1) * policy.longest_wait()
+
+
+def test_one_order_lookup_group_costs_at_most_the_stated_requests(unavailable, tiny_waits, prefect_harness):
+    from flows.upload_orders import find_upload_orders
+
+    policy, waits = tiny_waits
+    credentials = _credentials(unavailable)
+    attempts = credentials.max_retries + 1
+    studies = [f"1.2.826.0.1.3680043.10.1437.{n}" for n in range(1, 6)]
+    with pytest.raises(ServerError):
+        _with_policy_retries(find_upload_orders, policy)(studies, credentials)
     assert len(unavailable.requests) == (policy.task_retries + 1) * attempts == 12
     assert sum(waits) <= (policy.task_retries + 1) * policy.longest_wait()
 
