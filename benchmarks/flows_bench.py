@@ -53,6 +53,11 @@ from benchmarks.delay_proxy import delay_proxy
 SANDBOX_USERS = ("9d02eb73-8dd5-4798-9962-621dcebf7caf", "aa608466-d46c-4eba-a901-433c9c222e33")
 """Two users of the sandbox seed's first institution (the reassignment alternates between them)."""
 EXPORT_DAY = dt.date(2033, 1, 10)
+RECORDER_SETTINGS = {"PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "200",
+                     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1"}
+"""Prefect's task-run recorder writing up to 200 events per transaction, at least once a second, as
+docs/flows.md advises for thousands of task runs (Prefect's default, one transaction per event, falls
+behind: RESULTS.md "Reassignment growth"); ``--recorder-default`` measures without."""
 
 
 def load() -> str:
@@ -214,7 +219,8 @@ class Bench:
         self.work = work
         self.env = {"PREFECT_HOME": str(work / "prefect-home"), "PREFECT_LOGGING_LEVEL": "WARNING",
                     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-                    "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(work / "prefect-results")}
+                    "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(work / "prefect-results"),
+                    **({} if args.recorder_default else RECORDER_SETTINGS)}
         self.prefect_pid = None
         if prefect:
             self.env["PREFECT_API_URL"], self.prefect_pid = prefect
@@ -251,7 +257,7 @@ class Bench:
 
 
 @contextmanager
-def prefect_server(work: Path) -> Iterator[tuple[str, int]]:
+def prefect_server(work: Path, settings: dict[str, str]) -> Iterator[tuple[str, int]]:
     """A separate ``prefect server start`` on a free port and its own home; yields its API URL and process id."""
     from deployments.processes import free_port, start_process, stop_process, wait_until_answering
 
@@ -261,7 +267,7 @@ def prefect_server(work: Path) -> Iterator[tuple[str, int]]:
                "--port", str(port)]
     process = start_process(command, log=log, keep_prefixes=("PREFECT_",),
                             env={"PREFECT_HOME": str(work / "prefect-server-home"), "PREFECT_API_URL": None,
-                                 "PREFECT_SERVER_API_PORT": str(port)})
+                                 "PREFECT_SERVER_API_PORT": str(port), **settings})
     try:
         wait_until_answering(process, f"http://127.0.0.1:{port}/api/health", what="the Prefect server", log=log,
                              timeout=180)
@@ -391,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="round trips in ms for export and reassignment (50: through the delaying proxy)")
     parser.add_argument("--prefect-server", action="store_true",
                         help="run the flows against a separate `prefect server start` instead of the ephemeral API")
+    parser.add_argument("--recorder-default", action="store_true",
+                        help="Prefect's default task-run recorder (one transaction per event) instead of RECORDER_SETTINGS")
     args = parser.parse_args(argv)
     args.latencies = [int(value) for value in args.latencies.split(",") if value]
     parts = [part.strip() for part in args.parts.split(",") if part.strip()]
@@ -401,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-flows-"))
     started = time.perf_counter()
     try:
-        with (prefect_server(work) if args.prefect_server else _no_server()) as api:
+        with (prefect_server(work, {} if args.recorder_default else RECORDER_SETTINGS) if args.prefect_server else _no_server()) as api:
             bench = Bench(args, work, api)
             print(f"flows vs client; Prefect API: {api[0] if api else 'ephemeral'}; load {load()}", flush=True)
             for part in parts:
