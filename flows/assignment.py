@@ -10,7 +10,6 @@ client's own) are the only ones: the flows add no loop of their own.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Literal
 
@@ -21,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from blocks import PostDicomCredentials
 from postdicom.errors import PostDicomError
+from postdicom.settings import env_number
 from postdicom.models import AssignOrderToUserAnswer, AssignOrderToUserGroupAnswer, PatientOrderSummary
 from tasks import assign_order_to_user, assign_order_to_user_group
 from tasks.policies import WRITE_TAGS
@@ -39,15 +39,8 @@ LIMIT_NOTICE_SECONDS = 5.0
 
 
 def lease_seconds() -> float:
-    """The slot lease, from ``POSTDICOM_ASSIGNMENT_LEASE_SECONDS`` (60..86400 s, the server's bounds)."""
-    raw = os.environ.get(LEASE_SECONDS_ENV, "")
-    try:
-        value = float(raw) if raw else DEFAULT_LEASE_SECONDS
-    except ValueError:
-        raise ValueError(f"{LEASE_SECONDS_ENV} must be a number of seconds, not {raw!r}") from None
-    if not 60 <= value <= 86400:
-        raise ValueError(f"{LEASE_SECONDS_ENV} must be between 60 and 86400 s (Prefect's lease bounds), not {value:g}")
-    return value
+    """The slot lease, from ``POSTDICOM_ASSIGNMENT_LEASE_SECONDS`` (60..86400 s: the bounds a Prefect server accepts)."""
+    return env_number(LEASE_SECONDS_ENV, DEFAULT_LEASE_SECONDS, minimum=60, maximum=86400, unit="seconds")
 
 
 @contextlib.contextmanager

@@ -17,7 +17,15 @@ import os
 from .errors import ValidationError
 
 
-def env_number(name: str, default: float, *, minimum: float = 0.0, whole: bool = False) -> float:
+def env_number(
+    name: str,
+    default: float,
+    *,
+    minimum: float = 0.0,
+    maximum: float | None = None,
+    whole: bool = False,
+    unit: str = "",
+) -> float:
     """The number in environment variable ``name``, or ``default`` when it is unset or empty.
 
     Parameters
@@ -28,13 +36,17 @@ def env_number(name: str, default: float, *, minimum: float = 0.0, whole: bool =
         Used when the variable is absent or blank.
     minimum:
         Smallest accepted value.
+    maximum:
+        Largest accepted value (``None``: no upper bound).
     whole:
         Accept whole numbers only (counts); the result is then an ``int``.
+    unit:
+        What the number counts (``"seconds"``, ``"bytes"``), for the error messages.
 
     Raises
     ------
     ValidationError
-        The value is not a number (or not whole), or is below ``minimum``.
+        The value is not a number (or not whole), or is outside ``minimum``..``maximum``.
     """
     text = os.environ.get(name, "").strip()
     if not text:
@@ -43,7 +55,10 @@ def env_number(name: str, default: float, *, minimum: float = 0.0, whole: bool =
         value: float = int(text) if whole else float(text)
     except ValueError:
         kind = "a whole number" if whole else "a number"
-        raise ValidationError(f"{name} must be {kind}, not {text!r}") from None
+        raise ValidationError(f"{name} must be {kind}{' of ' + unit if unit else ''}, not {text!r}") from None
+    units = " " + unit if unit else ""
+    if maximum is not None and not minimum <= value <= maximum:  # NaN fails both comparisons
+        raise ValidationError(f"{name} must be between {minimum:g} and {maximum:g}{units}, not {text!r}")
     if value != value or value < minimum:  # NaN compares unequal to itself
-        raise ValidationError(f"{name} must be at least {minimum:g}, not {text!r}")
+        raise ValidationError(f"{name} must be at least {minimum:g}{units}, not {text!r}")
     return value

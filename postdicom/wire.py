@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,6 +41,7 @@ from pydantic.alias_generators import to_pascal
 from pydicom.datadict import tag_for_keyword
 
 from .errors import ValidationError
+from .settings import env_number
 
 DEFAULT_MAX_HEADER_BYTES = 8192
 """Safe size of one parameter header line, name included (many HTTP servers stop at 8 KiB)."""
@@ -78,16 +78,7 @@ def max_header_bytes() -> int:
 
     Read at call time so a deployment can change it without code.
     """
-    text = os.environ.get(MAX_HEADER_ENV, "").strip()
-    if not text:
-        return DEFAULT_MAX_HEADER_BYTES
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValidationError(f"{MAX_HEADER_ENV} must be a whole number of bytes, not {text!r}") from None
-    if value < 256:
-        raise ValidationError(f"{MAX_HEADER_ENV} must be at least 256 bytes, not {value}")
-    return value
+    return int(env_number(MAX_HEADER_ENV, DEFAULT_MAX_HEADER_BYTES, minimum=256, whole=True, unit="bytes"))
 
 
 def _json(value: Any) -> str:
