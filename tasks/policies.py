@@ -13,12 +13,12 @@ errors are retried: a 400 or 404 will not get better by asking again.
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 
 from postdicom.errors import is_transient
 from postdicom.retry import RetryPolicy
+from postdicom.settings import env_number
 from postdicom.writes import writes_sent
 
 READ_TAGS = ["postdicom", "postdicom-read"]
@@ -29,10 +29,7 @@ WRITE_TAGS = ["postdicom", "postdicom-write"]
 
 def cache_minutes() -> float:
     """Cache lifetime for read tasks, from ``POSTDICOM_CACHE_MINUTES`` (default 10; 0 disables)."""
-    try:
-        return float(os.environ.get("POSTDICOM_CACHE_MINUTES", "10"))
-    except ValueError:
-        return 10.0
+    return env_number("POSTDICOM_CACHE_MINUTES", 10.0, unit="minutes")
 
 
 def retry_on_transient(task, task_run, state) -> bool:

@@ -57,6 +57,14 @@ def test_the_read_cache_can_be_turned_off(monkeypatch):
     assert read_task_options()["cache_expiration"].total_seconds() == 300
 
 
+@pytest.mark.parametrize("raw", ["ten", "-1"])
+def test_a_cache_lifetime_that_is_not_a_number_of_minutes_is_refused_naming_the_setting(monkeypatch, raw):
+    """A typo used to become the default 10 minutes without a word."""
+    monkeypatch.setenv("POSTDICOM_CACHE_MINUTES", raw)
+    with pytest.raises(ValueError, match="POSTDICOM_CACHE_MINUTES must be"):
+        read_task_options()
+
+
 @pytest.mark.parametrize("name", sorted(tasks.__all__))
 def test_task_retries_come_from_the_one_retry_policy(name):
     """A task retried by Prefect is retried as often, and after the delays, the policy says."""
