@@ -13,6 +13,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from blocks import PostDicomCredentials
+from postdicom.dicom_json import TAG_PATIENT_ID, first_value
 from postdicom.models import PatientOrderSummary
 from postdicom.upload import FileEntry
 from tasks.policies import READ_TAGS, transient_retry_options
@@ -57,8 +58,8 @@ def find_upload_orders(study_uids: list[str], credentials: PostDicomCredentials)
         patients: dict[str, None] = {}
         for uid in study_uids:
             for match in client.qido_search(filters={"StudyInstanceUID": uid}, level="study", fields=["PatientID"]):
-                values = (match.get("00100020") or {}).get("Value") or [""]
-                patients[str(values[0])] = None
+                patient_id = first_value(match, TAG_PATIENT_ID)
+                patients["" if patient_id is None else str(patient_id)] = None
         wanted = set(study_uids)
         found: list[PatientOrderSummary] = []
         warnings: dict[str, None] = {}
