@@ -57,3 +57,43 @@ def test_a_block_password_can_be_decrypted_from_the_database_file_alone(prefect_
     assert "password" not in token and PASSWORD not in token, "stored encrypted"
     fields = json.loads(Fernet(json.loads(key)["fernet_key"].encode()).decrypt(token.encode()))
     assert fields["password"] == PASSWORD
+
+
+def test_with_the_servers_own_key_the_database_file_alone_no_longer_reveals_the_password(tmp_path: Path) -> None:
+    """The README's better way: a ``prefect server`` given ``PREFECT_SERVER_ENCRYPTION_KEY`` stores no key of its own,
+    the block's row cannot be decrypted with anything in the file, and flows still load the block through the API."""
+    import sys
+
+    from cryptography.fernet import Fernet
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from blocks import PostDicomCredentials
+    from deployments.processes import free_port, start_process, stop_process, wait_until_answering
+
+    key = Fernet.generate_key().decode()
+    home, port, log = tmp_path / "home", free_port(), tmp_path / "server.log"
+    env = {"PREFECT_HOME": str(home), "PREFECT_API_URL": None, "PREFECT_SERVER_API_PORT": str(port),
+           "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_API_DATABASE_CONNECTION_URL": None, "PREFECT_SERVER_ENCRYPTION_KEY": key}
+    prefect = str(Path(sys.executable).parent / "prefect")
+    server = start_process([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], log=log,
+                           env=env, keep_prefixes=("PREFECT_",), new_session=True)
+    api_url = f"http://127.0.0.1:{port}/api"
+    try:
+        wait_until_answering(server, f"{api_url}/health", what="prefect server", log=log, timeout=240)
+        with temporary_settings({PREFECT_API_URL: api_url}):
+            PostDicomCredentials(username="db@example.org", password=PASSWORD,
+                                 web_address="https://pacs.example.org/dicomweb").save("own-key", overwrite=True)
+            loaded = PostDicomCredentials.load("own-key")
+        assert loaded.password.get_secret_value() == PASSWORD
+    finally:
+        stop_process(server)
+
+    with sqlite3.connect(home / "prefect.db") as db:
+        keys_in_file = [json.loads(value)["fernet_key"] for (value,) in
+                        db.execute("SELECT value FROM configuration WHERE key = 'ENCRYPTION_KEY'")]
+        (data,) = db.execute("SELECT data FROM block_document WHERE name = 'own-key'").fetchone()
+    token = json.loads(data).encode()
+    assert keys_in_file == [], "the server kept no key of its own in the database"
+    assert not [f.name for f in home.glob("prefect.db*") if PASSWORD.encode() in f.read_bytes()]
+    assert json.loads(Fernet(key.encode()).decrypt(token))["password"] == PASSWORD
