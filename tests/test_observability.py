@@ -215,3 +215,136 @@ def test_export_and_reassignment_runs_are_named_and_leave_artifacts(
         assert order in _text(rows_artifact.data)
     logs = _logs(reassign_run.id, containing="reassignment finished")
     assert any("reassignment finished" in log.message for log in logs), [log.message for log in logs]
+
+
+# --------------------------------------------------------------------------- patient data (issue 14, item 10)
+
+
+def _prefect_store_since(since: dt.datetime, flow_run_ids: list[uuid.UUID]) -> dict[str, list[str]]:
+    """What Prefect's API keeps of these flow runs, as text: runs, task runs, logs, artifacts, and every event since."""
+    from prefect.events.filters import EventFilter, EventOccurredFilter
+
+    async def read() -> dict[str, list[str]]:
+        async with get_client() as client:
+            run_filter = FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids))
+            runs = [(await client.read_flow_run(run_id)).model_dump_json() for run_id in flow_run_ids]
+            task_runs = [t.model_dump_json() for t in await client.read_task_runs(flow_run_filter=run_filter)]
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=flow_run_ids)))
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=flow_run_ids))
+            )
+            page = await client.read_events(EventFilter(occurred=EventOccurredFilter(since=since)), limit=50)
+            events = [event.model_dump_json() for event in page.events]
+            while page.next_page:
+                page = await client.read_events_page(page.next_page)
+                events += [event.model_dump_json() for event in page.events]
+            return {
+                "flow runs": runs,
+                "task runs": task_runs,
+                "logs": [log.message for log in logs],
+                "artifacts": [a.model_dump_json() for a in artifacts],
+                "events": events,
+            }
+
+    return asyncio.run(read())
+
+
+def _persisted_exceptions(since: float) -> list[tuple[str, bytes]]:
+    """Exceptions Prefect pickled into result storage since ``since`` (failed cached tasks), as raw pickles."""
+    import base64
+    import json
+    import os
+
+    import cloudpickle
+
+    found = []
+    for path in Path(os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"]).glob("*"):
+        if not path.is_file() or path.stat().st_mtime < since:
+            continue
+        try:
+            raw = base64.b64decode(json.loads(path.read_bytes())["result"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(cloudpickle.loads(raw), BaseException):
+            found.append((path.name, raw))
+    return found
+
+
+@pytest.mark.slow
+def test_no_patient_name_id_or_accession_number_reaches_prefects_database(
+    prefect_harness: None,
+    sandbox_server: Any,
+    tmp_path: Path,
+    run_logs_at_info: None,
+) -> None:
+    """The three flows and the tasks that take patient values (a create, a list, a QIDO search, the same failing)
+    leave no patient name, ID or accession number in the runs, task runs, INFO logs, artifacts or events Prefect
+    stores, nor in the failed reads' pickled exceptions. Cached answers do hold them (README, Security)."""
+    from prefect import flow
+
+    from postdicom.synthetic import StudySpec, write_study
+    from tasks import create_patient_order, get_patient_order_list, get_patient_order_properties, qido_search
+    from tests.fixtures.sandbox_server import sandbox_faults
+
+    tag = uuid.uuid4().hex[:8].upper()
+    day = dt.date(2033, 3, 3)
+    spec = StudySpec(f"Quorvex^Wilhelmina{tag}", f"PID{tag}Q", "CT", instances_per_series=2, rows=8, columns=8,
+                     study_date=day, accession_number=f"ACC{tag}Q", seed=f"obs-{tag}")
+    ordered_id, ordered_accession = f"PID{tag}R", f"ACC{tag}R"
+    patient_values = ["Quorvex", f"Wilhelmina{tag}", spec.patient_id, spec.accession_number, ordered_id,
+                      ordered_accession]
+    write_study(tmp_path / "disk", spec)
+    credentials = sandbox_server.credentials()
+    no_retries = sandbox_server.credentials(max_retries=0)
+    institution = sandbox_server.extra["institution_uuid"]
+    started, started_clock = dt.datetime.now(dt.timezone.utc), time.time() - 1
+
+    @flow(name="patient-values-in-tasks")
+    def patient_values_in_tasks() -> list[str]:
+        """Parameters of its own would be stored by Prefect: the patient values come from the test."""
+        order = create_patient_order(credentials, institution, spec.patient_name, ordered_id, dt.date(1960, 1, 1),
+                                     "MR", accession_number=ordered_accession)
+        get_patient_order_properties(credentials, institution, order.patient_order_uuid)
+        get_patient_order_list(credentials, [institution], patient_name=spec.patient_name, patient_id=spec.patient_id,
+                               accession_number=spec.accession_number)
+        qido_search(credentials, patient_id=spec.patient_id,
+                    filters={"PatientName": spec.patient_name, "AccessionNumber": spec.accession_number})
+        with sandbox_faults(sandbox_server, "500:1@all"):
+            failed = [
+                qido_search.with_options(retries=0)(
+                    no_retries, patient_id=ordered_id, filters={"AccessionNumber": ordered_accession},
+                    return_state=True),
+                get_patient_order_list.with_options(retries=0)(
+                    no_retries, [institution], patient_name=spec.patient_name, patient_id=ordered_id,
+                    accession_number=ordered_accession, return_state=True),
+                create_patient_order(no_retries, institution, spec.patient_name, ordered_id, dt.date(1960, 1, 1),
+                                     "CT", accession_number=ordered_accession, return_state=True),
+            ]
+        return [state.type.value for state in failed]
+
+    upload = bulk_upload_and_share(credentials=credentials, directory=str(tmp_path / "disk"),
+                                   expire_date=dt.date.today() + dt.timedelta(days=7), share_per="patient",
+                                   return_state=True)
+    export = nightly_order_export(credentials=credentials, destination=str(tmp_path / "export"),
+                                  study_date_from=day, study_date_to=day, return_state=True)
+    reassign = batch_reassignment(credentials=credentials, modality_list=["CT"], study_date_from=day,
+                                  study_date_to=day, assigned_user_uuid=SEED_RADIOLOGIST, dry_run=True,
+                                  return_state=True)
+    probe = patient_values_in_tasks(return_state=True)
+    states = [upload, export, reassign, probe]
+    assert all(state.is_completed() for state in states), [state.message for state in states]
+    assert probe.result() == ["FAILED"] * 3
+    run_ids = [state.state_details.flow_run_id for state in states]
+
+    _task_runs(probe.state_details.flow_run_id, at_least=7)
+    _logs(probe.state_details.flow_run_id, containing="Task run failed with exception")
+    stored = _prefect_store_since(started, run_ids)
+    assert stored["events"] and any("create_patient_order" in event for event in stored["events"])
+    assert any("order(s)" in log for log in stored["logs"]), "INFO lines reached the API"
+    leaks = {(where, value) for where, texts in stored.items() for text in texts for value in patient_values
+             if value in text}
+    assert leaks == set()
+
+    exceptions = _persisted_exceptions(started_clock)
+    assert exceptions, "a failed cached read pickles its exception into result storage"
+    assert not [(name, value) for name, raw in exceptions for value in patient_values if value.encode() in raw]
