@@ -56,7 +56,10 @@ class PostDicomCredentials(CredentialsBlock):
         description="Account e-mail, used as the Basic-auth user name.",
         examples=["radiology@example.org"],
     )
-    password: SecretStr = Field(..., description="Account password (a secret: masked when shown, encrypted in Prefect's database).")
+    password: SecretStr = Field(..., description=(
+        "Account password (a secret: masked when shown; encrypted in Prefect's database with the server's key, "
+        "which by default is kept in that same database: see the README's Security section)."
+    ))
     web_address: str = Field(
         ...,
         description="The account's DICOMweb base URL (WebAddress), without a trailing slash.",
