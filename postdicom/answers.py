@@ -202,6 +202,7 @@ def decode_answer(
         text = text[1:]
     data: Any
     received: Any = None
+    from_request = False
     if not text.strip():
         reading.empty = True
         data = None
@@ -242,6 +243,7 @@ def decode_answer(
             fallbacks.setdefault("empty answer on success: read as what the request asked for", None)
             reading.empty = True
             data = model.from_request(request or {})
+            from_request = True
         elif not isinstance(data, Mapping):
             raise unreadable(f"a JSON {type(data).__name__} where an object was expected")
     _raise_if_failed(endpoint, model, data, where)
@@ -252,12 +254,13 @@ def decode_answer(
     except Exception as exc:  # pydantic's ValidationError: the object holds something no fallback reads
         first = getattr(exc, "errors", lambda: [{"msg": str(exc)}])()[0]
         raise unreadable(f"{model.__name__}: {first.get('msg')} at {first.get('loc')}") from None
-    for key in context[NOTES]:
-        fallbacks.setdefault(key, None)
+    if not from_request:  # the request's own wire forms (a list as a JSON string ...) are not the server's
+        for key in context[NOTES]:
+            fallbacks.setdefault(key, None)
     answer._received = received
     reading.fallbacks = list(fallbacks)
     reading.unknown_keys = [f"(envelope).{key}" for key in envelope_keys] + answer.unknown_keys()
-    reading.understood = reading.empty or _understood(model, data)
+    reading.understood = reading.empty or (_understood(model, data) and _rows_understood(model, answer))
     answer._reading = reading
     return answer
 
@@ -309,6 +312,18 @@ def _understood(model: type[Answer], data: Any) -> bool:
     if model.list_key:
         return any(model.known_key(k) == model.list_key for k in data)
     return _has_documented_key(model, data)
+
+
+def _rows_understood(model: type[Answer], answer: Answer) -> bool:
+    """Whether every row of a list answer has a documented key (a row without one reads as all ``None``)."""
+    if not model.list_key:
+        return True
+    name = next(name for name, f in model.model_fields.items() if (f.alias or name) == model.list_key)
+    for row in getattr(answer, name) or []:
+        if isinstance(row, Answer) and isinstance(row.received, Mapping):
+            if not any(type(row).known_key(key) for key in row.received):
+                return False
+    return True
 
 
 def _as_list_answer(model: type[Answer], data: Any, reading: AnswerReading, fallbacks: dict[str, None]) -> Any:

@@ -76,7 +76,8 @@ class AnswerReading:
         Keys outside the documented shape (kept in ``raw`` and ``received``),
         as paths such as ``FolderList[].Color``.
     understood:
-        Whether at least one documented key (or the documented list) was found.
+        Whether at least one documented key (or the documented list) was found,
+        and, in a list answer, in every row of the list.
     empty:
         Whether the server sent no answer at all (an empty body).
     status:

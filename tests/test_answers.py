@@ -157,6 +157,9 @@ def test_an_empty_write_answer_is_what_the_request_asked(path):
                "PatientOrderInstitutionUuid": INST, "SharePassword": "hunter2"}
     answer = decode(path, b"", request=request)
     assert answer.reading.empty and answer.reading.understood
+    # only the empty body is noted: the request's own wire forms (a list as a JSON string, an upper-case UUID)
+    # are not something the server sent
+    assert answer.reading.fallbacks == ["empty answer on success: read as what the request asked for"]
     assert "hunter2" not in json.dumps(answer.raw)
     if "patient_order_uuid" in type(answer).model_fields:
         assert answer.patient_order_uuid == O1
@@ -332,6 +335,20 @@ def test_the_shapes_listed_in_the_docs(path, body, shape):
 def test_a_byte_order_mark_is_skipped():
     answer = decode("/createfolder", "\ufeff".encode() + json.dumps(FOLDER).encode())
     assert answer.folder_uuid == F1 and "UTF-8 byte-order mark before the JSON" in answer.reading.fallbacks
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/searchfolder", [{"Id": 7, "Name": "Trauma"}]),
+    ("/getpatientorderlist", {"Orders": [{"OrderGuid": O1, "Patient": "Muñoz^José"}], "Count": 1}),
+    ("/getdicomtagcontent", {"PatientOrderUuid": O1, "DicomTagContentList": [{"Keyword": "PatientName"}, {"Tag": 1}]}),
+])
+def test_a_list_whose_rows_have_no_documented_key_is_not_understood(path, body):
+    """Rows that read as all ``None`` must not pass for an understood answer (check reports it)."""
+    answer = decode(path, json.dumps(body).encode())
+    assert not answer.reading.understood, answer.reading
+    assert answer.reading.unknown_keys
+    rows = body if isinstance(body, list) else next(v for v in body.values() if isinstance(v, list))
+    assert answer.raw[LIST_KEYS[path]] and len(answer.raw[LIST_KEYS[path]]) == len(rows)  # still read, not refused
 
 
 def test_an_object_without_any_documented_key_is_read_but_not_understood(caplog):
