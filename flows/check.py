@@ -31,7 +31,7 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
 from blocks import PostDicomCredentials
-from postdicom.errors import AuthenticationError
+from postdicom.errors import AuthenticationError, NotFoundError
 from postdicom.models import Answer
 from tasks import (
     add_order_to_folder,
@@ -174,11 +174,15 @@ def redact(text: str) -> str:
 
 
 def outline(value: Any, depth: int = 0) -> Any:
-    """The shape of a JSON value: keys kept, scalars replaced by their JSON type, lists by their first item."""
+    """The shape of a JSON value: keys kept, scalars replaced by their JSON type, lists by their first item.
+
+    Keys go through :func:`redact`: a .NET dictionary arrives as an object
+    keyed by its identifiers (order UUIDs, patient IDs).
+    """
     if depth > 6:
         return "…"
     if isinstance(value, Mapping):
-        return {str(k): outline(v, depth + 1) for k, v in value.items()}
+        return {redact(str(k)): outline(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
         return [outline(value[0], depth + 1), f"({len(value)} item(s))"] if value else []
     if value is None:
@@ -234,9 +238,11 @@ class _Tour:
         step = CheckStep(name=name, call=call, result="ok", seconds=seconds)
         if isinstance(value, Answer):
             reading = value.reading
-            step.status, step.understood, step.shape = reading.status, reading.understood, reading.shape
-            step.fallbacks, step.unknown_keys = list(reading.fallbacks), list(reading.unknown_keys)
-            step.warnings = list(reading.warnings)
+            # fallbacks, shapes and unknown keys name the answer's keys, which may be identifiers: redacted
+            step.status, step.understood, step.shape = reading.status, reading.understood, redact(reading.shape)
+            step.fallbacks = [redact(text) for text in reading.fallbacks]
+            step.unknown_keys = [redact(key) for key in reading.unknown_keys]
+            step.warnings = [redact(text) for text in reading.warnings]
             step.outline = outline(value.received)
         elif isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
             step.understood = all(all(re.fullmatch(r"[0-9A-F]{8}", k) for k in v) for v in value)
@@ -358,7 +364,7 @@ def _write_tour(tour: _Tour, credentials: PostDicomCredentials, known: Mapping[s
         return
     if folder is not None and folder.folder_uuid:
         tour.run("file the order", "AddOrderToFolder", add_order_to_folder, credentials, uid, [folder.folder_uuid],
-                 describe=lambda v: f"{len(v.added_folder_uuid_list)} folder(s) added")
+                 describe=lambda v: _written(v, f"{len(v.added_folder_uuid_list)} folder(s) added"))
     tour.run("read the new order", "GetPatientOrderProperties", fresh(get_patient_order_properties), credentials,
              institution, uid, describe=lambda v: f"status {v.order_status}, in {len(v.folder_uuid_list)} folder(s)")
     for name, call, task, target, missing in (
@@ -366,7 +372,8 @@ def _write_tour(tour: _Tour, credentials: PostDicomCredentials, known: Mapping[s
         ("assign to a group", "AssignOrderToUserGroup", assign_order_to_user_group, known["group"], "--group"),
     ):
         if target:
-            tour.run(name, call, task, credentials, uid, target, describe=lambda v: f"changed: {v.changed}")
+            tour.run(name, call, task, credentials, uid, target,
+                     describe=lambda v: _written(v, f"changed: {v.changed}"))
         else:
             tour.skip(name, call, f"no UUID known from the account's orders: give {missing}")
     shares = 0
@@ -379,11 +386,44 @@ def _write_tour(tour: _Tour, credentials: PostDicomCredentials, known: Mapping[s
     if folder is not None and folder.folder_uuid:
         shares += tour.run("share the folder", "ShareFolderWithUrl", share_folder_with_url, credentials,
                            folder.folder_uuid, expire_date=tomorrow, describe=_share_detail) is not None
-    tour.run("delete the order", "DeletePatientOrder", delete_patient_order, credentials, institution, uid,
-             describe=lambda v: f"deleted: {v.deleted}")
+    deleted = tour.run("delete the order", "DeletePatientOrder", delete_patient_order, credentials, institution, uid,
+                       describe=lambda v: _written(v, f"deleted: {v.deleted}"))
+    if deleted is not None:
+        _confirm_gone(tour, credentials, institution, uid)
+    else:
+        tour.report.left_behind.append(f"the order of accession number PDFCHK{run_id} (its delete did not"
+                                       " go through: delete it in the PostDICOM web app)")
     if shares:
         tour.report.left_behind.append(
             f"{shares} share link(s) expiring {tomorrow.isoformat()} (they show nothing: the order is deleted)")
+
+
+def _written(answer: Answer, detail: str) -> str:
+    """``detail``, unless the write answered an empty body: then what it did is not known from its answer."""
+    return "empty answer: done as asked, nothing more known" if answer.reading.empty else detail
+
+
+def _confirm_gone(tour: _Tour, credentials: PostDicomCredentials, institution: str, order_uuid: str) -> None:
+    """Read the deleted order back (GetPatientOrderProperties): only a 404 shows the write test left no order.
+
+    The client is called directly, not the task: the expected 404 is not a failed task run.
+    """
+    started = time.perf_counter()
+    step = CheckStep(name="the order is gone", call="GetPatientOrderProperties (expects 404)", result="ok")
+    try:
+        with credentials.get_client() as client:
+            client.get_patient_order_properties(institution, order_uuid)
+    except NotFoundError as exc:
+        step.status, step.detail = exc.status, "not found: the delete worked"
+    except Exception as exc:  # noqa: BLE001 - reported as the step's outcome, the tour goes on
+        step.result, step.status = "failed", getattr(exc, "status", None)
+        step.error = redact(f"{type(exc).__name__}: {exc}")
+    else:
+        step.result, step.understood = "failed", False
+        step.detail = "STILL THERE after DeletePatientOrder answered a success"
+        tour.report.left_behind.append("the synthetic order (DeletePatientOrder did not remove it)")
+    step.seconds = round(time.perf_counter() - started, 3)
+    tour.report.steps.append(step)
 
 
 def _share_detail(share: Any) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,34 @@ def test_check_understands_the_sandbox_alternative_shapes(alternative_sandbox, p
     assert report.ok, report.table()
     assert all(step.result == "ok" for step in report.steps), report.table()
     assert any(step.fallbacks for step in report.steps)
+    steps = {step.name: step for step in report.steps}
+    filed = steps["file the order"]  # AddOrderToFolder answers an empty body here: no count is made up
+    assert filed.detail == "empty answer: done as asked, nothing more known"
+    assert filed.fallbacks == ["empty answer on success: read as what the request asked for"]
+    assert steps["the order is gone"].status == 404
+
+
+@pytest.mark.slow
+def test_the_demo_runs_on_the_sandbox_alternative_shapes(prefect_harness, tmp_path, monkeypatch, capsys):
+    """``SANDBOX_ANSWER_SHAPES=alternative make demo``: the demo's three flows end as they do on the documented shapes."""
+    import re
+
+    import duckdb
+
+    from deployments import demo
+
+    monkeypatch.setenv("SANDBOX_ANSWER_SHAPES", "alternative")
+    monkeypatch.setenv("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "ERROR")
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    data = tmp_path / "demo-data"
+    port = demo.free_port()
+    assert demo.main(["--data-dir", str(data), "--port", str(port)]) == 0
+    printed = capsys.readouterr().out
+    assert "Answers    : alternative shapes" in (data / "sandbox.log").read_text()
+    assert re.search(rf"http://127\.0\.0\.1:{port}/share/\S{{30,}}", printed), printed
+    assert "26 stored, 5 not dicom" in printed and "2 assigned" in printed
+    orders = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{data}/export/orders/*/*.parquet', hive_partitioning=true)"
+    ).fetchall()
+    assert orders == [(5,)]

@@ -167,3 +167,31 @@ def test_the_life_of_an_order_reads_the_same_in_every_shape(shape, alt_shapes_se
         assert "empty create answer completed by a lookup" in out["folder"].reading.fallbacks
     elif shape in RESHAPES_EVERY_ANSWER:
         assert out["created"].received != out["created"].raw  # what was sent is kept as sent
+
+
+def test_the_create_folder_task_goes_through_once_when_its_lookup_cannot_be_read(
+        alt_shapes_server, sandbox_server, prefect_harness, caplog):
+    """Issue 16 item 2 through the task: SearchFolder answers an HTML page; the folder is still made, once."""
+    import logging
+
+    from prefect import flow
+
+    server = alt_shapes_server("bare-array", broken=["/searchfolder"])
+    name = f"Lookup broken {uuid.uuid4().hex[:8]}"
+
+    @flow
+    def make_it() -> Any:
+        return create_folder(server.credentials(), name, return_state=True)
+
+    state = make_it()
+    assert state.is_completed(), state.message
+    answer = state.result()
+    assert answer.folder_uuid and answer.reading.warnings == [
+        "duplicate protection was not available for this call (its lookup failed)"]
+    with sandbox_server.client() as direct:  # made once, on the real account behind the proxy
+        assert [f.folder_uuid for f in direct.search_folder(folder_name=name).folder_list] == [answer.folder_uuid]
+
+    caplog.set_level(logging.WARNING)
+    again = create_folder.fn(server.credentials(), name + " bis")  # the task's own code, outside Prefect's logger
+    assert again.folder_uuid and "duplicate protection was not available for this call" in caplog.text
+    assert name not in caplog.text  # the folder name is the user's data: not logged

@@ -100,6 +100,8 @@ def test_check_with_the_write_test_creates_assigns_shares_and_deletes(sandbox_se
     assert steps["assign to a user"].detail == "changed: True"
     assert all(steps[n].detail == "link received" for n in ("share link", "share by URL", "share the folder"))
     assert steps["delete the order"].detail == "deleted: True"
+    gone = steps["the order is gone"]  # the cleanup is confirmed by reading the order back
+    assert (gone.result, gone.status, gone.detail) == ("ok", 404, "not found: the delete worked")
     assert report.ok
     assert report.left_behind[0].startswith("the folder 'postdicom-flows check ")
     assert report.left_behind[1].startswith("3 share link(s) expiring")
@@ -179,6 +181,54 @@ def test_check_usage_errors_exit_2(capsys):
     assert "give --credentials NAME, or --web-address and --username" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_main(["check", "--credentials", "a", "--web-address", "http://x"])
+
+
+class FakeState:
+    """What ``_Tour.run`` reads of a task's final state."""
+
+    def __init__(self, value):
+        self.value, self.message = value, None
+
+    def result(self, raise_on_failure=False):
+        return self.value
+
+    def is_completed(self):
+        return not isinstance(self.value, BaseException)
+
+
+def test_identifiers_used_as_keys_are_redacted_in_the_report():
+    """A .NET dictionary answers an object keyed by identifiers: the report names keys, so they are masked."""
+    from flows.check import _Tour
+    from postdicom.answers import decode_answer
+    from postdicom.models import SearchFolderAnswer
+
+    folder, patient_id = "5b1d2c3e-4f50-4a61-8b72-9c83d4e5f601", "20231118042"
+    body = {"FolderList": {folder: {"FolderName": "x", patient_id: 1}}}
+    answer = decode_answer("SearchFolder", SearchFolderAnswer, json.dumps(body).encode())
+    assert folder in str(answer.reading.unknown_keys)  # the client keeps what was sent
+    tour = _Tour(CheckReport(server="http://h", dialect="postdicom", started="now", write_test=False))
+    tour.run("folders", "SearchFolder", lambda return_state: FakeState(answer))
+    [step] = tour.report.steps
+    assert step.understood is False  # its one row has no documented key
+    assert step.unknown_keys and all("<uuid>" in key for key in step.unknown_keys)
+    text = tour.report.model_dump_json() + tour.report.table()
+    assert folder not in text and patient_id not in text
+    assert "<uuid>" in json.dumps(step.outline) and "<digits>" in json.dumps(step.outline)
+
+
+def test_an_order_still_there_after_its_delete_is_a_failed_step_and_left_behind():
+    import httpx
+
+    from flows.check import _confirm_gone, _Tour
+    from tests.fixtures.mock_server import Recorder, credentials_for
+
+    order = "0c6e1f8a-3b7d-4c2e-9a51-7d2f0e6b1a01"
+    credentials = credentials_for(Recorder(lambda request: httpx.Response(200, json={"PatientOrderUuid": order})))
+    tour = _Tour(CheckReport(server="http://h", dialect="postdicom", started="now", write_test=True))
+    _confirm_gone(tour, credentials, "4f33177f-8441-4143-bb35-184dd57f47d8", order)
+    [step] = tour.report.steps
+    assert step.result == "failed" and "STILL THERE" in step.detail and not tour.report.ok
+    assert tour.report.left_behind == ["the synthetic order (DeletePatientOrder did not remove it)"]
 
 
 def test_redaction_and_outline_keep_no_value():
