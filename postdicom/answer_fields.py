@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -23,6 +22,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, ValidationInfo
 from pydantic.alias_generators import to_pascal
+
+from . import json_text
 
 NOTES = "fallbacks"
 """Key of the validation context where the validators note each fallback they needed."""
@@ -231,7 +232,7 @@ def _read_str_list(value: Any, info: ValidationInfo, separators: tuple[str, ...]
             return []
         if text.startswith("["):
             try:
-                items = json.loads(text)
+                items = json_text.loads(text)
             except ValueError:
                 items = None
             if isinstance(items, list):
@@ -256,7 +257,7 @@ def _read_object_list(value: Any, info: ValidationInfo) -> Any:
         return []
     if isinstance(value, str):
         try:
-            value = json.loads(value) if value.strip() else []
+            value = json_text.loads(value) if value.strip() else []
         except ValueError:
             return value  # pydantic then says what is wrong
         note(info, "list sent as a JSON string")

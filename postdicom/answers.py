@@ -29,7 +29,6 @@ the call failed raises :class:`~postdicom.errors.FailedAnswerError`.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from . import json_text
 from .errors import FailedAnswerError, UnreadableAnswerError
 from .answer_fields import NOTES, key_form
 from .models import Answer, AnswerReading
@@ -209,14 +209,14 @@ def decode_answer(
         reading.shape = "empty body"
     else:
         try:
-            data = json.loads(text)
+            data = json_text.loads(text)
         except ValueError:
             kind = "HTML" if text.lstrip()[:1] == "<" else "not JSON"
             raise unreadable(kind) from None
         received = data
         if isinstance(data, str) and data.strip()[:1] in ("{", "["):
             try:
-                data = json.loads(data)
+                data = json_text.loads(data)
             except ValueError:
                 raise unreadable("a JSON string that does not hold JSON") from None
             fallbacks.setdefault("answer sent as a JSON string holding JSON", None)
@@ -295,7 +295,7 @@ def _unwrap(
         data = data[key]
         if isinstance(data, str) and data.strip()[:1] in ("{", "["):
             try:
-                data = json.loads(data)
+                data = json_text.loads(data)
                 fallbacks.setdefault("answer sent as a JSON string holding JSON", None)
             except ValueError:
                 return data

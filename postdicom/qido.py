@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
+from . import json_text
 from .dicom_json import DICOM_JSON
 from .errors import ProtocolError, ValidationError
 from .query import FilterValue, build_query
@@ -187,15 +188,16 @@ def _matches(response: httpx.Response) -> list[Match]:
     """A QIDO answer's matches: ``204`` and empty bodies mean none."""
     if response.status_code == 204 or not response.content.strip():
         return []
+
+    def unreadable(what: str) -> ProtocolError:
+        return ProtocolError(what, status=response.status_code, method="GET", url=str(response.request.url))
+
     try:
-        document = response.json()
-    except ValueError:
-        raise ProtocolError(
-            "QIDO answer is not JSON",
-            status=response.status_code,
-            method="GET",
-            url=str(response.request.url),
-        ) from None
+        document = json_text.loads(response.content)
+    except ValueError as exc:
+        raise unreadable(f"QIDO answer is not JSON ({exc})") from None
     if not isinstance(document, list):
-        raise ProtocolError("QIDO answer is not a JSON array", status=response.status_code)
+        raise unreadable("QIDO answer is not a JSON array")
+    if not all(isinstance(match, dict) for match in document):
+        raise unreadable("QIDO answer is a JSON array of something else than DICOM JSON objects")
     return document

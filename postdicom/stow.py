@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
+from . import json_text
 from .dicom_json import DICOM_JSON, first_value
 from .errors import AuthenticationError, NotFoundError, PostDicomError, RedirectError, ValidationError
 from .http_errors import error_reason
@@ -210,7 +210,7 @@ def reconcile(batch: Sequence[DicomHeader], response: httpx.Response) -> list[In
     document: Any = None
     if response.content:
         try:
-            document = json.loads(response.content)
+            document = json_text.loads(response.content)
         except ValueError:
             document = None
     if isinstance(document, list) and len(document) == 1:
