@@ -37,7 +37,7 @@ from typing_extensions import Unpack
 import httpx
 
 from .errors import PostDicomError, TransportError, is_transient, server_did_not_act
-from .http_errors import never_sent, redirect_error, status_error
+from .http_errors import never_sent, redirect_error, status_error, undecodable_error
 from .http_limits import Deadline, DeadlineStream, HttpLimits, read_body, sync_stream
 from .retry import RetryBudget, RetryPolicy, retry_scope
 from .transport import request_deadline, ssl_context, use_large_reads
@@ -301,6 +301,11 @@ class HttpSession:
             )
             error.never_sent = response is None and never_sent(exc)
             raise error from None
+        except httpx.DecodingError as exc:
+            if response is None:
+                raise
+            response.close()
+            raise undecodable_error(response, exc, method, url) from None
         except BaseException:
             if response is not None:
                 response.close()

@@ -17,7 +17,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from .errors import HTTPStatusError, PostDicomError, RedirectError, error_for_status, shown_url
+from .errors import HTTPStatusError, PostDicomError, ProtocolError, RedirectError, error_for_status, shown_url
 from .http_limits import ERROR_BODY_BYTES, Deadline, read_body
 from .transport import request_deadline
 
@@ -129,6 +129,17 @@ def redirect_error(response: httpx.Response, method: str, url: str) -> RedirectE
     return RedirectError(
         message,
         location=str(target) if target is not None else location,
+        status=response.status_code,
+        method=method,
+        url=url,
+    )
+
+
+def undecodable_error(response: httpx.Response, exc: httpx.DecodingError, method: str, url: str) -> ProtocolError:
+    """The error for a body its ``Content-Encoding`` does not describe (often a proxy's doing): not retried."""
+    encoding = response.headers.get("Content-Encoding", "none")
+    return ProtocolError(
+        f"the answer's body cannot be decoded as its Content-Encoding ({encoding}) says ({exc})",
         status=response.status_code,
         method=method,
         url=url,

@@ -26,7 +26,7 @@ import httpx
 
 from .dicom_json import TAG_SERIES_UID, TAG_SOP_UID, TAG_STUDY_UID, first_value
 from .errors import NotFoundError, ProtocolError, TransportError
-from .http_errors import error_reason
+from .http_errors import error_reason, undecodable_error
 from .multipart import ReceivedPart, parse_content_type, split_to_files
 from .part10 import sop_instance_uid_of
 from .qido import QidoPaging
@@ -142,6 +142,8 @@ class Wado:
                 raise TransportError(
                     f"connection lost while reading the answer ({type(exc).__name__})", method="GET", url=url
                 ) from None
+            except httpx.DecodingError as exc:
+                raise undecodable_error(response, exc, "GET", url) from None
             except ProtocolError as exc:
                 if exc.url is None:  # raised by the reader, which does not know the request
                     exc.method, exc.url = "GET", url
