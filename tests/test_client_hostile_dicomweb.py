@@ -209,3 +209,52 @@ def test_a_wado_part_that_goes_on_past_its_announced_length_stops_the_download(t
     assert server.sent < server.limit
     assert "127.0.0.1" in str(caught.value)
     assert list(destination.iterdir()) == []  # the unfinished part file is removed
+
+
+# --------------------------------------------------------------------------- answers that cannot be read
+
+
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
+"""200 kB a server can send: json.loads gives up on it with a RecursionError, not a ValueError."""
+
+
+def _json(body: bytes, **headers: str) -> httpx.Response:
+    return httpx.Response(200, headers={"Content-Type": "application/dicom+json", **headers}, stream=Chunked(body))
+
+
+@pytest.mark.parametrize("body", [DEEP_JSON, b'{"a":' * 100_000 + b"1" + b"}" * 100_000])
+def test_json_nested_too_deeply_is_an_answer_that_cannot_be_read(body):
+    client, _ = make_client(lambda request: _json(body))
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        client.search_for_studies({"PatientID": "MRN-4711"})
+    with pytest.raises(ProtocolError, match="cannot be read"):
+        client.get_patient_order_list(institution_uuid_list=[])
+
+
+def test_a_qido_array_of_anything_but_objects_is_refused():
+    client, _ = make_client(lambda request: httpx.Response(200, json=[1, "two", None]))
+    with pytest.raises(ProtocolError, match="array of something else than DICOM JSON objects"):
+        client.search_for_studies()
+
+
+BAD_GZIP = {"Content-Encoding": "gzip"}
+
+
+@pytest.mark.parametrize("call", ["qido", "custom endpoint", "wado"])
+def test_a_body_its_content_encoding_does_not_describe_is_a_protocol_error(call, small_study, tmp_path):
+    """A proxy that labels a plain body gzip: a clear error naming the coding, not httpx's DecodingError, once."""
+    if call == "wado":
+        body, content_type = wado_body(small_study)
+        respond = lambda request: _json(body, **{**BAD_GZIP, "Content-Type": content_type})  # noqa: E731
+    else:
+        respond = lambda request: _json(b'[{"00100020": {"vr": "LO", "Value": ["MRN-4711"]}}]', **BAD_GZIP)  # noqa: E731
+    client, server = make_client(respond, attempts=3)
+    calls = {
+        "qido": lambda: client.search_for_studies({"PatientID": "MRN-4711"}),
+        "custom endpoint": lambda: client.get_patient_order_list(institution_uuid_list=[]),
+        "wado": lambda: client.retrieve_study(STUDY, tmp_path / "out"),
+    }
+    with pytest.raises(ProtocolError, match=r"cannot be decoded as its Content-Encoding \(gzip\) says") as caught:
+        calls[call]()
+    assert len(server.requests) == 1
+    assert caught.value.url is not None and "MRN-4711" not in str(caught.value)
