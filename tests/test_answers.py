@@ -363,3 +363,31 @@ def test_an_object_without_any_documented_key_is_read_but_not_understood(caplog)
     assert answer.reading.unknown_keys == ["Id", "Name"]
     assert "CreateFolder answered an object without any documented key (Id, Name)" in caplog.text
     assert "Trauma" not in caplog.text
+
+
+def test_dicomweb_successes_carrying_x_error_reason_stay_successes(tmp_path):
+    """The vendor's sample prints X-Error-Reason on every answer: QIDO, STOW and WADO successes too."""
+    import pydicom
+
+    from postdicom.synthetic import StudySpec, write_study
+    from tests.fixtures.mock_server import qido_match, stow_answer, wado_body
+
+    files = write_study(tmp_path / "src", StudySpec("Doe^Jane", "D-1", series_count=1, instances_per_series=1,
+                                                    seed="x-error-reason"))
+    sop = pydicom.dcmread(files[0]).SOPInstanceUID
+    study = pydicom.dcmread(files[0]).StudyInstanceUID
+    body, content_type = wado_body(files)
+    reason = {"X-Error-Reason": "Success"}
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(200, json=stow_answer(stored=[sop]), headers=reason)
+        if request.url.query:
+            return httpx.Response(200, json=[qido_match(study=study, sop=sop)], headers=reason)
+        return httpx.Response(200, content=body, headers={"Content-Type": content_type, **reason})
+
+    client, _ = make_client(respond)
+    assert client.store_instances(files).counts == {"stored": 1, "rejected": 0, "failed": 0}
+    assert len(client.search_for_studies({"PatientID": "D-1"})) == 1
+    written = client.retrieve_study(study, tmp_path / "out")
+    assert [p.name for p in written] == [f"{sop}.dcm"]

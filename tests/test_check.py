@@ -72,6 +72,7 @@ def test_check_reads_a_sandbox_account_writes_nothing_and_saves_a_redacted_repor
     assert all(s.result == "ok" and s.seconds is not None for s in report.steps), report.table()
     assert "paging consistent" in steps["QIDO studies, page 2"].detail
     assert re.fullmatch(r"1 file\(s\), \d+ bytes", steps["WADO one instance"].detail)
+    assert steps["WADO one instance"].understood is True
     for name in expected[6:]:
         assert steps[name].status == 200 and steps[name].understood is True
         assert steps[name].fallbacks == [] and steps[name].unknown_keys == []  # the sandbox answers as documented
@@ -102,6 +103,9 @@ def test_check_with_the_write_test_creates_assigns_shares_and_deletes(sandbox_se
     assert steps["delete the order"].detail == "deleted: True"
     gone = steps["the order is gone"]  # the cleanup is confirmed by reading the order back
     assert (gone.result, gone.status, gone.detail) == ("ok", 404, "not found: the delete worked")
+    # no answer to have understood: the row's answer cell stays empty
+    assert re.search(r"^the order is gone +GetPatientOrderProperties \(expects 404\) +ok 404 +\d+\.\d\ds$",
+                     report.table(), re.M), report.table()
     assert report.ok
     assert report.left_behind[0].startswith("the folder 'postdicom-flows check ")
     assert report.left_behind[1].startswith("3 share link(s) expiring")
