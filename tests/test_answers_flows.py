@@ -4,7 +4,8 @@ A private sandbox behind the reshaping proxy of ``tests/fixtures/alt_shapes.py``
 (``everything``: camelCase keys, .NET strings for booleans, numbers and dates,
 upper-case UUIDs, bare arrays inside a ``data`` envelope, ``null`` lists;
 ``other-key``: lists under ``Items``, objects under ``Result``; ``empty-writes``:
-every write but the shares answers an empty body). The flows' effects are read
+every write but the shares answers an empty body; ``extra-keys``: undocumented
+keys in every object). The flows' effects are read
 back from the sandbox directly, in the documented shape.
 """
 
@@ -19,11 +20,12 @@ import pytest
 
 from flows import batch_reassignment, bulk_upload_and_share, nightly_order_export
 from postdicom.synthetic import StudySpec, write_study
-from tests.fixtures.alt_shapes import EMPTY_WRITES, start_proxy
+from tests.fixtures.alt_shapes import EMPTY_WRITES, EXTRA_KEYS, start_proxy
 from tests.fixtures.sandbox_server import launch
 from tests.fixtures.servers import ServerInfo
 
-SHAPES = {"everything": dt.date(2020, 1, 2), "other-key": dt.date(2020, 1, 3), EMPTY_WRITES: dt.date(2020, 1, 4)}
+SHAPES = {"everything": dt.date(2020, 1, 2), "other-key": dt.date(2020, 1, 3), EMPTY_WRITES: dt.date(2020, 1, 4),
+          EXTRA_KEYS: dt.date(2020, 1, 6)}
 """Each shape with the study date of its own studies (the export reads one day)."""
 
 

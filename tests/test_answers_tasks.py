@@ -36,10 +36,10 @@ from tasks import (
     share_patient_order_with_url,
     upload_dicom_images_in_a_folder,
 )
-from tests.fixtures.alt_shapes import EMPTY_WRITES, SHAPES
+from tests.fixtures.alt_shapes import EMPTY_WRITES, EXTRA_KEYS, SHAPES
 from tests.fixtures.servers import ServerInfo
 
-ALL_SHAPES = [*SHAPES, EMPTY_WRITES]
+ALL_SHAPES = [*SHAPES, EMPTY_WRITES, EXTRA_KEYS]
 RESHAPES_EVERY_ANSWER = {"data-envelope", "d-envelope", "other-key", "camel-strings", "json-string", "everything"}
 
 
@@ -160,6 +160,13 @@ def test_the_life_of_an_order_reads_the_same_in_every_shape(shape, alt_shapes_se
         "everything": (out["link"], "ShareAnswer.ExpireDate: date as YYYYMMDD"),
         EMPTY_WRITES: (out["to_group"], "empty answer on success: read as what the request asked for"),
     }
+    if shape == EXTRA_KEYS:  # unknown keys are no fallback: they stay in raw and are listed
+        props, listed = out["properties"], out["listed"]
+        assert props.raw["Colour"] == "teal" and props.raw["Links"] == {"Self": "/x"}
+        assert {"Colour", "Links", "SeriesList[].Colour"} <= set(props.reading.unknown_keys)
+        assert listed.raw["PatientOrderList"][0]["Colour"] == "teal"
+        assert "PatientOrderList[].Links" in listed.reading.unknown_keys
+        return
     answer, expected = notes[shape]
     assert expected in answer.reading.fallbacks, answer.reading
     if shape == EMPTY_WRITES:
