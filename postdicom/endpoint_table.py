@@ -17,11 +17,11 @@ holding the parameters (see :mod:`postdicom.wire`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from . import models
 from .endpoint_row import Encoded, Endpoint, Lookup, Reads, Safety, Split
-from .errors import NotFoundError
+from .errors import NotFoundError, UnreadableAnswerError
 from .wire import (
     BOOL,
     DATE,
@@ -41,11 +41,27 @@ from .wire import (
 
 # --- row-specific behaviour: lookups and merges --------------------------------------------
 
+_Listing = TypeVar("_Listing", models.SearchFolderAnswer, models.PatientOrderListAnswer)
+
+
+def _understood(listing: _Listing) -> _Listing:
+    """A lookup's list, refused when its rows lack the documented keys: "nothing found" would then be a guess.
+
+    The engine reads the refusal as a lookup that failed: the call it protects
+    goes through once, with a warning, and is not sent blind again.
+    """
+    if not listing.reading.understood:
+        raise UnreadableAnswerError(
+            f"{listing.reading.endpoint or type(listing).__name__} answered rows without their documented keys:"
+            " it cannot tell what exists"
+        )
+    return listing
+
 
 def _order_by_accession(client: Reads, encoded: Encoded, before: Any) -> models.CreatePatientOrderAnswer | None:
-    listing = client.get_patient_order_list(
+    listing = _understood(client.get_patient_order_list(
         [encoded["InstitutionUuid"]], accession_number=encoded["AccessionNumber"]
-    )
+    ))
     for order in listing.patient_order_list:
         if (
             order.accession_number == encoded["AccessionNumber"]
@@ -59,7 +75,7 @@ def _order_by_accession(client: Reads, encoded: Encoded, before: Any) -> models.
 def _matching_folders(client: Reads, encoded: Encoded) -> list[models.FolderAnswer]:
     parent = encoded["ParentFolderUuid"] or None
     name = encoded["FolderName"].strip()
-    found = client.search_folder(parent_folder_uuid=parent, folder_name=name)
+    found = _understood(client.search_folder(parent_folder_uuid=parent, folder_name=name))
     return [f for f in found.folder_list if f.is_named(name, parent)]
 
 

@@ -256,6 +256,7 @@ def test_list_endpoints_answering_a_bare_array_no_longer_break_creates():
 @pytest.mark.parametrize("lookup_answer", [
     httpx.Response(200, content=b"<html>maintenance</html>"),
     httpx.Response(503, headers={"X-Error-Reason": "busy"}),
+    httpx.Response(200, json=[{"Id": 7, "Name": "Trauma"}]),  # read, but its rows say nothing of what exists
 ])
 def test_a_failed_lookup_lets_the_create_through_once_with_a_warning(lookup_answer, caplog):
     caplog.set_level(logging.WARNING)
