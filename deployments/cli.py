@@ -46,7 +46,7 @@ def _check(argv: list[str]) -> int:
 COMMANDS = {
     "sandbox": (_sandbox, "run the local PostDICOM sandbox server"),
     "demo": (_demo, "run the main job end to end on the embedded sandbox"),
-    "serve": (_serve, "serve the three deployments from this process (one machine)"),
+    "serve": (_serve, "serve the deployments from this process (one machine)"),
     "setup": (_setup, "prepare a Prefect server for prefect deploy and workers (pool, block type, zombie-run automation)"),
     "check": (_check, "a read-only tour of an account: how each kind of call answers"),
 }

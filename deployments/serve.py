@@ -1,10 +1,10 @@
-"""``postdicom-flows serve``: the three deployments served from one process.
+"""``postdicom-flows serve``: the deployments served from one process.
 
 This is the single-machine way to schedule the work: no work pool, no worker,
 just one long-lived process that both holds the nightly schedule and runs
 whatever is started from the Prefect UI. For several machines use
 ``deployments/prefect.yaml`` with a process work pool and workers instead
-(see the README); both describe the same three deployments. Like
+(see the README); both describe the same deployments. Like
 ``postdicom-flows setup``, it installs (or updates) the automation that fires
 when an exported table was not refreshed within ``--fresh-within`` hours.
 
@@ -43,6 +43,7 @@ TAGS = ["postdicom"]
 EXPORT_DEPLOYMENT = "nightly-export"
 UPLOAD_DEPLOYMENT = "upload-and-share"
 REASSIGNMENT_DEPLOYMENT = "reassignment"
+CHECK_DEPLOYMENT = "check-account"
 
 
 def check_timezone(timezone: str) -> str:
@@ -93,7 +94,7 @@ def build_deployments(
     credentials: Any = None,
     destination: str | None = None,
 ) -> list[RunnerDeployment]:
-    """The three deployments: the export on a cron in ``timezone``, the other two ad hoc.
+    """The three flows' deployments (the export on a cron in ``timezone``, the other two ad hoc) and ``check-account``.
 
     ``credentials`` (a saved ``PostDicomCredentials``, optional) becomes the
     default ``credentials`` parameter of all three, as a reference by block id,
@@ -105,6 +106,7 @@ def build_deployments(
     from prefect.schedules import Cron
 
     from flows import batch_reassignment, bulk_upload_and_share, nightly_order_export
+    from flows.check import check_account
 
     schedule = Cron(cron, timezone=check_timezone(timezone))
     common: dict[str, Any] = {} if credentials is None else {"credentials": credentials_parameter(credentials)}
@@ -131,6 +133,12 @@ def build_deployments(
             description="Assign orders to users or user groups, from rows, a CSV/Parquet file or a selection.",
             tags=[*TAGS, "reassignment", "ad-hoc"],
         ),
+        check_account.to_deployment(
+            name=CHECK_DEPLOYMENT,
+            parameters=dict(common),
+            description="postdicom-flows check: a read-only tour of the account and how each answer was read.",
+            tags=[*TAGS, "check", "ad-hoc"],
+        ),
     ]
 
 
@@ -138,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="postdicom-flows serve",
         description=(
-            "Serve the three deployments from this process: the nightly export on a cron, "
+            "Serve the deployments from this process: the nightly export on a cron, "
             "upload-and-share and reassignment ad hoc from the Prefect UI. Runs until interrupted."
         ),
     )

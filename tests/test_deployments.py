@@ -27,6 +27,7 @@ from prefect.utilities.schema_tools.validation import validate
 import flows
 from deployments import serve
 from deployments.setup import HEARTBEAT_SECONDS
+from flows.check import check_account
 
 REPO = Path(__file__).resolve().parents[1]
 PREFECT_YAML = REPO / "deployments" / "prefect.yaml"
@@ -36,6 +37,7 @@ FLOW_OF_DEPLOYMENT = {
     "nightly-export": flows.nightly_order_export,
     "upload-and-share": flows.bulk_upload_and_share,
     "reassignment": flows.batch_reassignment,
+    "check-account": check_account,
 }
 
 
