@@ -284,8 +284,10 @@ def _dicomweb_tour(tour: _Tour, credentials: PostDicomCredentials, page_size: in
         tour.skip("QIDO studies, page 2", "QidoSearch (offset 1)", "fewer than 2 studies on the account")
     study = _uid(page[0], TAG_STUDY_UID) if page else None
     if study is None:
-        for name in ("QIDO series", "QIDO instances", "WADO one instance"):
-            tour.skip(name, "QidoSearch / RetrieveImagesUsingWadoRs", "no study on the account")
+        for name, call in (("QIDO series", "QidoSearch (series of one study)"),
+                           ("QIDO instances", "QidoSearch (instances of one series)"),
+                           ("WADO one instance", "RetrieveImagesUsingWadoRs")):
+            tour.skip(name, call, "no study on the account")
         return
     series_list = tour.run("QIDO series", "QidoSearch (series of one study)", qido, credentials,
                            study_instance_uid=study, limit=page_size, describe=lambda v: f"{len(v)} series")

@@ -168,6 +168,20 @@ def test_check_reports_an_unreadable_answer_and_goes_on(alt_shapes_server, sandb
     assert not report.ok and "1 failed" in report.summary()
 
 
+def test_check_on_an_empty_account_skips_what_it_cannot_reach_and_says_why(fresh_sandbox, prefect_harness):
+    """A new account (no study, no order, no folder): every call that can run works, the rest is skipped, named."""
+    report = check_account(fresh_sandbox().info(0).credentials(), write_test=True)
+    steps = steps_by_name(report)
+    assert [s.name for s in report.steps if s.result == "ok"] == [
+        "authenticate", "QIDO studies, page 1", "orders of the last 30 days", "folders"], report.table()
+    assert (steps["QIDO series"].call, steps["WADO one instance"].call) == (
+        "QidoSearch (series of one study)", "RetrieveImagesUsingWadoRs")
+    assert steps["WADO one instance"].detail == "no study on the account"
+    assert steps["one order's properties"].detail == "no order in the window"
+    assert steps["write test"].detail == "no institution known: give institution_uuid (--institution)"
+    assert report.ok and "4 ok, 0 failed, 7 skipped" in report.summary()
+
+
 def test_check_stops_when_authentication_is_refused(sandbox_server, prefect_harness, monkeypatch, capsys):
     monkeypatch.setenv("POSTDICOM_PASSWORD", "not-the-password")
     code = cli_main(["check", "--web-address", sandbox_server.web_address, "--username", sandbox_server.username])
