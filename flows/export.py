@@ -67,7 +67,7 @@ from .export_chunks import fetch_order_chunk, list_day_orders, plan_chunks
 from .export_schema import ORDERS, SCHEMA_VERSION, TABLES, normalize_tag
 from .assets import materialize_export_tables
 from .parquet_writer import CommittedPartition, Destination, PartitionSet, new_run_id
-from .forms import ACCOUNT, NONE_AS_EMPTY, TIME_ZONE, form
+from .forms import ACCOUNT, NONE_AS_EMPTY, TIME_ZONE, OptionalDate, form
 from .reporting import run_name_or
 from .window import submit_bounded
 
@@ -273,11 +273,12 @@ def nightly_order_export(
         str, form("Destination", "Folder or fsspec URL (e.g. s3://bucket/prefix) the four tables are written under.")
     ],
     study_date_from: Annotated[
-        dt.date | None,
-        form("First study date", "First day to export; empty: the scheduled night and its lookback days."),
+        OptionalDate,
+        form("First study date", "First day (YYYY-MM-DD); empty: the scheduled night and its lookback days.", blank=True),
     ] = None,
     study_date_to: Annotated[
-        dt.date | None, form("Last study date", "Last day to export; empty: the first date alone (or the night).")
+        OptionalDate,
+        form("Last study date", "Last day (YYYY-MM-DD); empty: the first date alone (or the night).", blank=True),
     ] = None,
     institution_uuid_list: Annotated[
         list[str], NONE_AS_EMPTY, form("Institutions", "Institution UUIDs to export; empty: all of the account's.")

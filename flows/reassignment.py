@@ -37,7 +37,7 @@ from .assignment import (
     row_result,
 )
 from .orders import canonical_uuid, current_orders, orders_by_uuid
-from .forms import ACCOUNT, NONE_AS_EMPTY, PATH_PASSES_THROUGH, AssignmentRow, form
+from .forms import ACCOUNT, NONE_AS_EMPTY, PATH_PASSES_THROUGH, AssignmentRow, OptionalDate, OptionalText, form
 from .prefect_admin import ensure_concurrency_limit, has_prefect_server
 from .reporting import FlowRunFailed, count_by, run_name_or
 from .window import bounded_task_runner, chunked, run_bounded
@@ -231,7 +231,8 @@ def batch_reassignment(
     ] = None,
     dry_run: Annotated[bool, form("Dry run", "Check everything and report what would change; change nothing.")] = False,
     assignments_file: Annotated[
-        str | None, form("Rows file", "Path or URL of a .csv or .parquet file of rows (same columns as Rows).")
+        OptionalText,
+        form("Rows file", "Path or URL of a .csv or .parquet file of rows (same columns as Rows).", blank=True),
     ] = None,
     institution_uuid_list: Annotated[
         list[str], NONE_AS_EMPTY, form("Selection: institutions", "Instead of rows: orders of these institution UUIDs.")
@@ -240,16 +241,20 @@ def batch_reassignment(
         list[str], NONE_AS_EMPTY, form("Selection: modalities", "Instead of rows: orders of these modalities.")
     ] = [],  # noqa: B006
     study_date_from: Annotated[
-        dt.date | None, form("Selection: first study date", "Instead of rows: orders from this study date.")
+        OptionalDate,
+        form("Selection: first study date", "Instead of rows: orders from this study date (YYYY-MM-DD).", blank=True),
     ] = None,
     study_date_to: Annotated[
-        dt.date | None, form("Selection: last study date", "Instead of rows: orders up to this study date.")
+        OptionalDate,
+        form("Selection: last study date", "Instead of rows: orders up to this study date (YYYY-MM-DD).", blank=True),
     ] = None,
     assigned_user_uuid: Annotated[
-        str | None, form("Selection: assign to user UUID", "The one target of a selection (or a group, not both).")
+        OptionalText,
+        form("Selection: assign to user UUID", "The one target of a selection (or a group, not both).", blank=True),
     ] = None,
     assigned_user_group_uuid: Annotated[
-        str | None, form("Selection: assign to group UUID", "The one target of a selection (or a user, not both).")
+        OptionalText,
+        form("Selection: assign to group UUID", "The one target of a selection (or a user, not both).", blank=True),
     ] = None,
     concurrency: Annotated[int, form("Concurrency", "Write batches running at once.", ge=1, le=16)] = 4,
     batch_size: Annotated[int, form("Rows per batch", "Rows one write task sends.", ge=1, le=1000)] = 25,

@@ -40,7 +40,7 @@ from tasks.policies import write_task_options
 from .assets import materialize_account_studies
 from .assignment import TargetKind
 from .folders import add_orders_to_folder, find_or_create_folder
-from .forms import ACCOUNT, form
+from .forms import ACCOUNT, OptionalText, form
 from .orders import canonical_uuid
 from .reporting import FlowRunFailed, count_by, error_text, run_name_or
 from .share_password import mask_stored_password, resolve_share_password
@@ -164,24 +164,28 @@ def bulk_upload_and_share(
     ] = None,
     downloadable: Annotated[bool, form("Downloadable", "Whether recipients may download the studies.")] = False,
     folder_name: Annotated[
-        str | None, form("Folder", "File the orders in this folder (reused if it exists, else created); empty: none.")
+        OptionalText,
+        form("Folder", "File the orders in this folder (reused if it exists, else created); empty: none.", blank=True),
     ] = None,
     parent_folder_uuid: Annotated[
-        str | None, form("Parent folder UUID", "Parent of that folder; empty: top level.")
+        OptionalText, form("Parent folder UUID", "Parent of that folder; empty: top level.", blank=True)
     ] = None,
     share_per: Annotated[
         Literal["all", "patient"], form("One link per", "'all': one link for everything; 'patient': one per patient.")
     ] = "all",
     assign_to_user_uuid: Annotated[
-        str | None, form("Assign to user UUID", "Assign every uploaded order to this user; empty: no assignment.")
+        OptionalText,
+        form("Assign to user UUID", "Assign every uploaded order to this user; empty: no assignment.", blank=True),
     ] = None,
     assign_to_user_group_uuid: Annotated[
-        str | None, form("Assign to group UUID", "Assign every uploaded order to this user group; empty: none.")
+        OptionalText,
+        form("Assign to group UUID", "Assign every uploaded order to this user group; empty: none.", blank=True),
     ] = None,
     batch_size: Annotated[int, form("Files per task", "Files one upload task sends.", ge=1, le=5000)] = 100,
     concurrency: Annotated[int, form("Concurrency", "Upload tasks (and lookups) running at once.", ge=1, le=16)] = 4,
     share_password_block: Annotated[
-        str | None, form("Share password block", "Name of a Prefect Secret block holding the share password.")
+        OptionalText,
+        form("Share password block", "Name of a Prefect Secret block holding the share password.", blank=True),
     ] = None,
     list_patients_in_summary: Annotated[
         bool,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 
 import pytest
 from prefect.utilities.callables import parameter_schema
+from prefect.utilities.schema_tools.validation import validate
 
+from blocks import PostDicomCredentials
 from flows import batch_reassignment, bulk_upload_and_share, nightly_order_export
 
 FLOWS = [bulk_upload_and_share, nightly_order_export, batch_reassignment]
@@ -56,4 +59,61 @@ def test_reassignment_form_has_a_file_field_apart_from_typed_rows_with_key_hints
     row = schema["definitions"][rows["items"]["$ref"].rsplit("/", 1)[-1]]
     assert set(row["properties"]) == {"patient_order_uuid", "assigned_user_uuid", "assigned_user_group_uuid"}
     assert all(field.get("description") for field in row["properties"].values())
+    assert all(field["type"] == "string" for field in row["properties"].values()), "no str/None toggle in a row"
+    assert validate({"assignments": [{"patient_order_uuid": "o", "assigned_user_uuid": None}]}, schema,
+                    raise_on_error=False, ignore_required=True) == [], "API callers may still send None"
     assert properties["concurrency_limit_name"]["type"] == "string", "empty disables it: no string/None toggle"
+
+
+TOGGLES_KEPT = {
+    ("bulk-upload-and-share", "share_password"),  # a Secret block picker: "None" is how a link gets no password
+    ("batch-reassignment", "assignments"),  # rows, a file path (Python callers) or nothing: the flow tells them apart
+}
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=lambda f: f.name)
+def test_optional_fields_are_plain_inputs_without_a_none_toggle(flow):
+    """A ``X | None`` parameter renders a type toggle ("Property is type 'None'"); empty fields mean None instead."""
+    properties = parameter_schema(flow.fn).model_dump_for_openapi()["properties"]
+    toggles = {
+        name
+        for name, field in properties.items()
+        if any(choice.get("type") == "null" for choice in field.get("anyOf", []))
+    }
+    assert {(flow.name, name) for name in toggles} <= TOGGLES_KEPT
+    for name, field in properties.items():
+        assert field.get("type") != "null" and not isinstance(field.get("type"), list), name
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=lambda f: f.name)
+def test_the_form_submitted_untouched_passes_the_servers_parameter_check(flow):
+    """The run form loads every schema default as the field's value and sends it: each must validate.
+
+    A ``"default": null`` on a text or date field is what the UI then refuses on
+    Submit ("None is not of type 'string'"), and a date picker cannot hold "".
+    """
+    schema = parameter_schema(flow.fn).model_dump_for_openapi()
+    loaded = {name: field["default"] for name, field in schema["properties"].items() if "default" in field}
+    assert validate(loaded, schema, raise_on_error=False, ignore_required=True) == []
+    for name, field in schema["properties"].items():
+        if field.get("default") == "":
+            assert field["type"] == "string" and "format" not in field, f"{flow.name}.{name}: '' must be a valid value"
+
+
+def test_emptied_text_and_date_fields_reach_the_flow_as_none():
+    account = PostDicomCredentials(username="u@example.org", password="pw", web_address="http://127.0.0.1:9/dicomweb")
+    export = nightly_order_export.validate_parameters(
+        {"credentials": account, "destination": "x", "study_date_from": "", "study_date_to": "2026-03-04"}
+    )
+    assert export["study_date_from"] is None and export["study_date_to"] == dt.date(2026, 3, 4)
+    upload = bulk_upload_and_share.validate_parameters(
+        {"credentials": account, "directory": "d", "expire_date": "2026-03-04", "folder_name": "", "assign_to_user_uuid": ""}
+    )
+    assert upload["folder_name"] is None and upload["assign_to_user_uuid"] is None
+    reassign = batch_reassignment.validate_parameters(
+        {"credentials": account, "assignments_file": "", "study_date_from": "", "assigned_user_uuid": None}
+    )
+    assert reassign["assignments_file"] is None and reassign["study_date_from"] is None
+    assert reassign["assigned_user_uuid"] is None, "Python callers may still pass None"
+    with pytest.raises(Exception, match="study_date_to"):
+        nightly_order_export.validate_parameters({"credentials": account, "destination": "x", "study_date_to": "4 March"})
