@@ -71,20 +71,10 @@ def deployments_owned_by_work_pools(deployments: Sequence[RunnerDeployment]) -> 
     ``prefect.serve`` would update them in place; one line per deployment says
     which pool it belongs to.
     """
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
+    from .steps import existing_work_pools
 
-    taken = []
-    with get_client(sync_client=True) as client:
-        for deployment in deployments:
-            full_name = f"{deployment.flow_name}/{deployment.name}"
-            try:
-                existing = client.read_deployment_by_name(full_name)
-            except ObjectNotFound:
-                continue
-            if existing.work_pool_name:
-                taken.append(f"'{full_name}' (work pool {existing.work_pool_name!r})")
-    return taken
+    pools = existing_work_pools(f"{deployment.flow_name}/{deployment.name}" for deployment in deployments)
+    return [f"'{full_name}' (work pool {pool!r})" for full_name, pool in pools.items() if pool]
 
 
 def build_deployments(

@@ -1,5 +1,10 @@
 """Build steps ``prefect deploy`` runs from ``deployments/prefect.yaml``.
 
+``no_served_deployments`` stops ``prefect deploy`` from taking over the
+deployments ``postdicom-flows serve`` registered (same names, no work pool):
+it would rewrite them for the workers, and stopping ``serve`` would then
+pause them, the nightly schedule included.
+
 ``credentials_reference`` turns the name of a saved ``PostDicomCredentials``
 block into the ``{"$ref": {"block_document_id": ...}}`` reference the
 deployments store as their default ``credentials``:
@@ -17,11 +22,18 @@ its password) only when it starts.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from prefect.exceptions import ObjectNotFound
 
 CREDENTIALS_BLOCK_TYPE = "postdicom-credentials"
+DEPLOYMENT_NAMES = (
+    "nightly-order-export/nightly-export",
+    "bulk-upload-and-share/upload-and-share",
+    "batch-reassignment/reassignment",
+)
+"""The three deployments, ``FLOW/DEPLOYMENT``, as both ``prefect.yaml`` and ``postdicom-flows serve`` name them."""
 
 
 def block_reference(block_document_id: Any) -> dict[str, Any]:
@@ -61,3 +73,37 @@ def credentials_reference(block: str) -> dict[str, Any]:
                 "or edit the credentials_reference step in deployments/prefect.yaml"
             ) from None
     return {"reference": block_reference(document.id)}
+
+
+def existing_work_pools(full_names: Iterable[str]) -> dict[str, str | None]:
+    """Those of ``full_names`` (``FLOW/DEPLOYMENT``) that exist on the server, with their work pool (None: served)."""
+    from prefect.client.orchestration import get_client
+
+    found: dict[str, str | None] = {}
+    with get_client(sync_client=True) as client:
+        for full_name in full_names:
+            try:
+                found[full_name] = client.read_deployment_by_name(full_name).work_pool_name
+            except ObjectNotFound:
+                continue
+    return found
+
+
+def no_served_deployments() -> dict[str, Any]:
+    """``prefect.yaml`` build step: refuse to deploy while ``postdicom-flows serve``'s deployments exist.
+
+    Raises
+    ------
+    ValueError
+        Naming each deployment that has no work pool and saying how to go on.
+    """
+    served = [name for name, pool in existing_work_pools(DEPLOYMENT_NAMES).items() if pool is None]
+    if served:
+        raise ValueError(
+            "these deployments were created by 'postdicom-flows serve' (no work pool): "
+            + ", ".join(repr(name) for name in served)
+            + ". Deploying them for workers would take them over, and stopping serve would then pause them. "
+            "Keep serving from that machine, or stop serve and delete them first "
+            "(prefect deployment delete NAME) to deploy for workers."
+        )
+    return {}

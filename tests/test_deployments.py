@@ -111,7 +111,8 @@ def test_prefect_yaml_resolves_the_credentials_block_id_in_a_build_step_and_sets
     from deployments.setup import POOL_NAME
 
     config = _yaml()
-    (step,) = config["build"]
+    guard, step = config["build"]
+    assert guard == {"deployments.steps.no_served_deployments": {}}, "first: refuse to take over serve's deployments"
     assert step == {"deployments.steps.credentials_reference": {"id": "credentials", "block": "sandbox-demo"}}
     for deployment in config["deployments"]:
         assert deployment["work_pool"]["name"] == POOL_NAME
@@ -468,6 +469,47 @@ def test_serve_refuses_to_take_over_deployments_made_by_prefect_deploy(
     assert serve.main(["--credentials", "serve-collision-test"]) == 0
     assert sorted(d.name for d in served) == sorted(FLOW_OF_DEPLOYMENT)
     assert os.environ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(HEARTBEAT_SECONDS), "served runs send heartbeats"
+
+
+def test_the_deployment_names_both_ways_share_are_the_ones_the_guards_check() -> None:
+    from deployments.steps import DEPLOYMENT_NAMES
+
+    from_yaml = {f"{FLOW_OF_DEPLOYMENT[d['name']].name}/{d['name']}" for d in _yaml()["deployments"]}
+    from_serve = {f"{d.flow_name}/{d.name}" for d in serve.build_deployments()}
+    assert set(DEPLOYMENT_NAMES) == from_yaml == from_serve
+
+
+def test_prefect_deploy_refuses_to_take_over_deployments_served_by_serve(prefect_harness: None) -> None:
+    """``prefect deploy`` over served deployments rewrites them for workers; stopping serve then pauses them."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from deployments.setup import ensure_process_pool
+    from deployments.steps import no_served_deployments
+
+    async def deployment(name: str, work_pool: str | None) -> None:
+        async with get_client() as client:
+            flow_name, _, deployment_name = name.partition("/")
+            try:
+                await client.delete_deployment((await client.read_deployment_by_name(name)).id)
+            except ObjectNotFound:
+                pass
+            if work_pool:
+                await ensure_process_pool(work_pool)
+            if work_pool != "":  # "": only delete
+                flow_id = await client.create_flow_from_name(flow_name)
+                await client.create_deployment(flow_id=flow_id, name=deployment_name, work_pool_name=work_pool)
+
+    served = "batch-reassignment/reassignment"
+    asyncio.run(deployment(served, None))
+    try:
+        with pytest.raises(ValueError, match=r"created by 'postdicom-flows serve'.*'batch-reassignment/reassignment'"):
+            no_served_deployments()
+        asyncio.run(deployment(served, "postdicom-pool"))
+        assert no_served_deployments() == {}, "a redeploy over the workers' own deployments goes on"
+    finally:
+        asyncio.run(deployment(served, ""))
+    assert no_served_deployments() == {}
 
 
 # --- the share password: only a Secret block reaches a deployment run --------------------
