@@ -6,7 +6,9 @@ documented commands: ``postdicom-flows setup``, ``prefect deploy --all
 --prefect-file deployments/prefect.yaml`` (twice: a redeploy must be quiet), a
 process worker. Runs are created from the deployments as the UI creates them
 (Quick run = the deployment's defaults; Custom run = a form's worth of
-parameters), a scheduled export fires, and a worker killed with its flow
+parameters, blank fields sent as ``""`` as both UIs send them), a scheduled
+export fires, a late one exports the night it was scheduled for (not the
+wall clock's), and a worker killed with its flow
 process (SIGKILL: a lost machine) ends Crashed through the shipped automation,
 after which ``prefect flow-run retry`` completes the run. The PostDICOM server
 is the sandbox.
@@ -35,6 +37,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import psutil
+import pyarrow.parquet as pq
 import pytest
 
 from deployments.setup import HEARTBEAT_SECONDS, ZOMBIE_AUTOMATION_NAME, ZOMBIE_CRASH_MESSAGE
@@ -316,10 +319,18 @@ def test_production_path_on_postgres(production: Production, fresh_sandbox: Any,
         "expire_date": (dt.date.today() + dt.timedelta(days=7)).isoformat(),
         "downloadable": True,
         "folder_name": "E2E folder",
+        "parent_folder_uuid": "",
         "share_per": "patient",
+        "assign_to_user_uuid": "",
+        "assign_to_user_group_uuid": "",
         "batch_size": 50,
         "concurrency": 2,
+        "share_password_block": "",
+        "list_patients_in_summary": False,
     }
+    # Quick run of upload-and-share: nothing to upload without a directory; the server says so up front.
+    with pytest.raises(PrefectHTTPStatusError, match="directory"):
+        production.create_run(UPLOAD)
     with pytest.raises(PrefectHTTPStatusError, match="share_password"):
         production.create_run(UPLOAD, parameters={**form, "share_password": "typed-in-clear"})
     upload = production.create_run(UPLOAD, parameters={
@@ -336,14 +347,43 @@ def test_production_path_on_postgres(production: Production, fresh_sandbox: Any,
 
     # 3c. Custom run of the reassignment: a selection and a user, as the form sends them.
     reassignment = production.create_run(REASSIGNMENT, parameters={
+        "assignments": None,
+        "dry_run": False,
+        "assignments_file": "",
         "institution_uuid_list": [institution],
         "modality_list": ["CT"],
         "study_date_from": night.isoformat(),
         "study_date_to": night.isoformat(),
         "assigned_user_uuid": reader,
+        "assigned_user_group_uuid": "",
         "batch_size": 10,
     })
     production.wait_for(reassignment, {"COMPLETED"}, 240, "reassignment from the form")
+    # Quick run of the reassignment: no rows, no file, an empty selection; the run fails, changing nothing.
+    empty = production.create_run(REASSIGNMENT)
+    failed = production.wait_for(empty, {"FAILED"}, 240, "reassignment with the deployment's defaults")
+    assert "a selection needs at least one filter" in (failed.state.message or ""), failed.state.message
+
+    # 3d. Custom run of the export: the uploaded night, CT only, blank fields as the form sends them.
+    chosen = production.create_run(EXPORT, parameters={
+        "destination": "./export-form",
+        "study_date_from": night.isoformat(),
+        "study_date_to": "",
+        "institution_uuid_list": [institution],
+        "modality_list": ["CT"],
+        "dicom_tag_id_list": [],
+        "time_zone": "Europe/Madrid",
+        "lookback_days": 3,
+        "concurrency": 2,
+        "orders_per_chunk": 10,
+        "cache_hours": 0,
+        "refresh_cache": False,
+    })
+    production.wait_for(chosen, {"COMPLETED"}, 240, "export from the form")
+    exported = production.workdir / "export-form" / "orders"
+    assert sorted(p.name for p in exported.iterdir()) == [f"export_date={night}"], "the chosen day alone"
+    orders = pq.read_table(exported / f"export_date={night}")
+    assert orders.num_rows >= 1 and set(orders.column("modality").to_pylist()) == {"CT"}
 
     # 4. A scheduled export fires at its time and exports the night before it (in Madrid).
     shutil.rmtree(production.workdir / "export")
@@ -353,6 +393,16 @@ def test_production_path_on_postgres(production: Production, fresh_sandbox: Any,
     assert fired.start_time >= scheduled_time - dt.timedelta(seconds=10), "the run started long before its time"
     scheduled_night = _night_before(scheduled_time)
     assert _partition(production.workdir, scheduled_night).is_dir(), f"no partition for {scheduled_night}"
+
+    # A run that starts two days late (worker down, Late run) exports the night before its scheduled
+    # time and the lookback days before it, not the night before the wall clock.
+    shutil.rmtree(production.workdir / "export")
+    late_time = scheduled_time - dt.timedelta(days=2)
+    late = production.create_run(EXPORT, state=Scheduled(scheduled_time=late_time))
+    production.wait_for(late, {"COMPLETED"}, 240, "the late scheduled export")
+    late_night = _night_before(late_time)
+    days = sorted(p.name for p in (production.workdir / "export" / "orders").iterdir())
+    assert days == [f"export_date={late_night - dt.timedelta(days=n)}" for n in (3, 2, 1, 0)], days
 
     # 5. Worker and flow process killed (a lost machine): the automation marks the run Crashed.
     # Every API request hangs, so the run is surely still working when it is killed.
