@@ -32,8 +32,9 @@ DEPLOYMENT_NAMES = (
     "nightly-order-export/nightly-export",
     "bulk-upload-and-share/upload-and-share",
     "batch-reassignment/reassignment",
+    "check-account/check-account",
 )
-"""The three deployments, ``FLOW/DEPLOYMENT``, as both ``prefect.yaml`` and ``postdicom-flows serve`` name them."""
+"""The deployments, ``FLOW/DEPLOYMENT``, as both ``prefect.yaml`` and ``postdicom-flows serve`` name them."""
 
 
 def block_reference(block_document_id: Any) -> dict[str, Any]:
