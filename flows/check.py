@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from prefect import flow, get_run_logger
@@ -52,6 +52,7 @@ from tasks import (
     share_patient_order_with_url,
 )
 
+from .forms import ACCOUNT, OptionalText, form
 from .orders import fresh
 
 Result = Literal["ok", "failed", "skipped"]
@@ -448,13 +449,21 @@ def _run_name() -> str:
 
 @flow(name="check-account", flow_run_name=_run_name, log_prints=False)
 def check_account(
-    credentials: PostDicomCredentials,
-    write_test: bool = False,
-    days: int = 30,
-    page_size: int = 5,
-    institution_uuid: str | None = None,
-    assigned_user_uuid: str | None = None,
-    assigned_user_group_uuid: str | None = None,
+    credentials: Annotated[PostDicomCredentials, ACCOUNT],
+    write_test: Annotated[
+        bool, form("Write test", "Also create, assign, share and delete a synthetic order; off: the tour only reads.")
+    ] = False,
+    days: Annotated[int, form("Days of orders", "GetPatientOrderList looks at orders of this many past days.")] = 30,
+    page_size: Annotated[int, form("QIDO page size", "Two pages of this size are compared to check paging.")] = 5,
+    institution_uuid: Annotated[
+        OptionalText, form("Institution UUID", "For the write test, when recent orders name none.", blank=True)
+    ] = None,
+    assigned_user_uuid: Annotated[
+        OptionalText, form("User UUID", "For the write test's assignment, when recent orders name none.", blank=True)
+    ] = None,
+    assigned_user_group_uuid: Annotated[
+        OptionalText, form("User group UUID", "For the write test's assignment, when recent orders name none.", blank=True)
+    ] = None,
 ) -> CheckReport:
     """Tour an account once and report how each kind of call answered.
 

@@ -11,13 +11,15 @@ from prefect.utilities.schema_tools.validation import validate
 
 from blocks import PostDicomCredentials
 from flows import batch_reassignment, bulk_upload_and_share, nightly_order_export
+from flows.check import check_account
 
-FLOWS = [bulk_upload_and_share, nightly_order_export, batch_reassignment]
+FLOWS = [bulk_upload_and_share, nightly_order_export, batch_reassignment, check_account]
 
 PROMISED = {
     bulk_upload_and_share: ["credentials", "directory", "expire_date", "share_password", "downloadable", "folder_name"],
     nightly_order_export: ["credentials", "destination", "study_date_from", "study_date_to"],
     batch_reassignment: ["credentials", "assignments", "dry_run"],
+    check_account: ["credentials", "write_test"],
 }
 
 
