@@ -264,6 +264,25 @@ def _uid(match: Mapping[str, Any], tag: str) -> str | None:
     return str(values[0]) if values else None
 
 
+_UNITS = {"studies": "study(ies)", "series": "series", "instances": "instance(s)"}
+
+
+def _second_page(tour: _Tour, credentials: PostDicomCredentials, what: str, tag: str, first_page: Any,
+                 page_size: int, none: str, **query: Any) -> None:
+    """Page 2 (offset 1) of a QIDO query whose page 1 is ``first_page``: it must start with page 1's second match."""
+    name, call = f"QIDO {what}, page 2", f"QidoSearch ({what}, offset 1, limit {page_size})"
+    if not first_page or len(first_page) < 2:
+        tour.skip(name, call, none)
+        return
+    second = tour.run(name, call, fresh(qido_search), credentials, limit=page_size, offset=1,
+                      describe=lambda v: f"{len(v)} {_UNITS[what]}", **query)
+    if second is not None:
+        consistent = bool(second) and _uid(second[0], tag) == _uid(first_page[1], tag)
+        tour.report.steps[-1].detail += "; paging consistent" if consistent else "; PAGING INCONSISTENT"
+        if not consistent:
+            tour.report.steps[-1].understood = False
+
+
 def _dicomweb_tour(tour: _Tour, credentials: PostDicomCredentials, page_size: int) -> None:
     qido = fresh(qido_search)
     first = tour.run("authenticate", "QidoSearch (studies, limit 1)", qido, credentials, level="study", limit=1,
@@ -272,17 +291,8 @@ def _dicomweb_tour(tour: _Tour, credentials: PostDicomCredentials, page_size: in
         return
     page = tour.run("QIDO studies, page 1", f"QidoSearch (studies, limit {page_size})", qido, credentials,
                     level="study", limit=page_size, describe=lambda v: f"{len(v)} study(ies)")
-    if page and len(page) > 1:
-        second = tour.run("QIDO studies, page 2", f"QidoSearch (studies, offset 1, limit {page_size})", qido,
-                          credentials, level="study", limit=page_size, offset=1,
-                          describe=lambda v: f"{len(v)} study(ies)")
-        if second is not None:
-            consistent = bool(second) and _uid(second[0], TAG_STUDY_UID) == _uid(page[1], TAG_STUDY_UID)
-            tour.report.steps[-1].detail += "; paging consistent" if consistent else "; PAGING INCONSISTENT"
-            if not consistent:
-                tour.report.steps[-1].understood = False
-    else:
-        tour.skip("QIDO studies, page 2", "QidoSearch (offset 1)", "fewer than 2 studies on the account")
+    _second_page(tour, credentials, "studies", TAG_STUDY_UID, page, page_size, "fewer than 2 studies on the account",
+                 level="study")
     study = _uid(page[0], TAG_STUDY_UID) if page else None
     if study is None:
         for name, call in (("QIDO series", "QidoSearch (series of one study)"),
@@ -292,6 +302,8 @@ def _dicomweb_tour(tour: _Tour, credentials: PostDicomCredentials, page_size: in
         return
     series_list = tour.run("QIDO series", "QidoSearch (series of one study)", qido, credentials,
                            study_instance_uid=study, limit=page_size, describe=lambda v: f"{len(v)} series")
+    _second_page(tour, credentials, "series", TAG_SERIES_UID, series_list, page_size,
+                 "fewer than 2 series in the study", study_instance_uid=study)
     series = _uid(series_list[0], TAG_SERIES_UID) if series_list else None
     if series is None:
         tour.skip("QIDO instances", "QidoSearch (instances of one series)", "no series found")
@@ -300,6 +312,8 @@ def _dicomweb_tour(tour: _Tour, credentials: PostDicomCredentials, page_size: in
     instances = tour.run("QIDO instances", "QidoSearch (instances of one series)", qido, credentials,
                          study_instance_uid=study, series_instance_uid=series, limit=page_size,
                          describe=lambda v: f"{len(v)} instance(s)")
+    _second_page(tour, credentials, "instances", TAG_SOP_UID, instances, page_size,
+                 "fewer than 2 instances in the series", study_instance_uid=study, series_instance_uid=series)
     sop = _uid(instances[0], TAG_SOP_UID) if instances else None
     if sop is None:
         tour.skip("WADO one instance", "RetrieveImagesUsingWadoRs", "no instance found")

@@ -25,14 +25,14 @@ DICOM_UID = re.compile(r"\b\d+(\.\d+){4,}\b")
 
 
 def upload_two_studies(server, tmp_path, tag: str) -> list[str]:
-    """Two studies of one synthetic patient (QIDO paging needs two); returns the patient id."""
+    """Two studies of two series of one synthetic patient (QIDO paging needs two); returns the patient id."""
     patient_id = f"CHK-{tag}-{uuid.uuid4().hex[:6]}"
     for n in range(2):
-        write_study(tmp_path / tag / str(n), StudySpec(PATIENT, patient_id, "CT", series_count=1, instances_per_series=2,
+        write_study(tmp_path / tag / str(n), StudySpec(PATIENT, patient_id, "CT", series_count=2, instances_per_series=2,
                                               accession_number=f"A{n}-{patient_id[-6:]}", seed=f"{patient_id}-{n}"))
     with server.client() as client:
         report = client.upload_folder(tmp_path / tag)
-    assert report.counts["stored"] + report.counts.get("already_stored", 0) == 4
+    assert report.counts["stored"] + report.counts.get("already_stored", 0) == 8
     return [patient_id]
 
 
@@ -65,21 +65,23 @@ def test_check_reads_a_sandbox_account_writes_nothing_and_saves_a_redacted_repor
 
     report = CheckReport.model_validate_json(out_file.read_text())
     steps = steps_by_name(report)
-    expected = ["authenticate", "QIDO studies, page 1", "QIDO studies, page 2", "QIDO series", "QIDO instances",
-                "WADO one instance", "orders of the last 30 days", "one order's properties", "one order's tags",
-                "folders"]
+    expected = ["authenticate", "QIDO studies, page 1", "QIDO studies, page 2", "QIDO series", "QIDO series, page 2",
+                "QIDO instances", "QIDO instances, page 2", "WADO one instance", "orders of the last 30 days",
+                "one order's properties", "one order's tags", "folders"]
     assert [s.name for s in report.steps] == expected
     assert all(s.result == "ok" and s.seconds is not None for s in report.steps), report.table()
-    assert "paging consistent" in steps["QIDO studies, page 2"].detail
+    assert steps["QIDO studies, page 2"].detail.endswith("study(ies); paging consistent")  # QIDO pages at each level
+    assert steps["QIDO series, page 2"].detail == "1 series; paging consistent"
+    assert steps["QIDO instances, page 2"].detail == "1 instance(s); paging consistent"
     assert re.fullmatch(r"1 file\(s\), \d+ bytes", steps["WADO one instance"].detail)
     assert steps["WADO one instance"].understood is True
-    for name in expected[6:]:
+    for name in expected[8:]:
         assert steps[name].status == 200 and steps[name].understood is True
         assert steps[name].fallbacks == [] and steps[name].unknown_keys == []  # the sandbox answers as documented
     assert steps["folders"].outline["FolderList"] == [] or "FolderUuid" in steps["folders"].outline["FolderList"][0]
     assert report.left_behind == [] and not report.write_test
 
-    for line in ("step", "authenticate", "WADO one instance", "understood, as documented", "Summary: 10 ok, 0 failed"):
+    for line in ("step", "authenticate", "WADO one instance", "understood, as documented", "Summary: 12 ok, 0 failed"):
         assert line in printed
     assert_no_patient_data(out_file.read_text(), patient_id, sandbox_server.password)
     assert sandbox_server.password not in printed
@@ -121,11 +123,12 @@ def test_check_on_orthanc_runs_the_dicomweb_calls_only(orthanc_server, prefect_h
     upload_two_studies(orthanc_server, tmp_path, "orthanc")
     report = check_account(orthanc_server.credentials())
     steps = steps_by_name(report)
-    assert [s.result for s in report.steps[:6]] == ["ok"] * 6, report.table()
-    assert "paging consistent" in steps["QIDO studies, page 2"].detail
+    assert [s.result for s in report.steps[:8]] == ["ok"] * 8, report.table()
+    for level in ("studies", "series", "instances"):
+        assert "paging consistent" in steps[f"QIDO {level}, page 2"].detail
     assert steps["WADO one instance"].detail.startswith("1 file(s)")
     assert steps["custom endpoints"].result == "skipped"
-    assert len(report.steps) == 7 and report.ok
+    assert len(report.steps) == 9 and report.ok
     assert "dialect standard" in report.table()
 
 
