@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -138,8 +139,9 @@ class CheckReport(BaseModel):
             notes += [f"fallback: {f}" for f in step.fallbacks]
             notes += [f"unknown key: {k}" for k in step.unknown_keys]
             notes += [f"warning: {w}" for w in step.warnings]
-            for note in notes:
-                lines.append(_clip(indent + note, width))
+            for note in notes:  # wrapped, not cut: an error's end (the answer's first bytes) is what helps most
+                wrapped = textwrap.wrap(note, width=max(40, width - len(indent)), subsequent_indent="  ")
+                lines += [indent + part for part in wrapped]
         lines += ["", "Summary: " + self.summary()]
         lines += [f"Left behind: {item}" for item in self.left_behind]
         return "\n".join(lines)
@@ -155,10 +157,6 @@ def _answer_cell(step: CheckStep) -> str:
     if step.fallbacks or step.unknown_keys:
         return f"understood ({len(step.fallbacks)} fallback(s), {len(step.unknown_keys)} unknown key(s))"
     return "understood, as documented"
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 _MASKS = (

@@ -166,6 +166,10 @@ def test_check_reports_an_unreadable_answer_and_goes_on(alt_shapes_server, sandb
     assert 'expected {"PatientOrderList": [...]} or a bare array' in failed.error
     assert "884422" not in failed.error and "status.example.org" not in failed.error
     assert BROKEN_PAGE.decode()[:20] in failed.error  # the first bytes, masked
+    printed = report.table()  # the whole error is printed, wrapped under its step
+    notes = " ".join(line.strip() for line in printed.splitlines() if line.startswith(" "))
+    assert 'expected {"PatientOrderList": [...]} or a bare array of objects; the answer began with: <html>' in notes
+    assert all(len(line) <= 120 for line in printed.splitlines() if line.startswith(" "))
     assert steps["one order's properties"].result == "skipped"
     assert steps["folders"].result == "ok" and steps["folders"].shape == "bare array"
     assert not report.ok and "1 failed" in report.summary()
