@@ -1,10 +1,14 @@
 """Assignments, shared by batch_reassignment and bulk_upload_and_share (which assigns the orders it uploaded).
 
 Validate, compare with the current assignment, send in batches, report one row each.
-Every change is one run of the documented task (``assign_order_to_user`` or
-``assign_order_to_user_group``), so the Prefect UI lists each row's call by
-its documented name; its retries (Prefect's, for transient errors, over the
-client's own) are the only ones: the flows add no loop of their own.
+A batch is one ``assign-orders-batch`` task run, named after the rows it holds,
+that sends its rows through one client built from the block, calling the same
+client methods as the documented tasks (``assign_order_to_user``,
+``assign_order_to_user_group``). A task run per row cost ~12 ms of CPU in the
+flow process and as much in the Prefect API, twenty times the call itself,
+and grew faster than the rows (``benchmarks/RESULTS.md``, *Reassignment in
+batch task runs*). Each row's retries are the client's (its one retry policy,
+``postdicom/retry.py``); the batch task and the flows add none of their own.
 """
 
 from __future__ import annotations
@@ -16,16 +20,18 @@ from typing import Literal
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
+from prefect.runtime import task_run
 from pydantic import BaseModel, Field
 
 from blocks import PostDicomCredentials
+from postdicom import PostDicomClient
 from postdicom.errors import PostDicomError
 from postdicom.settings import env_number
 from postdicom.models import AssignOrderToUserAnswer, AssignOrderToUserGroupAnswer, PatientOrderSummary
-from tasks import assign_order_to_user, assign_order_to_user_group
 from tasks.policies import WRITE_TAGS
 
 from .orders import canonical_uuid
+from .reporting import count_by
 from .slot_leases import acquire_slot, free_dead_leases, recorded_lease, renewed_lease
 
 
@@ -172,24 +178,22 @@ def plan_assignments(
     return to_send, decided
 
 
-def assign_one(credentials: PostDicomCredentials, item: PlannedAssignment) -> RowResult:
-    """Send one assignment through its documented task; a lasting server error becomes a ``failed`` row.
+def assign_one(client: PostDicomClient, item: PlannedAssignment) -> RowResult:
+    """Send one assignment with the client method of its documented task; a lasting error becomes a ``failed`` row.
 
-    The task's retries have already been spent when it raises, so the row is
-    reported and the batch goes on.
+    The client has already spent the call's retry budget when it raises, so
+    the row is reported and the batch goes on.
     """
     answer: AssignOrderToUserAnswer | AssignOrderToUserGroupAnswer
     try:
         if item.target == "user":
-            answer = assign_order_to_user(
-                credentials, patient_order_uuid=item.patient_order_uuid, assigned_user_uuid=item.target_uuid
-            )
+            answer = client.assign_order_to_user(item.patient_order_uuid, item.target_uuid)
         else:
-            answer = assign_order_to_user_group(
-                credentials, patient_order_uuid=item.patient_order_uuid, assigned_user_group_uuid=item.target_uuid
-            )
+            answer = client.assign_order_to_user_group(item.patient_order_uuid, item.target_uuid)
     except PostDicomError as exc:
         return row_result(item, "failed", str(exc), item.current_uuid)
+    for warning in answer.reading.warnings:
+        get_run_logger().warning("row %d: %s", item.row, warning)
     now = canonical_uuid(getattr(answer, TARGET_COLUMNS[item.target], None))
     if now != item.target_uuid:
         return row_result(item, "failed", f"server kept {now or 'none'} after the change", item.current_uuid)
@@ -201,21 +205,42 @@ def assign_one(credentials: PostDicomCredentials, item: PlannedAssignment) -> Ro
     return row_result(item, "assigned", reason, item.current_uuid)
 
 
-@task(name="assign-orders-batch", cache_policy=NO_CACHE, tags=WRITE_TAGS)
+def rows_label(rows: Sequence[int]) -> str:
+    """``rows 1-25`` for a run of rows; ``25 rows of 3-40`` when rows between are not in it (decided before)."""
+    if not rows:
+        return "no rows"
+    first, last = min(rows), max(rows)
+    if len(rows) == 1:
+        return f"row {first}"
+    if last - first + 1 == len(rows):
+        return f"rows {first}-{last}"
+    return f"{len(rows)} rows of {first}-{last}"
+
+
+def batch_run_name() -> str:
+    """``assign-orders-batch: rows 1-25``: which input rows the batch holds (row numbers, no patient data)."""
+    return f"assign-orders-batch: {rows_label([item.row for item in task_run.parameters['batch']])}"
+
+
+@task(name="assign-orders-batch", task_run_name=batch_run_name, cache_policy=NO_CACHE, tags=WRITE_TAGS)
 def assign_orders_batch(
     batch: list[PlannedAssignment],
     credentials: PostDicomCredentials,
     limit_name: str | None,
 ) -> list[RowResult]:
-    """Send one batch of assignments, holding one slot of the global concurrency limit.
+    """Send one batch of assignments through one client, holding one slot of the global concurrency limit.
 
     One slot per batch, not per request: acquiring a Prefect slot costs a round
     trip to the Prefect server (seconds on SQLite), while the client's own
     throttle (``requests_per_second``) paces each request for free. Each row is
-    its own nested run of the documented task, retried alone, so a lost
-    connection repeats one row, not the batch.
+    one call of the client method the documented task makes, with the client's
+    retries: a lost connection repeats that row's request, not the batch. The
+    task itself is not retried (a repeat would send every row again).
     """
-    with limit_slot(limit_name):
-        return [assign_one(credentials, item) for item in batch]
-
-
+    with limit_slot(limit_name), credentials.get_client() as client:
+        results = [assign_one(client, item) for item in batch]
+    counts = count_by((result.status for result in results), ASSIGNMENT_STATUSES)
+    get_run_logger().info(
+        "%s: %s", rows_label([item.row for item in batch]), ", ".join(f"{n} {status}" for status, n in counts.items())
+    )
+    return results

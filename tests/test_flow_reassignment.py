@@ -13,7 +13,7 @@ from postdicom.models import PatientOrderSummary
 from flows.assignment import AssignmentCandidate, plan_assignments
 from flows.reassignment import read_assignment_rows, validate_rows
 from tests.fixtures.sandbox_server import sandbox_faults
-from tests.test_flow_upload_and_share import documented_task_names
+from tests.test_flow_upload_and_share import documented_task_names, task_run_names
 
 ORDER_A = str(uuid.uuid4())
 ORDER_B = str(uuid.uuid4())
@@ -155,6 +155,26 @@ def run(**parameters):
     return state, getattr(result, "report", result)
 
 
+def batch_run_names(state, expected: int, timeout: float = 60.0) -> list[str]:
+    """The task-run names of the run, once ``expected`` ``assign-orders-batch`` runs are recorded (or ``timeout``).
+
+    Task runs reach Prefect's database through its event stream, a moment after the flow returns.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        names = task_run_names(state)
+        if sum(name.startswith("assign-orders-batch") for name in names) >= expected or time.monotonic() > deadline:
+            return sorted(names)
+        time.sleep(0.5)
+
+
+def per_row_runs(names: list[str]) -> list[str]:
+    """Task runs of the documented assign tasks: rows are sent by their batch's client, never one task run each."""
+    return [name for name in names if name.startswith("assign_order_to_user")]
+
+
 @pytest.fixture(scope="module")
 def people(sandbox_server):
     institution = sandbox_server.extra["account"]["Institutions"][0]
@@ -205,6 +225,15 @@ def test_a_csv_of_200_rows_assigns_every_good_row_and_reports_the_bad_ones(
     assert by_row[199].status == "skipped" and by_row[199].reason == "duplicate of row 1"
     assert by_row[200].status == "failed" and "404" in by_row[200].reason
     assert report.counts == {"assigned": 196, "unchanged": 0, "failed": 1, "skipped": 3}
+    names = batch_run_names(state, 5)
+    assert [name for name in names if name.startswith("assign-orders-batch")] == [
+        "assign-orders-batch: 37 rows of 161-200",  # rows 197-199 were decided before sending
+        "assign-orders-batch: rows 1-40",
+        "assign-orders-batch: rows 121-160",
+        "assign-orders-batch: rows 41-80",
+        "assign-orders-batch: rows 81-120",
+    ]
+    assert per_row_runs(names) == []
     current = assignments_of(sandbox_server, orders)
     assert current[orders[196]] == (None, None)
     for n, order in enumerate(orders[:196]):
@@ -288,8 +317,11 @@ def test_a_selection_by_modality_and_date_reassigns_exactly_the_matching_orders(
     )
 
     assert state.is_completed()
-    documented = {"get_patient_order_list", "assign_order_to_user"}
+    documented = {"get_patient_order_list"}
     assert documented_task_names(state, documented) == documented
+    names = batch_run_names(state, 1)
+    assert [name for name in names if name.startswith("assign-orders-batch")] == ["assign-orders-batch: rows 1-4"]
+    assert per_row_runs(names) == []
     assert sorted(r.patient_order_uuid for r in report.rows if r.status == "assigned") == sorted(matching)
     current = assignments_of(sandbox_server, matching + other_modality + other_day)
     assert all(current[o] == (people["ben"], None) for o in matching)
@@ -297,12 +329,26 @@ def test_a_selection_by_modality_and_date_reassigns_exactly_the_matching_orders(
 
 
 def test_faults_neither_lose_nor_duplicate_an_assignment(prefect_harness, sandbox_server, people):
+    """Every row is accounted for under faults; the client's retries carry most rows, a rerun the rest."""
     orders = make_orders(sandbox_server, 40)
     rows = [{"patient_order_uuid": o, "assigned_user_uuid": people["ana"]} for o in orders]
 
     with sandbox_faults(sandbox_server, "503:0.3@custom,drop:0.15@custom"):
         state, report = run(credentials=sandbox_server.credentials(), assignments=rows, batch_size=10)
 
-    assert state.is_completed(), [r.reason for r in report.rows if r.status == "failed"]
-    assert report.counts["assigned"] == 40 and len(report.rows) == 40
+    assert [r.row for r in report.rows] == list(range(1, 41))
+    failed = [r for r in report.rows if r.status == "failed"]
+    assert report.counts["assigned"] + len(failed) == 40
+    # a request fails 4 in 10 times here: without the client's retries about 16 rows would fail, with its
+    # 4 tries per row about 1 (more than 8: a chance of about two in a million)
+    assert len(failed) <= 8, [r.reason for r in failed]
+    assert all(r.reason for r in failed)
+    assert state.is_completed() == (not failed)
+    current = assignments_of(sandbox_server, orders)
+    assert all(current[r.patient_order_uuid] == (people["ana"], None) for r in report.rows if r.status == "assigned")
+
+    state, rerun = run(credentials=sandbox_server.credentials(), assignments=rows, batch_size=10)
+    assert state.is_completed()
+    assert rerun.counts["assigned"] + rerun.counts["unchanged"] == 40
+    assert {r.row for r in rerun.rows if r.status == "assigned"} <= {r.row for r in failed}
     assert set(assignments_of(sandbox_server, orders).values()) == {(people["ana"], None)}

@@ -103,10 +103,13 @@ def budget_table(policy: RetryPolicy) -> str:
             f"**{(r + 1) * a} requests**, ≤ {task_wait} waiting",
         ),
         (
-            "**one reassignment row** (`assign_order_to_user` in `assign-orders-batch`), server always failing",
-            "task × session; the batch task itself is not retried and reports the row `failed`",
-            "(R + 1) × A requests",
-            f"**{(r + 1) * a} requests**, ≤ {task_wait} waiting (16 requests before: a flow loop of 4 × 4)",
+            "**one reassignment row** (the client's `assign_order_to_user` in `assign-orders-batch`), server always"
+            " failing",
+            "session only: the batch task is not retried and reports the row `failed`; the next row has a budget"
+            " of its own",
+            "A requests",
+            f"**{a} requests**, ≤ {call_wait} waiting ({(r + 1) * a} before, as a nested task run per row; 16 before"
+            " that: a flow loop of 4 × 4)",
         ),
     ]
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
@@ -228,24 +231,28 @@ def test_one_order_lookup_group_costs_at_most_the_stated_requests(unavailable, t
     assert sum(waits) <= (policy.task_retries + 1) * policy.longest_wait()
 
 
-def test_one_reassignment_row_costs_at_most_the_stated_requests(unavailable, tiny_waits, prefect_harness, monkeypatch):
-    """A row is one run of the documented task inside the batch task; no flow loop adds tries."""
-    import flows.assignment
+def test_one_reassignment_row_costs_at_most_the_stated_requests(unavailable, tiny_waits, prefect_harness):
+    """A row is one call of the batch's client: the client's budget, no task or flow retries on top; per row."""
     from flows.assignment import PlannedAssignment, assign_orders_batch
-    from tasks import assign_order_to_user
 
     policy, waits = tiny_waits
-    monkeypatch.setattr(flows.assignment, "assign_order_to_user", _with_policy_retries(assign_order_to_user, policy))
     credentials = _credentials(unavailable)
     attempts = credentials.max_retries + 1
-    row = PlannedAssignment(
-        row=1, patient_order_uuid=str(uuid.UUID(int=1)), target="user", target_uuid=str(uuid.UUID(int=2))
+    rows = [
+        PlannedAssignment(
+            row=number, patient_order_uuid=str(uuid.UUID(int=number)), target=kind, target_uuid=str(uuid.UUID(int=9))
+        )
+        for number, kind in ((1, "user"), (2, "group"))
+    ]
+    results = assign_orders_batch(rows, credentials, None)
+    assert [(result.row, result.status) for result in results] == [(1, "failed"), (2, "failed")]
+    assert all("HTTP 503" in result.reason for result in results)
+    assert unavailable.requests == (
+        ["GET /dicomweb/assignordertouser"] * attempts + ["GET /dicomweb/assignordertousergroup"] * attempts
     )
-    [result] = assign_orders_batch([row], credentials, None)
-    assert result.status == "failed" and "HTTP 503" in result.reason
-    assert unavailable.requests == ["GET /dicomweb/assignordertouser"] * ((policy.task_retries + 1) * attempts)
-    assert len(unavailable.requests) == 12
-    assert sum(waits) <= (policy.task_retries + 1) * policy.longest_wait()
+    assert attempts == 4
+    assert len(waits) <= 2 * (attempts - 1)
+    assert sum(waits) <= 2 * policy.longest_wait()
 
 
 # --------------------------------------------------------------------------- look-before-create shares the budget
