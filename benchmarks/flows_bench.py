@@ -21,7 +21,8 @@ Parts (``--parts``, all by default):
 ``growth``
     Peak RSS and seconds of each flow at three sizes (upload 1k/4k/16k files
     of 16 KB, export 1k/5k/20k orders, reassignment 1k/5k rows; ``--quick``:
-    a quarter), each in a fresh child process.
+    a quarter), each in a fresh child process; ``--growth-flows`` picks the
+    flows (``--parts growth --growth-flows reassign``: the reassignment only).
 
 Every measured run is a fresh Python process (``_common.run_worker``); a flow
 worker first runs an empty flow (which starts the ephemeral API, or connects
@@ -357,8 +358,9 @@ def reassign_part(bench: Bench) -> None:
 
 def growth_part(bench: Bench) -> None:
     scale = 4 if bench.args.quick else 1
-    print(f"\ncost growth (each size a fresh process; load {load()})", flush=True)
-    for count in (1000 // scale, 4000 // scale, 16000 // scale):
+    flows = bench.args.growth_flows
+    print(f"\ncost growth of {', '.join(flows)} (each size a fresh process; load {load()})", flush=True)
+    for count in (1000 // scale, 4000 // scale, 16000 // scale) if "upload" in flows else ():
         data = bench.work / f"growth-{count}"
         _common.generate_studies(data, count, 16 * 1024, f"g{count}")
         with _common.sandbox() as server:
@@ -366,12 +368,16 @@ def growth_part(bench: Bench) -> None:
         shutil.rmtree(data, ignore_errors=True)
         bench.growth.append({"flow": "upload", "size": count, "unit": "files", **figures})
     for count in (1000 // scale, 5000 // scale, 20000 // scale):
+        reassign = "reassign" in flows and count <= 5000 // scale
+        if "export" not in flows and not reassign:
+            continue
         with seeded_sandbox(bench, count) as server:
-            spec = {"server": server.as_dict(), "day": EXPORT_DAY.isoformat(), "concurrency": 8,
-                    "destination": str(bench.work / "growth-export")}
-            figures = bench.worker("export-flow", spec)
-            bench.growth.append({"flow": "export", "size": count, "unit": "orders", **figures})
-            if count <= 5000 // scale:
+            if "export" in flows:
+                spec = {"server": server.as_dict(), "day": EXPORT_DAY.isoformat(), "concurrency": 8,
+                        "destination": str(bench.work / "growth-export")}
+                figures = bench.worker("export-flow", spec)
+                bench.growth.append({"flow": "export", "size": count, "unit": "orders", **figures})
+            if reassign:
                 spec = {"server": server.as_dict(), "concurrency": 4,
                         "rows_file": reassignment_rows(bench, server, count, SANDBOX_USERS[0])}
                 figures = bench.worker("reassign-flow", spec)
@@ -393,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes)")
     parser.add_argument("--repeat", type=int, default=2, help="interleaved client/flow pairs per comparison")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
+    parser.add_argument("--growth-flows", default="upload,export,reassign",
+                        help="the flows the growth part measures (e.g. reassign: only its 1k and 5k rows)")
     parser.add_argument("--latencies", default="0,50",
                         help="round trips in ms for export and reassignment (50: through the delaying proxy)")
     parser.add_argument("--prefect-server", action="store_true",
@@ -401,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="Prefect's default task-run recorder (one transaction per event) instead of RECORDER_SETTINGS")
     args = parser.parse_args(argv)
     args.latencies = [int(value) for value in args.latencies.split(",") if value]
+    args.growth_flows = [flow.strip() for flow in args.growth_flows.split(",") if flow.strip()]
+    unknown_flows = set(args.growth_flows) - {"upload", "export", "reassign"}
+    if unknown_flows:
+        parser.error(f"unknown growth flows: {', '.join(sorted(unknown_flows))}")
     parts = [part.strip() for part in args.parts.split(",") if part.strip()]
     unknown = set(parts) - set(PARTS)
     if unknown:
