@@ -194,7 +194,10 @@ def _reassign_flow(spec: dict, ready: Callable[[], None]) -> dict:
     credentials = _credentials(spec)
     prefect = PrefectUp(spec)
     ready()
-    report = batch_reassignment(credentials, _rows(spec), concurrency=spec["concurrency"])
+    if spec["rows_file"].endswith(".csv"):
+        report = batch_reassignment(credentials, assignments_file=spec["rows_file"], concurrency=spec["concurrency"])
+    else:
+        report = batch_reassignment(credentials, _rows(spec), concurrency=spec["concurrency"])
     return {"rows": len(report.rows), "assigned": report.counts.get("assigned", 0),
             "prefect_cpu_s": prefect.cpu_seconds()}
 
@@ -329,12 +332,21 @@ def export_part(bench: Bench) -> None:
             bench.compare("export", f"{orders} orders, {latency} ms", "orders/s", orders, measure)
 
 
-def reassignment_rows(bench: Bench, server: Server, count: int, user: str) -> str:
-    """A file of ``count`` rows assigning the sandbox's first orders to ``user``; its path."""
+def reassignment_rows(bench: Bench, server: Server, count: int, user: str, *, csv: bool = False) -> str:
+    """A file of ``count`` rows assigning the sandbox's first orders to ``user``; its path.
+
+    JSON: the worker passes the rows inline (``assignments``). CSV: the flow reads the file
+    (``assignments_file``), as thousands of rows must be given: inline rows are the flow run's
+    parameters, which Prefect refuses over 512 KB (about 4,500 rows, HTTP 422).
+    """
     rows = [{"patient_order_uuid": order["PatientOrderUuid"], "assigned_user_uuid": user}
             for order in _common.sandbox_orders(server)[:count]]
-    path = bench.work / f"rows-{count}-{user}.json"
-    path.write_text(json.dumps(rows), encoding="utf-8")
+    path = bench.work / f"rows-{count}-{user}.{'csv' if csv else 'json'}"
+    if csv:
+        lines = ["patient_order_uuid,assigned_user_uuid"] + [f"{r['patient_order_uuid']},{user}" for r in rows]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    else:
+        path.write_text(json.dumps(rows), encoding="utf-8")
     return str(path)
 
 
@@ -379,7 +391,7 @@ def growth_part(bench: Bench) -> None:
                 bench.growth.append({"flow": "export", "size": count, "unit": "orders", **figures})
             if reassign:
                 spec = {"server": server.as_dict(), "concurrency": 4,
-                        "rows_file": reassignment_rows(bench, server, count, SANDBOX_USERS[0])}
+                        "rows_file": reassignment_rows(bench, server, count, SANDBOX_USERS[0], csv=True)}
                 figures = bench.worker("reassign-flow", spec)
                 bench.growth.append({"flow": "reassign", "size": count, "unit": "rows", **figures})
     for row in bench.growth:
