@@ -337,7 +337,7 @@ def reassignment_rows(bench: Bench, server: Server, count: int, user: str, *, cs
 
     JSON: the worker passes the rows inline (``assignments``). CSV: the flow reads the file
     (``assignments_file``), as thousands of rows must be given: inline rows are the flow run's
-    parameters, which Prefect refuses over 512 KB (about 4,500 rows, HTTP 422).
+    parameters, which Prefect refuses over 512 KB (about 4,000 rows, HTTP 422).
     """
     rows = [{"patient_order_uuid": order["PatientOrderUuid"], "assigned_user_uuid": user}
             for order in _common.sandbox_orders(server)[:count]]
