@@ -178,7 +178,7 @@ def validate_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[list[AssignmentCan
 def _run_name() -> str:
     """Names the run after its input (file name, or 'rows', or 'selection') and marks dry runs."""
     parameters = flow_run.parameters or {}
-    source = parameters.get("assignments")
+    source = parameters.get("assignments_file") or parameters.get("assignments")
     if isinstance(source, str):
         label = PurePosixPath(source.split("?", 1)[0]).name or "file"
     elif source is not None:

@@ -7,6 +7,7 @@ import uuid
 
 import pandas as pd
 import pytest
+from prefect.client.orchestration import get_client
 
 from flows import batch_reassignment
 from postdicom.models import PatientOrderSummary
@@ -208,6 +209,9 @@ def test_a_csv_of_200_rows_assigns_every_good_row_and_reports_the_bad_ones(
 
     dry_state, dry = run(credentials=sandbox_server.credentials(), assignments_file=str(path), dry_run=True)
     assert dry_state.is_completed()
+    with get_client(sync_client=True) as prefect_client:
+        name = prefect_client.read_flow_run(dry_state.state_details.flow_run_id).name
+    assert name == "reassign-handover.csv-dry-run", "named after the file, given as assignments_file"
     assert set(assignments_of(sandbox_server, orders[:10]).values()) == {(None, None)}
     assert dry.counts["skipped"] == 200 and dry.counts["assigned"] == 0
     assert sum(r.reason.startswith("dry run: would assign") for r in dry.rows) == 197
@@ -248,7 +252,6 @@ def rows_artifacts(state) -> list[list[dict]]:
     """The table artifact(s) ``batch-reassignment-rows`` of the run, as lists of rows."""
     import json
 
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
 
     with get_client(sync_client=True) as prefect_client:
@@ -290,7 +293,6 @@ def test_a_run_with_an_unknown_order_is_not_green_even_when_every_send_worked(
     ],
 )
 def test_bad_parameters_end_the_run_failed_with_a_clear_message(prefect_harness, sandbox_server, parameters, message):
-    from prefect.client.orchestration import get_client
 
     state, _ = run(credentials=sandbox_server.credentials(), **parameters)
     assert state.is_failed()
