@@ -293,7 +293,6 @@ def test_a_run_with_an_unknown_order_is_not_green_even_when_every_send_worked(
     ],
 )
 def test_bad_parameters_end_the_run_failed_with_a_clear_message(prefect_harness, sandbox_server, parameters, message):
-
     state, _ = run(credentials=sandbox_server.credentials(), **parameters)
     assert state.is_failed()
     assert message in str(state.result(raise_on_failure=False))
