@@ -257,6 +257,21 @@ class _Tour:
         return value
 
 
+TAG_SERIES_COUNT, TAG_INSTANCE_COUNT = "00201206", "00201209"
+
+
+def _richest(matches: list[Any] | None, count_tag: str) -> Mapping[str, Any] | None:
+    """The match with the most children (``count_tag``, when the server sends it): the best chance to page below."""
+    if not matches:
+        return None
+
+    def children(match: Mapping[str, Any]) -> int:
+        value = _uid(match, count_tag)
+        return int(value) if value and value.strip().isdigit() else 0
+
+    return max(matches, key=children)  # the first of equals: servers without the count keep page 1's first
+
+
 def _uid(match: Mapping[str, Any], tag: str) -> str | None:
     values = (match.get(tag) or {}).get("Value") or []
     return str(values[0]) if values else None
@@ -291,7 +306,8 @@ def _dicomweb_tour(tour: _Tour, credentials: PostDicomCredentials, page_size: in
                     level="study", limit=page_size, describe=lambda v: f"{len(v)} study(ies)")
     _second_page(tour, credentials, "studies", TAG_STUDY_UID, page, page_size, "fewer than 2 studies on the account",
                  level="study")
-    study = _uid(page[0], TAG_STUDY_UID) if page else None
+    richest_study = _richest(page, TAG_SERIES_COUNT)
+    study = _uid(richest_study, TAG_STUDY_UID) if richest_study else None
     if study is None:
         for name, call in (("QIDO series", "QidoSearch (series of one study)"),
                            ("QIDO instances", "QidoSearch (instances of one series)"),
@@ -302,7 +318,8 @@ def _dicomweb_tour(tour: _Tour, credentials: PostDicomCredentials, page_size: in
                            study_instance_uid=study, limit=page_size, describe=lambda v: f"{len(v)} series")
     _second_page(tour, credentials, "series", TAG_SERIES_UID, series_list, page_size,
                  "fewer than 2 series in the study", study_instance_uid=study)
-    series = _uid(series_list[0], TAG_SERIES_UID) if series_list else None
+    richest_series = _richest(series_list, TAG_INSTANCE_COUNT)
+    series = _uid(richest_series, TAG_SERIES_UID) if richest_series else None
     if series is None:
         tour.skip("QIDO instances", "QidoSearch (instances of one series)", "no series found")
         tour.skip("WADO one instance", "RetrieveImagesUsingWadoRs", "no series found")

@@ -58,7 +58,8 @@ def test_check_understands_the_sandbox_alternative_shapes(alternative_sandbox, p
                            assigned_user_uuid=institution["Users"][1]["UserUuid"],
                            assigned_user_group_uuid=institution["UserGroups"][1]["UserGroupUuid"])
     assert report.ok, report.table()
-    assert all(step.result == "ok" for step in report.steps), report.table()
+    # this account also holds the other tests' one-series studies: a level may have nothing to page
+    assert all(step.result == "ok" or step.detail.startswith("fewer than 2") for step in report.steps), report.table()
     assert any(step.fallbacks for step in report.steps)
     steps = {step.name: step for step in report.steps}
     filed = steps["file the order"]  # AddOrderToFolder answers an empty body here: no count is made up
