@@ -19,7 +19,10 @@ Decisions (and why):
   tag contents, QIDO study, QIDO series): the client is the layer below the
   tasks, and nested task runs would bring the overhead back. Orders are dealt
   by a hash of their UUID into a power-of-two number of buckets, so an order
-  arriving late changes one chunk, not every chunk after it.
+  arriving late changes one chunk, not every chunk after it. Buckets differ in
+  size, so a day gets at least four per ``concurrency`` slot, submitted
+  largest first: a slot that finishes early takes the next, and the slots end
+  together instead of waiting for the largest bucket.
 * **Cache per chunk, for resume.** The chunk task is cached on its inputs: the
   block (hashed by Prefect with the password masked: user name and web
   address keep accounts apart), the orders' UUIDs, institutions and a digest
@@ -33,7 +36,8 @@ Decisions (and why):
   ``cache_hours``, or set ``cache_hours=0`` to cache nothing. Prefect does not
   delete expired files; purge that folder on your retention schedule.
 * **Bounded everything.** At most ``concurrency`` chunks run (one request at a
-  time each), at most ``concurrency`` finished chunks wait to be written, rows
+  time each) and one more waits to start, at most that many finished chunks
+  wait to be written, rows
   stream through :class:`~flows.parquet_writer.PartitionWriter` row groups:
   memory depends on the chunk size, not on the window (the day's order list,
   which the API does not page, is the one thing proportional to it).
@@ -363,7 +367,9 @@ def nightly_order_export(
                 if parts.repaired:
                     logger.warning("Finished the interrupted commit of %s (a crashed run's)", ", ".join(map(str, parts.repaired)))
                 submit = lambda chunk: runner.submit(chunk_task, {**parameters, "orders": chunk})  # noqa: E731
-                for done, (_, rows, future) in enumerate(submit_bounded(submit, chunks, concurrency), 1):
+                # One chunk more than the pool's threads is submitted: it waits in the pool and starts as soon
+                # as a thread frees, while this thread writes the finished chunk (no slot idles meanwhile).
+                for done, (_, rows, future) in enumerate(submit_bounded(submit, chunks, concurrency + 1), 1):
                     cached = future.state.name == "Cached"
                     for name, table in rows.tables.items():
                         parts.write(name, table)

@@ -49,7 +49,10 @@ class OrderRef(NamedTuple):
 def order_ref(entry: PatientOrderSummary | Mapping[str, Any]) -> OrderRef:
     """The entry's :class:`OrderRef`; the digest changes whenever anything in the entry does."""
     summary = entry if isinstance(entry, PatientOrderSummary) else PatientOrderSummary.model_validate(dict(entry))
-    digest = hashlib.sha256(json.dumps(summary.raw, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:20]
+    # The entry as received, not ``summary.raw``: that is built anew and kept on the model, 0.5 KB an order
+    # more while the whole answer is alive.
+    received = summary.received if summary.received is not None else summary.raw
+    digest = hashlib.sha256(json.dumps(received, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:20]
     return OrderRef(
         str(summary.patient_order_uuid or "").lower(),
         sys.intern(str(summary.institution_uuid or "").lower()),
@@ -57,24 +60,39 @@ def order_ref(entry: PatientOrderSummary | Mapping[str, Any]) -> OrderRef:
     )
 
 
+CHUNKS_PER_SLOT = 4
+"""At least this many chunks per ``concurrency`` slot (when the day has that many orders).
+
+Hash buckets differ in size (buckets of 40 orders on average typically
+hold 28 to 52), and a chunk is fetched in one task run, one request at a time. With
+one chunk per slot the largest bucket set the day's time while the other
+slots sat idle (RESULTS.md, "Flows against the client"); with several per
+slot, handed out largest first (:func:`plan_chunks`), a slot that finishes
+early takes the next one and the slots end together, as the client's own
+thread pool does.
+"""
+
+
 def plan_chunks(
     entries: Sequence[OrderRef | PatientOrderSummary | Mapping[str, Any]], orders_per_chunk: int, concurrency: int
 ) -> list[list[OrderRef]]:
     """Deal the orders (refs, or order-list entries) into stable chunks: bucket = hash(order UUID) mod a power of two.
 
-    At least ``concurrency`` buckets (when there are that many orders) so a
-    small day still runs in parallel; sorted inside a bucket so the same
-    orders always make the same chunk (the same cache key).
+    At least :data:`CHUNKS_PER_SLOT` buckets per ``concurrency`` slot (when
+    there are that many orders) so the slots stay busy to the end; sorted
+    inside a bucket so the same orders always make the same chunk (the same
+    cache key). The chunks come largest first: submitted in that order, the
+    small ones fill the gaps at the end (longest-processing-time-first).
     """
     refs = [e if isinstance(e, OrderRef) else order_ref(e) for e in entries]
     if not refs:
         return []
-    wanted = max(math.ceil(len(refs) / max(1, orders_per_chunk)), min(concurrency, len(refs)))
+    wanted = max(math.ceil(len(refs) / max(1, orders_per_chunk)), min(CHUNKS_PER_SLOT * concurrency, len(refs)))
     buckets = 1 << (wanted - 1).bit_length()
     chunks: list[list[OrderRef]] = [[] for _ in range(buckets)]
     for ref in refs:
         chunks[int(hashlib.sha1(ref.patient_order_uuid.encode()).hexdigest()[:8], 16) % buckets].append(ref)
-    return [sorted(c) for c in chunks if c]
+    return sorted((sorted(c) for c in chunks if c), key=lambda chunk: (-len(chunk), chunk[0]))
 
 
 DAY_ORDER_LIST = get_patient_order_list.with_options(
@@ -91,7 +109,15 @@ to :class:`OrderRef` as soon as it arrives (:func:`list_day_orders`).
 def list_day_orders(
     credentials: PostDicomCredentials, institution_uuid_list: list[str], modality_list: list[str] | None, day: dt.date
 ) -> list[OrderRef]:
-    """GetPatientOrderList for one study date (a ``get_patient_order_list`` run), reduced to :class:`OrderRef`."""
+    """GetPatientOrderList for one study date (a ``get_patient_order_list`` run), reduced to :class:`OrderRef`.
+
+    The answer is emptied once reduced. Prefect can keep a finished task
+    run's context, and with it the run's return value, for the life of the
+    process: its concurrency-slot service (started by the first task run with
+    tags) runs in a copy of the context it was started from. Measured: the
+    whole parsed order list (about 4.5 KB an order) stayed in memory through
+    the day's export, on top of the chunks' memory.
+    """
     answer = DAY_ORDER_LIST(
         credentials,
         institution_uuid_list=institution_uuid_list,
@@ -99,7 +125,11 @@ def list_day_orders(
         study_date_from=day,
         study_date_to=day,
     )
-    return [order_ref(entry) for entry in answer.patient_order_list]
+    refs = [order_ref(entry) for entry in answer.patient_order_list]
+    answer.patient_order_list.clear()
+    if isinstance(answer.received, (dict, list)):
+        answer.received.clear()
+    return refs
 
 
 # --------------------------------------------------------------------------
@@ -186,4 +216,4 @@ def fetch_order_chunk(
     return ChunkRows(tables=tables, orders=len(orders) - len(vanished), requests=requests, vanished=vanished)
 
 
-__all__ = ["ChunkRows", "OrderRef", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks"]
+__all__ = ["CHUNKS_PER_SLOT", "ChunkRows", "OrderRef", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks"]

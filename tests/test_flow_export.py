@@ -16,9 +16,12 @@ import pytest
 from prefect import get_client
 
 from flows import export as export_module
+from flows import export_chunks
 from flows.export import nightly_order_export, plan_chunks, resolve_window
+from flows.export_chunks import CHUNKS_PER_SLOT
 from flows.export_schema import TABLES, hive_partitioning
 from postdicom import PostDicomClient
+from postdicom.models import PatientOrderListAnswer
 from postdicom.synthetic import StudySpec, write_study
 from tests.test_flow_upload_and_share import documented_task_names
 
@@ -306,3 +309,33 @@ def test_chunks_are_stable_when_an_order_arrives_late():
     assert len(changed) == 1
     small = plan_chunks(orders[:10], orders_per_chunk=50, concurrency=8)
     assert len(small) > 1, "a small day still runs in parallel"
+
+
+def test_a_small_day_gets_several_chunks_per_slot_largest_first():
+    """Hash buckets differ in size: dealt into few of them, the largest sets the day's time (RESULTS.md)."""
+    orders = [{"PatientOrderUuid": str(uuid.UUID(int=n * 7919)), "InstitutionUuid": "i"} for n in range(1, 301)]
+    chunks = plan_chunks(orders, orders_per_chunk=50, concurrency=8)
+    assert len(chunks) >= CHUNKS_PER_SLOT * 8 and sum(map(len, chunks)) == 300
+    sizes = [len(chunk) for chunk in chunks]
+    assert sizes == sorted(sizes, reverse=True), "submitted largest first, the small ones fill the end"
+    slots = [0] * 8
+    for size in sizes:
+        slots[slots.index(min(slots))] += size
+    assert max(slots) <= 1.15 * 300 / 8, f"the slots end together: {slots}"
+    assert plan_chunks(list(reversed(orders)), 50, 8) == chunks, "the same orders make the same chunks"
+
+
+def test_the_day_order_list_is_emptied_once_reduced(monkeypatch):
+    """Prefect may keep a finished task run's return value for the process's life: the list must not stay in it."""
+    entries = [{"PatientOrderUuid": str(uuid.UUID(int=n)), "InstitutionUuid": "I", "Modality": "CT"} for n in range(1, 4)]
+    answers = []
+
+    def fake_order_list(credentials, **parameters):
+        answers.append(PatientOrderListAnswer.model_validate({"PatientOrderList": entries}))
+        return answers[-1]
+
+    monkeypatch.setattr(export_chunks, "DAY_ORDER_LIST", fake_order_list)
+    refs = export_chunks.list_day_orders(None, [""], None, DAY1)
+    assert [ref.patient_order_uuid for ref in refs] == [entry["PatientOrderUuid"] for entry in entries]
+    assert refs == [export_chunks.order_ref(entry) for entry in entries], "the digest is the entry's, as received"
+    assert answers[0].patient_order_list == [] and not answers[0].received
