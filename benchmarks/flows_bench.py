@@ -23,6 +23,9 @@ Parts (``--parts``, all by default):
     of 16 KB, export 1k/5k/20k orders, reassignment 1k/5k rows; ``--quick``:
     a quarter), each in a fresh child process; ``--growth-flows`` picks the
     flows (``--parts growth --growth-flows reassign``: the reassignment only).
+``export-growth``
+    Only the export's rows of ``growth``, at the sizes of ``--export-orders``
+    (e.g. ``--export-orders 1000,5000``).
 
 Every measured run is a fresh Python process (``_common.run_worker``); a flow
 worker first runs an empty flow (which starts the ephemeral API, or connects
@@ -385,15 +388,38 @@ def growth_part(bench: Bench) -> None:
             continue
         with seeded_sandbox(bench, count) as server:
             if "export" in flows:
-                spec = {"server": server.as_dict(), "day": EXPORT_DAY.isoformat(), "concurrency": 8,
-                        "destination": str(bench.work / "growth-export")}
-                figures = bench.worker("export-flow", spec)
-                bench.growth.append({"flow": "export", "size": count, "unit": "orders", **figures})
+                export_growth_run(bench, server, count)
             if reassign:
                 spec = {"server": server.as_dict(), "concurrency": 4,
                         "rows_file": reassignment_rows(bench, server, count, SANDBOX_USERS[0], csv=True)}
                 figures = bench.worker("reassign-flow", spec)
                 bench.growth.append({"flow": "reassign", "size": count, "unit": "rows", **figures})
+    growth_table(bench)
+
+
+def export_growth_run(bench: Bench, server: Server, count: int) -> None:
+    """One export of the ``count`` orders seeded on :data:`EXPORT_DAY`, a growth row."""
+    spec = {"server": server.as_dict(), "day": EXPORT_DAY.isoformat(), "concurrency": 8,
+            "destination": str(bench.work / "growth-export")}
+    figures = bench.worker("export-flow", spec)
+    if figures["orders"] != count:
+        raise RuntimeError(f"export-flow: {figures['orders']} of {count} orders")
+    bench.growth.append({"flow": "export", "size": count, "unit": "orders", **figures})
+
+
+def export_growth_part(bench: Bench) -> None:
+    """Only the export's cost growth, at ``--export-orders`` (default: the issue's 1k/5k/20k; --quick a quarter)."""
+    scale = 4 if bench.args.quick else 1
+    sizes = bench.args.export_orders or [1000 // scale, 5000 // scale, 20000 // scale]
+    print(f"\nexport cost growth at {sizes} orders (each size a fresh process; load {load()})", flush=True)
+    for count in sizes:
+        with seeded_sandbox(bench, count) as server:
+            export_growth_run(bench, server, count)
+    growth_table(bench)
+
+
+def growth_table(bench: Bench) -> None:
+    """Per-item time and memory above each flow's smallest size, for the growth rows."""
     for row in bench.growth:
         row["ms_per_item"] = round(1000 * row["seconds"] / row["size"], 2)
     for flow in ("upload", "export", "reassign"):
@@ -402,7 +428,8 @@ def growth_part(bench: Bench) -> None:
             row["rss_above_smallest_mb"] = round(row["peak_rss_mb"] - rows[0]["peak_rss_mb"], 1)
 
 
-PARTS = {"upload": upload_part, "export": export_part, "reassign": reassign_part, "growth": growth_part}
+PARTS = {"upload": upload_part, "export": export_part, "reassign": reassign_part, "growth": growth_part,
+         "export-growth": export_growth_part}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -410,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes)")
     parser.add_argument("--repeat", type=int, default=2, help="interleaved client/flow pairs per comparison")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
+    parser.add_argument("--parts", default="upload,export,reassign,growth",
+                        help=f"comma-separated subset of {','.join(PARTS)} (default all but export-growth)")
     parser.add_argument("--growth-flows", default="upload,export,reassign",
                         help="the flows the growth part measures (e.g. reassign: only its 1k and 5k rows)")
     parser.add_argument("--latencies", default="0,50",
@@ -419,7 +447,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the flows against a separate `prefect server start` instead of the ephemeral API")
     parser.add_argument("--recorder-default", action="store_true",
                         help="Prefect's default task-run recorder (one transaction per event) instead of RECORDER_SETTINGS")
+    parser.add_argument("--export-orders", default="",
+                        help="sizes for --parts export-growth, e.g. 1000,5000,20000 (default the issue's, --quick a quarter)")
     args = parser.parse_args(argv)
+    args.export_orders = [int(value) for value in args.export_orders.split(",") if value]
     args.latencies = [int(value) for value in args.latencies.split(",") if value]
     args.growth_flows = [flow.strip() for flow in args.growth_flows.split(",") if flow.strip()]
     unknown_flows = set(args.growth_flows) - {"upload", "export", "reassign"}
