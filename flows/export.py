@@ -20,7 +20,7 @@ Decisions (and why):
   tasks, and nested task runs would bring the overhead back. Orders are dealt
   by a hash of their UUID into a power-of-two number of buckets, so an order
   arriving late changes one chunk, not every chunk after it. Buckets differ in
-  size, so a day gets at least four per ``concurrency`` slot, submitted
+  size, so a day gets at least two per ``concurrency`` slot, submitted
   largest first: a slot that finishes early takes the next, and the slots end
   together instead of waiting for the largest bucket.
 * **Cache per chunk, for resume.** The chunk task is cached on its inputs: the

@@ -60,7 +60,7 @@ def order_ref(entry: PatientOrderSummary | Mapping[str, Any]) -> OrderRef:
     )
 
 
-CHUNKS_PER_SLOT = 4
+CHUNKS_PER_SLOT = 2
 """At least this many chunks per ``concurrency`` slot (when the day has that many orders).
 
 Hash buckets differ in size (buckets of 40 orders on average typically
