@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,14 +28,16 @@ from uuid import UUID
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.blocks.system import Secret
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import SecretStr
 from pydantic.json_schema import SkipJsonSchema
 
 from blocks import PostDicomCredentials
 from postdicom.errors import is_transient
 from postdicom.upload import STATUSES as FILE_STATUSES
-from postdicom.upload import FileEntry, upload_files, walk_regular_files
+from postdicom.upload import FileEntry, SharedUpload, upload_files, walk_regular_files
 from tasks.policies import write_task_options
 
 from .assets import materialize_account_studies
@@ -47,7 +50,7 @@ from .share_password import mask_stored_password, resolve_share_password
 from .share_step import LinkSettings, make_share_links, share_problems, share_requests, share_step_status
 from .upload_orders import assign_orders, locate_orders
 from .upload_report import FileIssue, UploadAndShareSummary, publish
-from .window import chunked, bounded_task_runner, run_bounded
+from .window import MAX_WORKERS, chunked, bounded_task_runner, run_bounded
 
 __all__ = ["bulk_upload_and_share", "resolve_share_password", "upload_files_batch"]
 
@@ -74,17 +77,41 @@ def list_directory(directory: str | Path) -> list[Path]:
     return files
 
 
+_SHARED_UPLOADS: dict[UUID, SharedUpload] = {}
+"""The request slots and pre-check answers of each upload running in this process, by flow run id."""
+_SHARED_UPLOADS_LOCK = threading.Lock()
+
+
+def _shared_upload() -> SharedUpload | None:
+    """The :class:`SharedUpload` of the flow run this task run belongs to, if it runs in the flow's process."""
+    context = TaskRunContext.get()
+    if context is None or context.task_run.flow_run_id is None:
+        return None
+    with _SHARED_UPLOADS_LOCK:
+        return _SHARED_UPLOADS.get(context.task_run.flow_run_id)
+
+
 @task(name="upload-files-batch", **write_task_options(idempotent=True))
 def upload_files_batch(batch: list[Path], credentials: PostDicomCredentials) -> list[FileEntry]:
     """Classify, pre-check and STOW one batch of files; one entry per file, in order.
 
-    The pre-check (one QIDO per series of the batch) is what makes a rerun
-    cheap and honest: instances the server holds are reported
-    ``already_stored`` and not sent again. Repeating the whole task is harmless
-    for the same reason, so Prefect may retry it on a transient error.
+    The pre-check (one QIDO per series) is what makes a rerun cheap and
+    honest: instances the server holds are reported ``already_stored`` and
+    not sent again. Repeating the whole task is harmless for the same reason,
+    so Prefect may retry it on a transient error. Run by the flow on its
+    thread pool, the batch shares the run's request slots and pre-check
+    answers (:func:`upload_all`); elsewhere (another task runner, or called
+    alone) it sends one request at a time and looks its series up itself.
     """
+    shared = _shared_upload()
     with credentials.get_client() as client:
-        report = upload_files(client, batch, batch_size=STOW_FILES_PER_REQUEST, concurrency=1)
+        report = upload_files(
+            client,
+            batch,
+            batch_size=STOW_FILES_PER_REQUEST,
+            concurrency=shared.concurrency if shared else 1,
+            shared=shared,
+        )
     return report.files
 
 
@@ -97,10 +124,38 @@ def upload_all(
 ) -> list[FileEntry]:
     """Upload ``files`` in batched tasks, with a progress artifact that moves as batches finish.
 
+    ``concurrency`` STOW requests are in flight at once, as with the client's
+    ``upload_folder``. Each task run spends some time on Prefect's bookkeeping
+    (its start, a tag-concurrency request to the API, its end) without
+    sending: on the flow's own thread pool, twice as many task runs as
+    request slots are started (:class:`~postdicom.upload.SharedUpload`), so
+    the next batches are ready to send when a slot frees. On another task
+    runner (its tasks may run in other processes) ``concurrency`` task runs
+    send one request at a time each.
+
     A file that could not be sent (after the client's and the task's retries)
     is reported ``failed``: running the flow again sends it (the pre-check
     skips everything stored), so no extra pass is made here.
     """
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None or not isinstance(context.task_runner, ThreadPoolTaskRunner):
+        return _upload_batches(files, credentials, batch_size=batch_size, task_runs=concurrency)
+    run_id = context.flow_run.id
+    with _SHARED_UPLOADS_LOCK:
+        _SHARED_UPLOADS[run_id] = SharedUpload(concurrency)
+    try:
+        return _upload_batches(
+            files, credentials, batch_size=batch_size, task_runs=min(2 * concurrency, MAX_WORKERS)
+        )
+    finally:
+        with _SHARED_UPLOADS_LOCK:
+            del _SHARED_UPLOADS[run_id]
+
+
+def _upload_batches(
+    files: Sequence[Path], credentials: PostDicomCredentials, *, batch_size: int, task_runs: int
+) -> list[FileEntry]:
+    """The batch task runs, ``task_runs`` at once, and the progress artifact."""
     # Called from a sync flow, Prefect's dispatcher returns the id itself, not a coroutine.
     progress_id = cast(UUID, create_progress_artifact(
         progress=0.0, key="upload-and-share-progress", description=f"Uploading {len(files)} files"
@@ -129,7 +184,7 @@ def upload_all(
     batches = run_bounded(
         lambda batch: upload_files_batch.submit(batch, credentials),
         planned,
-        concurrency=concurrency,
+        concurrency=task_runs,
         on_done=on_done,
         on_error=not_confirmed,
     )

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -250,6 +251,16 @@ def reconcile(batch: Sequence[DicomHeader], response: httpx.Response) -> list[In
     return outcomes
 
 
+class _NoSharedLimit:
+    """The request slots of a call that shares none: taking one never waits."""
+
+    def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        return None
+
+
 class Stow:
     """The STOW-RS transaction of one account: files in, one :class:`InstanceOutcome` per file out.
 
@@ -291,6 +302,7 @@ class Stow:
         headers: Iterable[DicomHeader],
         batching: StowBatching,
         on_progress: ProgressCallback | None = None,
+        slots: threading.Semaphore | None = None,
     ) -> StowResult:
         """STOW files whose headers are read; one outcome per file, in order.
 
@@ -301,6 +313,12 @@ class Stow:
         stays small whatever the number of files. ``on_progress`` receives
         ``(files done, files queued so far)``; the second number is final once
         ``headers`` is exhausted.
+
+        ``slots`` bounds the requests in flight of several calls together
+        (the batches of one upload run as separate calls): a request is
+        handed to the pool only once it holds a slot, and gives it back when
+        its answer is read. Without it, ``batching.concurrency`` alone bounds
+        this call's requests.
 
         Raises
         ------
@@ -325,17 +343,31 @@ class Stow:
                 if on_progress is not None:
                     on_progress(done, len(order))
 
+        slot = slots if slots is not None else _NoSharedLimit()
+
+        def send(group: list[DicomHeader]) -> list[InstanceOutcome]:
+            try:
+                return self._store_batch(group)
+            finally:
+                slot.release()
+
         with ThreadPoolExecutor(max_workers=batching.concurrency, thread_name_prefix="stow") as pool:
             try:
                 for group in batching.groups(headers):
                     order.extend(h.path for h in group)
-                    pending.add(pool.submit(self._store_batch, group))
+                    slot.acquire()
+                    try:
+                        pending.add(pool.submit(send, group))
+                    except BaseException:
+                        slot.release()
+                        raise
                     settle(block=len(pending) >= 2 * batching.concurrency)
                 while pending:
                     settle(block=True)
             except BaseException:
                 for future in pending:
-                    future.cancel()
+                    if future.cancel():
+                        slot.release()
                 raise
         return StowResult([outcomes[path] for path in order])
 

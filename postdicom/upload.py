@@ -21,6 +21,10 @@ rules here:
   looked up) as the upload goes, and each batch leaves as soon as it is
   full, so a large folder does not wait for every header to be read before
   the first byte goes out.
+* **Slices of one upload share its limits** (:class:`SharedUpload`): a flow
+  that sends a folder as several :func:`upload_files` calls at once (one per
+  task run) keeps, like ``upload_folder``, at most ``concurrency`` requests
+  in flight in all and one pre-check per series.
 
 Special files (FIFOs, sockets, devices) are not regular files and are left
 out: opening a FIFO would block the walk.
@@ -33,8 +37,10 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -130,6 +136,57 @@ class UploadReport:
         return ", ".join(f"{n} {status}" for status, n in self.counts.items() if n) or "no files"
 
 
+class SharedUpload:
+    """What the slices of one upload share when they are sent by separate :func:`upload_files` calls.
+
+    A flow hands a folder to task runs of ``batch_size`` files; each task run
+    starts and ends with bookkeeping of its own (Prefect's), during which it
+    sends nothing. Starting the next task runs ahead keeps the server busy
+    meanwhile, and this object keeps what ``upload_folder`` promises for the
+    whole folder: at most ``concurrency`` STOW requests in flight (a request
+    waits for a free slot), and each series looked up once, by the first
+    slice that meets it, the others reading the same answer.
+
+    Parameters
+    ----------
+    concurrency
+        STOW requests in flight at once for every call sharing this object.
+
+    Raises
+    ------
+    ValidationError
+        ``concurrency`` below 1.
+    """
+
+    def __init__(self, concurrency: int) -> None:
+        if concurrency < 1:
+            raise ValidationError(f"concurrency must be at least 1, not {concurrency}")
+        self.concurrency = concurrency
+        self.slots = threading.BoundedSemaphore(concurrency)
+        self._lock = threading.Lock()
+        self._present: dict[tuple[str, str], Future[set[str]]] = {}
+
+    def present(self, client: DicomWebClient, header: DicomHeader) -> set[str]:
+        """SOP Instance UIDs of ``header``'s series the server held when this upload first asked (one QIDO).
+
+        A lookup that failed is forgotten, so the next call (a retried task run) asks again.
+        """
+        series = (header.study_instance_uid, header.series_instance_uid)
+        with self._lock:
+            answer = self._present.get(series)
+            asking = answer is None
+            if answer is None:
+                answer = self._present[series] = Future()
+        if asking:
+            try:
+                answer.set_result(already_stored(client, [header]))
+            except BaseException as error:
+                with self._lock:
+                    del self._present[series]
+                answer.set_exception(error)
+        return answer.result()
+
+
 def walk_regular_files(directory: Path) -> Iterator[Path]:
     """Every regular file under ``directory``, recursively, in a stable (sorted) order."""
     for root, dirs, files in os.walk(directory):
@@ -204,6 +261,7 @@ def upload_files(
     max_batch_bytes: int = 32 * 1024 * 1024,
     concurrency: int = 4,
     on_progress: ProgressCallback | None = None,
+    shared: SharedUpload | None = None,
 ) -> UploadReport:
     """Classify, pre-check and store a list of files; one report entry per path, in order.
 
@@ -222,11 +280,16 @@ def upload_files(
         which makes a rerun cheap and honest.
     batch_size, max_batch_bytes, concurrency, on_progress
         Passed to the STOW upload (see ``store_instances``).
+    shared
+        The limits and pre-check answers of a larger upload this call is a
+        slice of (:class:`SharedUpload`): its requests then count against the
+        shared ``concurrency``, and a series another slice looked up is not
+        asked again. Without it, this call is the whole upload.
     """
     batching = StowBatching(batch_size, max_batch_bytes, concurrency)
+    whole = shared if shared is not None else SharedUpload(concurrency)
     entries: dict[Path, FileEntry] = {}
     studies: dict[Path, str] = {}
-    present: dict[tuple[str, str], set[str]] = {}
 
     def to_send() -> Iterator[DicomHeader]:
         """Classify the files and pre-check each series when its first file is met.
@@ -239,23 +302,19 @@ def upload_files(
             if isinstance(found, NotDicom):
                 entries[path] = FileEntry(path, "not_dicom", found.reason)
                 continue
-            if skip_existing:
-                series = (found.study_instance_uid, found.series_instance_uid)
-                if series not in present:
-                    present[series] = already_stored(client, [found])
-                if found.sop_instance_uid in present[series]:
-                    entries[path] = FileEntry(
-                        path,
-                        "already_stored",
-                        "the server already holds this SOP instance",
-                        found.sop_instance_uid,
-                        found.study_instance_uid,
-                    )
-                    continue
+            if skip_existing and found.sop_instance_uid in whole.present(client, found):
+                entries[path] = FileEntry(
+                    path,
+                    "already_stored",
+                    "the server already holds this SOP instance",
+                    found.sop_instance_uid,
+                    found.study_instance_uid,
+                )
+                continue
             studies[path] = found.study_instance_uid
             yield found
 
-    result = client.stow.store_headers(to_send(), batching, on_progress)
+    result = client.stow.store_headers(to_send(), batching, on_progress, shared.slots if shared else None)
     for outcome in result.outcomes:
         entries[outcome.path] = FileEntry(
             outcome.path,

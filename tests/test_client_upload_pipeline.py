@@ -85,3 +85,102 @@ def test_each_series_is_looked_up_once_before_any_of_its_files_is_sent(tmp_path)
     assert [e.status for e in report.files] == ["already_stored"] + ["stored"] * 5
     assert report.files[1].study_instance_uid == headers[1].study_instance_uid
 
+
+
+def test_slices_sharing_an_upload_keep_its_request_limit_and_ask_each_series_once(tmp_path):
+    """Four slices of one series sent at once by four calls: at most 2 requests in flight, one pre-check in all."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from postdicom.upload import SharedUpload
+
+    files = _study(tmp_path, 1, 16, "pipeline-shared")
+    held = inspect_file(files[0])  # the server already holds the first instance
+    lock = threading.Lock()
+    in_flight = [0]
+    most = [0]
+    lookups: list[str] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            with lock:
+                lookups.append(request.url.params["0020000E"])
+            time.sleep(0.05)  # the other slices meet the series while it is being asked
+            return httpx.Response(
+                200, json=[qido_match(held.study_instance_uid, held.series_instance_uid, held.sop_instance_uid)]
+            )
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.05)
+        parts = read_parts(request.read(), request.headers["Content-Type"])
+        sent = [pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID for _, data in parts]
+        with lock:
+            in_flight[0] -= 1
+        return httpx.Response(200, json=stow_answer(stored=sent))
+
+    client, recorder = make_client(respond)
+    shared = SharedUpload(2)
+    slices = [files[start : start + 4] for start in range(0, 16, 4)]
+    with ThreadPoolExecutor(4) as pool:
+        reports = list(pool.map(
+            lambda paths: upload_files(client, paths, batch_size=1, concurrency=shared.concurrency, shared=shared),
+            slices,
+        ))
+
+    assert lookups == [held.series_instance_uid], "the series was asked once for all four slices"
+    assert most[0] == 2, "the four slices together kept the shared limit of 2 requests, and used it"
+    statuses = [entry.status for report in reports for entry in report.files]
+    assert statuses == ["already_stored"] + ["stored"] * 15
+    assert len([r for r in recorder.requests if r.method == "POST"]) == 15
+
+
+def test_a_shared_pre_check_that_failed_is_asked_again_by_the_next_slice(tmp_path):
+    import pytest
+
+    from postdicom.errors import ServerError
+    from postdicom.upload import SharedUpload
+
+    files = _study(tmp_path, 1, 2, "pipeline-retry")
+    uids = [inspect_file(p).sop_instance_uid for p in files]
+    lookups: list[int] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            lookups.append(1)
+            return httpx.Response(500 if len(lookups) == 1 else 200, json=[])
+        return httpx.Response(200, json=stow_answer(stored=uids))
+
+    client, recorder = make_client(respond)
+    shared = SharedUpload(1)
+    with pytest.raises(ServerError):
+        upload_files(client, files, batch_size=2, concurrency=1, shared=shared)
+    assert not [r for r in recorder.requests if r.method == "POST"], "nothing is sent before its series is checked"
+    report = upload_files(client, files, batch_size=2, concurrency=1, shared=shared)
+    assert len(lookups) == 2 and report.counts["stored"] == 2
+
+
+def test_a_slice_stopped_by_a_refused_request_gives_its_request_slot_back(tmp_path):
+    import pytest
+
+    from postdicom.errors import AuthenticationError
+    from postdicom.upload import SharedUpload
+
+    files = _study(tmp_path, 1, 2, "pipeline-slot")
+    uids = [inspect_file(p).sop_instance_uid for p in files]
+    posts: list[int] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json=[])
+        posts.append(1)
+        return httpx.Response(401 if len(posts) == 1 else 200, json=stow_answer(stored=uids))
+
+    client, _ = make_client(respond)
+    shared = SharedUpload(1)
+    with pytest.raises(AuthenticationError):
+        upload_files(client, files, batch_size=2, concurrency=1, shared=shared)
+    assert shared.slots.acquire(blocking=False), "the refused request's slot is free again"
+    shared.slots.release()
+    report = upload_files(client, files, batch_size=2, concurrency=1, shared=shared)
+    assert report.counts["stored"] == 2
