@@ -237,7 +237,7 @@ def bulk_upload_and_share(
         form("Assign to group UUID", "Assign every uploaded order to this user group; empty: none.", blank=True),
     ] = None,
     batch_size: Annotated[int, form("Files per task", "Files one upload task sends.", ge=1, le=5000)] = 100,
-    concurrency: Annotated[int, form("Concurrency", "Upload tasks (and lookups) running at once.", ge=1, le=16)] = 4,
+    concurrency: Annotated[int, form("Concurrency", "STOW requests (and lookups) at once; upload tasks start ahead.", ge=1, le=16)] = 4,
     share_password_block: Annotated[
         OptionalText,
         form("Share password block", "Name of a Prefect Secret block holding the share password.", blank=True),
@@ -256,7 +256,8 @@ def bulk_upload_and_share(
     ``share_password`` protects the links: a ``SecretStr`` (or text) in
     Python; for deployment runs only a Prefect ``Secret`` block, so the
     password is never stored in the run's parameters.
-    Files go in tasks of ``batch_size`` files, ``concurrency`` at once. The
+    Files go in tasks of ``batch_size`` files, ``concurrency`` STOW requests
+    in flight at once (twice as many tasks run, so the next is ready). The
     run ends Failed, with the summary still written and in the raised error's
     ``report``, when a file could not be sent, a stored study has no order,
     an assignment failed, or a link is not made or unknown (each planned
