@@ -21,6 +21,7 @@ from pydicom.uid import generate_uid
 
 from blocks import PostDicomCredentials
 from flows import bulk_upload_and_share
+from flows import upload_and_share as upload_flow
 from flows.reporting import FlowRunFailed
 from postdicom.synthetic import StudySpec, make_instance, write_study
 from tests.fixtures.sandbox_server import launch, sandbox_faults
@@ -314,6 +315,66 @@ def test_studies_not_listed_at_first_are_found_by_a_later_look_in_grouped_task_r
     documented_task_names(state, {"share_patient_order_with_url"})
     lookups = [name for name in task_run_names(state) if name.startswith("find-upload-orders")]
     assert len(lookups) == 4, "5 studies in 2 groups (concurrency 2), then the 2 late ones in 2 groups of 1"
+
+
+def test_batches_started_ahead_keep_the_request_limit_and_ask_each_series_once(
+    prefect_harness, sandbox, tmp_path, monkeypatch
+):
+    """One series in 6 batches, concurrency 2: up to 4 batch task runs at once, never over 2 STOW requests, 1 pre-check."""
+    import threading
+
+    import postdicom.upload
+    from postdicom.stow import Stow
+
+    files = write_study(tmp_path, unique_specs(1, instances_per_series=12)[0])
+    lock = threading.Lock()
+    ahead = threading.Event()
+    requests_now, batches_now = [0], [0]
+    most_requests, most_batches = [0], [0]
+    pre_checks: list[int] = []
+    real_store_batch, real_already_stored = Stow._store_batch, postdicom.upload.already_stored
+    real_upload_files = upload_flow.upload_files
+
+    def counted_store_batch(stow: Stow, batch: Any) -> Any:
+        with lock:
+            requests_now[0] += 1
+            most_requests[0] = max(most_requests[0], requests_now[0])
+        try:
+            ahead.wait(timeout=30)  # a slow first answer: the batches started ahead reach their slot wait
+            return real_store_batch(stow, batch)
+        finally:
+            with lock:
+                requests_now[0] -= 1
+
+    def counted_already_stored(client: Any, headers: Any) -> set[str]:
+        pre_checks.append(len(headers))
+        return real_already_stored(client, headers)
+
+    def counted_upload_files(client: Any, batch: Any, **kwargs: Any) -> Any:
+        with lock:
+            batches_now[0] += 1
+            most_batches[0] = max(most_batches[0], batches_now[0])
+            if batches_now[0] > 2:
+                ahead.set()
+        try:
+            return real_upload_files(client, batch, **kwargs)
+        finally:
+            with lock:
+                batches_now[0] -= 1
+
+    monkeypatch.setattr(Stow, "_store_batch", counted_store_batch)
+    monkeypatch.setattr(postdicom.upload, "already_stored", counted_already_stored)
+    monkeypatch.setattr(upload_flow, "upload_files", counted_upload_files)
+
+    state, summary = run(
+        credentials=sandbox.credentials(), directory=str(tmp_path), expire_date=EXPIRE, batch_size=2, concurrency=2
+    )
+
+    assert state.is_completed(), summary.problems
+    assert summary.counts["stored"] == len(files) == 12
+    assert pre_checks == [1], "the series was looked up once for the run, not once per batch"
+    assert most_requests[0] <= 2, "the batches together kept the run's 2 request slots"
+    assert most_batches[0] > 2, "more batches ran at once than request slots, so the next was ready"
 
 
 @pytest.mark.parametrize(
