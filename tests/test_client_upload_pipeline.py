@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import io
 import threading
+from collections import Counter
 
 import httpx
 import pydicom
+import pytest
 
 import postdicom.upload
 from postdicom.multipart import read_parts
 from postdicom.synthetic import StudySpec, write_study
-from postdicom.upload import inspect_file, upload_files
+from postdicom.errors import AuthenticationError, ServerError
+from postdicom.upload import SharedUpload, inspect_file, upload_files
 from tests.fixtures.mock_server import make_client, qido_match, stow_answer
 
 
@@ -92,8 +95,6 @@ def test_slices_sharing_an_upload_keep_its_request_limit_and_ask_each_series_onc
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from postdicom.upload import SharedUpload
-
     files = _study(tmp_path, 1, 16, "pipeline-shared")
     held = inspect_file(files[0])  # the server already holds the first instance
     lock = threading.Lock()
@@ -135,52 +136,24 @@ def test_slices_sharing_an_upload_keep_its_request_limit_and_ask_each_series_onc
     assert len([r for r in recorder.requests if r.method == "POST"]) == 15
 
 
-def test_a_shared_pre_check_that_failed_is_asked_again_by_the_next_slice(tmp_path):
-    import pytest
-
-    from postdicom.errors import ServerError
-    from postdicom.upload import SharedUpload
-
-    files = _study(tmp_path, 1, 2, "pipeline-retry")
+@pytest.mark.parametrize(("failing", "status", "error"), [("GET", 500, ServerError), ("POST", 401, AuthenticationError)])
+def test_a_slice_stopped_by_an_error_leaves_the_shared_upload_usable(tmp_path, failing, status, error):
+    """A failed pre-check is asked again by the next slice (a kept one is not); a refused request frees its slot."""
+    files = _study(tmp_path, 1, 2, f"pipeline-{failing}")
     uids = [inspect_file(p).sop_instance_uid for p in files]
-    lookups: list[int] = []
+    seen: Counter[str] = Counter()
 
     def respond(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET":
-            lookups.append(1)
-            return httpx.Response(500 if len(lookups) == 1 else 200, json=[])
-        return httpx.Response(200, json=stow_answer(stored=uids))
-
-    client, recorder = make_client(respond)
-    shared = SharedUpload(1)
-    with pytest.raises(ServerError):
-        upload_files(client, files, batch_size=2, concurrency=1, shared=shared)
-    assert not [r for r in recorder.requests if r.method == "POST"], "nothing is sent before its series is checked"
-    report = upload_files(client, files, batch_size=2, concurrency=1, shared=shared)
-    assert len(lookups) == 2 and report.counts["stored"] == 2
-
-
-def test_a_slice_stopped_by_a_refused_request_gives_its_request_slot_back(tmp_path):
-    import pytest
-
-    from postdicom.errors import AuthenticationError
-    from postdicom.upload import SharedUpload
-
-    files = _study(tmp_path, 1, 2, "pipeline-slot")
-    uids = [inspect_file(p).sop_instance_uid for p in files]
-    posts: list[int] = []
-
-    def respond(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET":
-            return httpx.Response(200, json=[])
-        posts.append(1)
-        return httpx.Response(401 if len(posts) == 1 else 200, json=stow_answer(stored=uids))
+        seen[request.method] += 1
+        code = status if request.method == failing and seen[failing] == 1 else 200
+        return httpx.Response(code, json=[] if request.method == "GET" else stow_answer(stored=uids))
 
     client, _ = make_client(respond)
     shared = SharedUpload(1)
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(error):
         upload_files(client, files, batch_size=2, concurrency=1, shared=shared)
-    assert shared.slots.acquire(blocking=False), "the refused request's slot is free again"
+    assert shared.slots.acquire(blocking=False), "no request slot stays taken"
     shared.slots.release()
     report = upload_files(client, files, batch_size=2, concurrency=1, shared=shared)
     assert report.counts["stored"] == 2
+    assert seen == ({"GET": 2, "POST": 1} if failing == "GET" else {"GET": 1, "POST": 2})
