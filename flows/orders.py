@@ -33,10 +33,20 @@ def current_orders(credentials: PostDicomCredentials, **filters: Any) -> list[Pa
     """The account's orders matching GetPatientOrderList's ``filters`` (no institutions: all of them).
 
     Empty filters are left out, so ``patient_id=None`` means "any patient".
+
+    The task run's final state lets go of the answer once it is read: Prefect
+    keeps the context of the first task run of a tag set alive with the service
+    that takes its tag-limit slots (``ConcurrencySlotAcquisitionWithLeaseService``,
+    started from inside that run), and with it that run's state, so the whole
+    order list (about 3 KB per order with the JSON it was read from) stayed in
+    memory until the process ended (``benchmarks/RESULTS.md``, *Reassignment
+    memory*). The result is not persisted or cached, so nothing reads it there.
     """
     given = {name: value for name, value in filters.items() if value not in (None, [], "")}
     institutions = list(given.pop("institution_uuid_list", None) or [])
-    answer = fresh(get_patient_order_list)(credentials, institution_uuid_list=institutions, **given)
+    state = fresh(get_patient_order_list)(credentials, institution_uuid_list=institutions, return_state=True, **given)
+    answer = state.result()
+    state.data = None
     return list(answer.patient_order_list)
 
 

@@ -31,6 +31,7 @@ from .assignment import (
     ASSIGNMENT_STATUSES,
     TARGET_COLUMNS,
     AssignmentCandidate,
+    PlannedAssignment,
     RowResult,
     assign_orders_batch,
     plan_assignments,
@@ -216,6 +217,42 @@ def not_applied(report: ReassignmentReport) -> list[RowResult]:
     return [row for row in report.rows if row.status == "failed" or (row.status == "skipped" and row.duplicate_of is None)]
 
 
+def _plan(
+    credentials: PostDicomCredentials,
+    source: str | Sequence[AssignmentRow] | None,
+    chosen_filters: Mapping[str, Any],
+    assigned_user_uuid: str | None,
+    assigned_user_group_uuid: str | None,
+    *,
+    dry_run: bool,
+) -> tuple[list[PlannedAssignment], list[RowResult], int]:
+    """The rows to send, the rows already decided (skipped, unchanged, dry run), and how many were decided by lookup.
+
+    The input rows and the account's order list are needed for planning only:
+    they are read and dropped here, before any batch is sent, so a run of
+    thousands of rows does not keep them (with the JSON each order was read
+    from, ~3 KB per order) while the batches run (``benchmarks/RESULTS.md``,
+    *Reassignment memory*).
+    """
+    if source is not None:
+        candidates, results = validate_rows(read_assignment_rows(source))
+        orders = orders_by_uuid(current_orders(credentials))
+    else:
+        selected = current_orders(credentials, **chosen_filters)
+        target_rows = [
+            {
+                "patient_order_uuid": order.patient_order_uuid,
+                "assigned_user_uuid": assigned_user_uuid,
+                "assigned_user_group_uuid": assigned_user_group_uuid,
+            }
+            for order in selected
+        ]
+        candidates, results = validate_rows(target_rows)
+        orders = orders_by_uuid(selected)
+    to_send, decided = plan_assignments(candidates, orders, dry_run=dry_run)
+    return to_send, results + decided, len(decided)
+
+
 @flow(
     name="batch-reassignment",
     flow_run_name=_run_name,
@@ -296,38 +333,24 @@ def batch_reassignment(
     if assignments is not None and assignments_file:
         raise ValueError("give assignments (rows) or assignments_file, not both")
     source = assignments_file or assignments
-    if source is not None:
-        if chosen_filters or assigned_user_uuid or assigned_user_group_uuid:
-            raise ValueError("give either assignments or a selection with one target, not both")
-        candidates, results = validate_rows(read_assignment_rows(source))
-        orders = orders_by_uuid(current_orders(credentials))
-    else:
+    if source is not None and (chosen_filters or assigned_user_uuid or assigned_user_group_uuid):
+        raise ValueError("give either assignments or a selection with one target, not both")
+    if source is None:
         if not chosen_filters:
             raise ValueError("a selection needs at least one filter (refusing to reassign every order)")
         if not (assigned_user_uuid or assigned_user_group_uuid) or (assigned_user_uuid and assigned_user_group_uuid):
             raise ValueError("a selection needs exactly one of assigned_user_uuid or assigned_user_group_uuid")
         if canonical_uuid(assigned_user_uuid or assigned_user_group_uuid) is None:
             raise ValueError("the target of a selection must be a UUID")
-        selected = current_orders(credentials, **chosen_filters)
-        target_rows = [
-            {
-                "patient_order_uuid": order.patient_order_uuid,
-                "assigned_user_uuid": assigned_user_uuid,
-                "assigned_user_group_uuid": assigned_user_group_uuid,
-            }
-            for order in selected
-        ]
-        candidates, results = validate_rows(target_rows)
-        orders = orders_by_uuid(selected)
-
-    to_send, decided = plan_assignments(candidates, orders, dry_run=dry_run)
-    results += decided
+    to_send, results, decided_count = _plan(
+        credentials, source, chosen_filters, assigned_user_uuid, assigned_user_group_uuid, dry_run=dry_run
+    )
     logger.info(
         "%d rows: %d to send, %d already decided, %d skipped before lookup",
-        len(candidates) + len(results) - len(decided),
+        len(to_send) + len(results),
         len(to_send),
-        len(decided),
-        len(results) - len(decided),
+        decided_count,
+        len(results) - decided_count,
     )
     if to_send:
         if concurrency_limit_name and not has_prefect_server():

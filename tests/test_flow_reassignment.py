@@ -329,6 +329,35 @@ def test_a_selection_by_modality_and_date_reassigns_exactly_the_matching_orders(
     assert all(current[o] == (None, None) for o in other_modality + other_day)
 
 
+def test_the_order_list_is_not_kept_in_memory_once_the_run_is_planned(prefect_harness, sandbox_server, people):
+    """Prefect keeps the first read task run's context (and its state) alive with its tag-slot service.
+
+    The service is started afresh here, so this run's order-list task is the one it keeps; none of the run's
+    orders may still be in memory after the run (RESULTS.md "Reassignment memory": ~3 KB per order).
+    """
+    import gc
+
+    from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
+
+    ConcurrencySlotAcquisitionWithLeaseService.drain_all(timeout=30)
+    orders = make_orders(sandbox_server, 3)
+    wanted = {order.lower() for order in orders}
+
+    state, report = run(
+        credentials=sandbox_server.credentials(),
+        assignments=[{"patient_order_uuid": order, "assigned_user_uuid": people["ana"]} for order in orders],
+    )
+
+    assert state.is_completed()
+    assert [row.status for row in report.rows] == ["assigned"] * 3
+    gc.collect()
+    kept = [
+        obj for obj in gc.get_objects()
+        if isinstance(obj, PatientOrderSummary) and str(obj.patient_order_uuid).lower() in wanted
+    ]
+    assert kept == []
+
+
 def test_faults_neither_lose_nor_duplicate_an_assignment(prefect_harness, sandbox_server, people):
     """Every row is accounted for under faults; the client's retries carry most rows, a rerun the rest."""
     orders = make_orders(sandbox_server, 40)
