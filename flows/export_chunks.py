@@ -25,11 +25,12 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 from blocks import PostDicomCredentials
 from postdicom import PostDicomClient
 from postdicom.errors import NotFoundError
-from postdicom.models import PatientOrderProperties, PatientOrderSummary
+from postdicom.models import PatientOrderListAnswer, PatientOrderProperties, PatientOrderSummary
 from tasks import get_patient_order_list
 from tasks.policies import transient_retry_options
 
 from .export_schema import SERIES, STUDIES, TABLES, order_row, series_rows, study_rows, tag_rows
+from .orders import let_go
 
 
 class OrderRef(NamedTuple):
@@ -111,25 +112,21 @@ def list_day_orders(
 ) -> list[OrderRef]:
     """GetPatientOrderList for one study date (a ``get_patient_order_list`` run), reduced to :class:`OrderRef`.
 
-    The answer is emptied once reduced. Prefect can keep a finished task
-    run's context, and with it the run's return value, for the life of the
-    process: its concurrency-slot service (started by the first task run with
-    tags) runs in a copy of the context it was started from. Measured: the
-    whole parsed order list (about 4.5 KB an order) stayed in memory through
-    the day's export, on top of the chunks' memory.
+    The run's state lets go of the answer once it is read (:func:`flows.orders.let_go`):
+    otherwise Prefect may keep the whole parsed day (about 4.5 KB an order)
+    through the day's export.
     """
-    answer = DAY_ORDER_LIST(
-        credentials,
-        institution_uuid_list=institution_uuid_list,
-        modality_list=modality_list,
-        study_date_from=day,
-        study_date_to=day,
+    answer: PatientOrderListAnswer = let_go(
+        DAY_ORDER_LIST(
+            credentials,
+            institution_uuid_list=institution_uuid_list,
+            modality_list=modality_list,
+            study_date_from=day,
+            study_date_to=day,
+            return_state=True,
+        )
     )
-    refs = [order_ref(entry) for entry in answer.patient_order_list]
-    answer.patient_order_list.clear()
-    if isinstance(answer.received, (dict, list)):
-        answer.received.clear()
-    return refs
+    return [order_ref(entry) for entry in answer.patient_order_list]
 
 
 # --------------------------------------------------------------------------

@@ -14,10 +14,11 @@ from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from blocks import PostDicomCredentials
 from postdicom.answer_fields import canonical_uuid
-from postdicom.models import PatientOrderSummary
+from postdicom.models import PatientOrderListAnswer, PatientOrderSummary
 from tasks import get_patient_order_list
 
 P = ParamSpec("P")
@@ -29,24 +30,35 @@ def fresh(task_: Task[P, R]) -> Task[P, R]:
     return task_.with_options(cache_policy=NO_CACHE, persist_result=False)
 
 
+def let_go(state: State[Any]) -> Any:
+    """The result of a finished, unstored task run's ``state``; the state no longer holds it.
+
+    Prefect keeps the context of the first task run of a tag set alive with the
+    service that takes its tag-limit slots (``ConcurrencySlotAcquisitionWithLeaseService``,
+    started from inside that run), and with it that run's state, for the life
+    of the process. An order list read that way (about 3 KB per order with the
+    JSON it was read from) stayed in memory to the end: through a whole
+    reassignment, through a day's export (``benchmarks/RESULTS.md``,
+    *Reassignment memory* and *Export flow, second pass*). Only for task runs
+    whose result is neither persisted nor cached: nothing reads it there again.
+    Raises what the task raised when the run failed.
+    """
+    result = state.result()
+    state.data = None
+    return result
+
+
 def current_orders(credentials: PostDicomCredentials, **filters: Any) -> list[PatientOrderSummary]:
     """The account's orders matching GetPatientOrderList's ``filters`` (no institutions: all of them).
 
     Empty filters are left out, so ``patient_id=None`` means "any patient".
-
-    The task run's final state lets go of the answer once it is read: Prefect
-    keeps the context of the first task run of a tag set alive with the service
-    that takes its tag-limit slots (``ConcurrencySlotAcquisitionWithLeaseService``,
-    started from inside that run), and with it that run's state, so the whole
-    order list (about 3 KB per order with the JSON it was read from) stayed in
-    memory until the process ended (``benchmarks/RESULTS.md``, *Reassignment
-    memory*). The result is not persisted or cached, so nothing reads it there.
+    The task run's state lets go of the answer (:func:`let_go`).
     """
     given = {name: value for name, value in filters.items() if value not in (None, [], "")}
     institutions = list(given.pop("institution_uuid_list", None) or [])
-    state = fresh(get_patient_order_list)(credentials, institution_uuid_list=institutions, return_state=True, **given)
-    answer = state.result()
-    state.data = None
+    answer: PatientOrderListAnswer = let_go(
+        fresh(get_patient_order_list)(credentials, institution_uuid_list=institutions, return_state=True, **given)
+    )
     return list(answer.patient_order_list)
 
 

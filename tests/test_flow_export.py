@@ -14,6 +14,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 from prefect import get_client
+from prefect.states import Completed
 
 from flows import export as export_module
 from flows import export_chunks
@@ -21,7 +22,7 @@ from flows.export import nightly_order_export, plan_chunks, resolve_window
 from flows.export_chunks import CHUNKS_PER_SLOT
 from flows.export_schema import TABLES, hive_partitioning
 from postdicom import PostDicomClient
-from postdicom.models import PatientOrderListAnswer
+from postdicom.models import PatientOrderListAnswer, PatientOrderSummary
 from postdicom.synthetic import StudySpec, write_study
 from tests.test_flow_upload_and_share import documented_task_names
 
@@ -300,6 +301,24 @@ def test_cached_results_and_artifacts_hold_no_secret(prefect_harness, account, t
     assert account.password not in summary.model_dump_json()
 
 
+def test_the_day_order_list_is_not_kept_in_memory_after_the_run(prefect_harness, account, tmp_path):
+    """Prefect keeps the first read task run's context (and its state) alive with its tag-slot service.
+
+    The service is started afresh here, so this run's first order list is the one it keeps; none of the
+    day's orders may still be in memory after the run (RESULTS.md "Export flow, second pass").
+    """
+    import gc
+
+    from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
+
+    ConcurrencySlotAcquisitionWithLeaseService.drain_all(timeout=30)
+    state, summary = run(account, tmp_path / "export", **WINDOW)
+    assert state.is_completed(), state.message
+    assert summary.orders == 4
+    gc.collect()
+    assert [obj for obj in gc.get_objects() if isinstance(obj, PatientOrderSummary)] == []
+
+
 def test_chunks_are_stable_when_an_order_arrives_late():
     orders = [{"PatientOrderUuid": str(uuid.UUID(int=n * 7919)), "InstitutionUuid": "i"} for n in range(1, 5001)]
     before = plan_chunks(orders, orders_per_chunk=50, concurrency=8)
@@ -325,17 +344,18 @@ def test_a_small_day_gets_several_chunks_per_slot_largest_first():
     assert plan_chunks(list(reversed(orders)), 50, 8) == chunks, "the same orders make the same chunks"
 
 
-def test_the_day_order_list_is_emptied_once_reduced(monkeypatch):
-    """Prefect may keep a finished task run's return value for the process's life: the list must not stay in it."""
+def test_the_day_order_list_is_let_go_once_reduced(monkeypatch):
+    """Prefect may keep a finished task run's state for the process's life: it must not hold the day's list."""
     entries = [{"PatientOrderUuid": str(uuid.UUID(int=n)), "InstitutionUuid": "I", "Modality": "CT"} for n in range(1, 4)]
-    answers = []
+    states = []
 
-    def fake_order_list(credentials, **parameters):
-        answers.append(PatientOrderListAnswer.model_validate({"PatientOrderList": entries}))
-        return answers[-1]
+    def fake_order_list(credentials, *, return_state, **parameters):
+        assert return_state, "the export must run the task for its state, to let go of the answer"
+        states.append(Completed(data=PatientOrderListAnswer.model_validate({"PatientOrderList": entries})))
+        return states[-1]
 
     monkeypatch.setattr(export_chunks, "DAY_ORDER_LIST", fake_order_list)
     refs = export_chunks.list_day_orders(None, [""], None, DAY1)
     assert [ref.patient_order_uuid for ref in refs] == [entry["PatientOrderUuid"] for entry in entries]
     assert refs == [export_chunks.order_ref(entry) for entry in entries], "the digest is the entry's, as received"
-    assert answers[0].patient_order_list == [] and not answers[0].received
+    assert states[0].data is None
