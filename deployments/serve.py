@@ -87,7 +87,7 @@ def build_deployments(
     """The three flows' deployments (the export on a cron in ``timezone``, the other two ad hoc) and ``check-account``.
 
     ``credentials`` (a saved ``PostDicomCredentials``, optional) becomes the
-    default ``credentials`` parameter of all three, as a reference by block id,
+    default ``credentials`` parameter of all four, as a reference by block id,
     so the scheduled export can run unattended and the UI's run forms show the
     block pre-selected; without it the form asks for a block. ``destination`` is the export's default destination.
     The export's ``time_zone`` parameter is set to the schedule's zone, so
@@ -137,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="postdicom-flows serve",
         description=(
             "Serve the deployments from this process: the nightly export on a cron, "
-            "upload-and-share and reassignment ad hoc from the Prefect UI. Runs until interrupted."
+            "upload-and-share, reassignment and check-account ad hoc from the Prefect UI. Runs until interrupted."
         ),
     )
     parser.add_argument("--timezone", default=DEFAULT_TIMEZONE, help="IANA time zone of the cron (default %(default)s)")
