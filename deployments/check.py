@@ -67,10 +67,13 @@ def _credentials(args: argparse.Namespace, p: argparse.ArgumentParser) -> PostDi
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    if args.days < 1 or args.page_size < 1:
-        p.error("--days and --page-size must be at least 1")
+    from flows.check import MAX_DAYS, MAX_PAGE_SIZE, check_account
+
+    if not 1 <= args.days <= MAX_DAYS:
+        p.error(f"--days must be between 1 and {MAX_DAYS}, not {args.days}")
+    if not 1 <= args.page_size <= MAX_PAGE_SIZE:
+        p.error(f"--page-size must be between 1 and {MAX_PAGE_SIZE}, not {args.page_size}")
     credentials = _credentials(args, p)
-    from flows.check import check_account
 
     report = check_account(
         credentials,

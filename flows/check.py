@@ -476,14 +476,24 @@ def _run_name() -> str:
     return f"check {_server(str(web_address))}"
 
 
+MAX_DAYS = 366
+"""Most past days ``check_account`` lists orders of: the answer is one unpaged list, so the window bounds its size."""
+MAX_PAGE_SIZE = 1000
+"""Largest QIDO page ``check_account`` asks for (it reads two of them)."""
+
+
 @flow(name="check-account", flow_run_name=_run_name, log_prints=False)
 def check_account(
     credentials: Annotated[PostDicomCredentials, ACCOUNT],
     write_test: Annotated[
         bool, form("Write test", "Also create, assign, share and delete a synthetic order; off: the tour only reads.")
     ] = False,
-    days: Annotated[int, form("Days of orders", "GetPatientOrderList looks at orders of this many past days.")] = 30,
-    page_size: Annotated[int, form("QIDO page size", "Two pages of this size are compared to check paging.")] = 5,
+    days: Annotated[
+        int, form("Days of orders", "GetPatientOrderList looks at orders of this many past days.", ge=1, le=MAX_DAYS)
+    ] = 30,
+    page_size: Annotated[
+        int, form("QIDO page size", "Two pages of this size are compared to check paging.", ge=1, le=MAX_PAGE_SIZE)
+    ] = 5,
     institution_uuid: Annotated[
         OptionalText, form("Institution UUID", "For the write test, when recent orders name none.", blank=True)
     ] = None,
@@ -504,9 +514,9 @@ def check_account(
         Also create, assign, share and delete a synthetic order (and a folder,
         which the API cannot delete). Off by default: the tour only reads.
     days:
-        GetPatientOrderList looks at orders of this many past days.
+        GetPatientOrderList looks at orders of this many past days (1 to :data:`MAX_DAYS`).
     page_size:
-        QIDO page size (two pages are compared to check paging).
+        QIDO page size, 1 to :data:`MAX_PAGE_SIZE` (two pages are compared to check paging).
     institution_uuid, assigned_user_uuid, assigned_user_group_uuid:
         For the write test, when the account's recent orders do not name them.
 

@@ -218,6 +218,36 @@ def test_check_usage_errors_exit_2(capsys):
         cli_main(["check", "--credentials", "a", "--web-address", "http://x"])
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--days", "0"], "--days must be between 1 and 366, not 0"),
+        (["--days", "367"], "--days must be between 1 and 366, not 367"),
+        (["--page-size", "0"], "--page-size must be between 1 and 1000, not 0"),
+        (["--page-size", "1001"], "--page-size must be between 1 and 1000, not 1001"),
+    ],
+)
+def test_check_refuses_days_and_page_sizes_out_of_bounds_before_any_request(arguments, message, capsys):
+    with pytest.raises(SystemExit) as raised:
+        cli_main(["check", "--web-address", "http://127.0.0.1:9", "--username", "u", *arguments])
+    assert raised.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("parameters", "name"), [({"days": 0}, "days"), ({"days": 367}, "days"),
+                                                  ({"page_size": 0}, "page_size"), ({"page_size": 1001}, "page_size")])
+def test_check_account_run_with_a_bound_broken_fails_naming_the_parameter(parameters, name, prefect_harness):
+    """The flow checks its bounds itself (a run from the UI or the API never reaches the account)."""
+    from prefect.exceptions import ParameterTypeError
+
+    from blocks import PostDicomCredentials
+
+    credentials = PostDicomCredentials(username="u", password="p", web_address="http://127.0.0.1:9")
+    with pytest.raises(ParameterTypeError) as raised:
+        check_account(credentials, **parameters)
+    assert name in str(raised.value)
+
+
 class FakeState:
     """What ``_Tour.run`` reads of a task's final state."""
 
