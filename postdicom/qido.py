@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from . import json_text
+from .answers import masked_excerpt
 from .dicom_json import DICOM_JSON
 from .errors import ProtocolError, ValidationError
 from .query import FilterValue, build_query
@@ -190,7 +191,11 @@ def _matches(response: httpx.Response) -> list[Match]:
         return []
 
     def unreadable(what: str) -> ProtocolError:
-        return ProtocolError(what, status=response.status_code, method="GET", url=str(response.request.url))
+        # The first bytes with every value masked (matches hold names and identifiers): enough to see the shape.
+        return ProtocolError(
+            f"{what}; it begins: {masked_excerpt(response.content)}",
+            status=response.status_code, method="GET", url=str(response.request.url),
+        )
 
     try:
         document = json_text.loads(response.content)

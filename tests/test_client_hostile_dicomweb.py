@@ -237,6 +237,25 @@ def test_a_qido_array_of_anything_but_objects_is_refused():
         client.search_for_studies()
 
 
+@pytest.mark.parametrize(
+    ("body", "why", "shape"),
+    [
+        (b'{"Matches": [{"PatientName": "Mu\xc3\xb1oz^Jos\xc3\xa9", "PatientID": "MRN-4711"}]}', "not a JSON array",
+         '{"Matches": [{"PatientName": "\u2026", "PatientID": "\u2026"}]}'),
+        (b"<html>Patient MRN-4711 Mu\xc3\xb1oz 1234567 https://pacs.example/s/x</html>", "not JSON",
+         "<html>Patient MRN-<digits> Mu\u00f1oz <digits> <url>"),
+    ],
+)
+def test_a_qido_answer_that_cannot_be_read_shows_its_first_bytes_with_values_masked(body, why, shape):
+    """Enough of the answer to see its shape; names and identifiers masked, never quoted."""
+    client, _ = make_client(lambda request: _json(body))
+    with pytest.raises(ProtocolError) as raised:
+        client.search_for_studies()
+    message = str(raised.value)
+    assert why in message and shape in message, message
+    assert "MRN-4711" not in message and "Jos" not in message
+
+
 BAD_GZIP = {"Content-Encoding": "gzip"}
 
 
