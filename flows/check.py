@@ -23,7 +23,7 @@ import re
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field
 
 from blocks import PostDicomCredentials
 from postdicom.errors import AuthenticationError, NotFoundError
-from postdicom.models import Answer
+from postdicom.models import Answer, PatientOrderSummary
 from tasks import (
     add_order_to_folder,
     assign_order_to_user,
@@ -379,6 +379,7 @@ def _custom_tour(
 def _write_tour(tour: _Tour, credentials: PostDicomCredentials, known: Mapping[str, str | None],
                 run_id: str) -> None:
     """Create, file, assign, share and delete one synthetic order; note what cannot be deleted."""
+    _remove_leftovers(tour, credentials)
     institution = known["institution"]
     if not institution:
         tour.skip("write test", "CreateFolder ... DeletePatientOrder",
@@ -389,7 +390,7 @@ def _write_tour(tour: _Tour, credentials: PostDicomCredentials, known: Mapping[s
     folder = tour.run("create a folder", "CreateFolder", create_folder, credentials, folder_name,
                       folder_description="Made by postdicom-flows check --write-test; safe to delete")
     order = tour.run("create an order", "CreatePatientOrder", create_patient_order, credentials, institution,
-                     "CHECK^POSTDICOM-FLOWS", f"PDF-CHECK-{run_id}", dt.date(1900, 1, 1), "OT",
+                     TEST_PATIENT_NAME, f"{TEST_PATIENT_ID_PREFIX}{run_id}", TEST_BIRTH_DATE, "OT",
                      accession_number=f"PDFCHK{run_id}",
                      study_description="postdicom-flows check: test order, deleted at the end")
     if folder is not None and folder.folder_uuid:
@@ -433,6 +434,37 @@ def _write_tour(tour: _Tour, credentials: PostDicomCredentials, known: Mapping[s
     if shares:
         tour.report.left_behind.append(
             f"{shares} share link(s) expiring {tomorrow.isoformat()} (they show nothing: the order is deleted)")
+
+
+TEST_PATIENT_NAME = "CHECK^POSTDICOM-FLOWS"
+TEST_PATIENT_ID_PREFIX = "PDF-CHECK-"
+TEST_BIRTH_DATE = dt.date(1900, 1, 1)
+"""What marks the write test's synthetic order: all three together, which no real order has."""
+
+
+def _remove_leftovers(tour: _Tour, credentials: PostDicomCredentials) -> None:
+    """Delete the synthetic orders of earlier write tests that were interrupted before their own delete.
+
+    Found by all three marks (:data:`TEST_PATIENT_NAME`, :data:`TEST_BIRTH_DATE`,
+    a patient ID starting with :data:`TEST_PATIENT_ID_PREFIX`), so an order of
+    a real patient is never touched. The step shows only how many.
+    """
+    listing = tour.run("leftover test orders", "GetPatientOrderList (the write test's synthetic patient)",
+                       fresh(get_patient_order_list), credentials, [], patient_name=TEST_PATIENT_NAME,
+                       patient_birthdate_from=TEST_BIRTH_DATE, patient_birthdate_to=TEST_BIRTH_DATE,
+                       describe=lambda v: f"{len(_leftovers(v.patient_order_list))} from an interrupted write test")
+    for order in _leftovers(listing.patient_order_list) if listing is not None else []:
+        tour.run("delete a leftover test order", "DeletePatientOrder", delete_patient_order, credentials,
+                 order.institution_uuid, order.patient_order_uuid,
+                 describe=lambda v: _written(v, f"deleted: {v.deleted}"))
+
+
+def _leftovers(orders: Sequence[PatientOrderSummary]) -> list[PatientOrderSummary]:
+    return [
+        o for o in orders
+        if o.patient_name == TEST_PATIENT_NAME and o.patient_birthdate == TEST_BIRTH_DATE
+        and str(o.patient_id or "").startswith(TEST_PATIENT_ID_PREFIX) and o.patient_order_uuid and o.institution_uuid
+    ]
 
 
 def _written(answer: Answer, detail: str) -> str:

@@ -8,6 +8,7 @@ page. The JSON report must hold no patient data and no identifiers.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import uuid
@@ -16,6 +17,7 @@ import pytest
 
 from deployments.cli import main as cli_main
 from flows.check import CheckReport, check_account, outline, redact
+from postdicom.errors import NotFoundError
 from postdicom.synthetic import StudySpec, write_study
 from tests.fixtures.alt_shapes import BROKEN_PAGE
 
@@ -181,13 +183,15 @@ def test_check_on_an_empty_account_skips_what_it_cannot_reach_and_says_why(fresh
     report = check_account(server.credentials(), write_test=True)
     steps = steps_by_name(report)
     assert [s.name for s in report.steps if s.result == "ok"] == [
-        "authenticate", "QIDO studies, page 1", "orders of the last 30 days", "folders"], report.table()
+        "authenticate", "QIDO studies, page 1", "orders of the last 30 days", "folders", "leftover test orders",
+    ], report.table()
+    assert steps["leftover test orders"].detail == "0 from an interrupted write test"
     assert (steps["QIDO series"].call, steps["WADO one instance"].call) == (
         "QidoSearch (series of one study)", "RetrieveImagesUsingWadoRs")
     assert steps["WADO one instance"].detail == "no study on the account"
     assert steps["one order's properties"].detail == "no order in the window"
     assert steps["write test"].detail == "no institution known: give institution_uuid (--institution)"
-    assert report.ok and "4 ok, 0 failed, 7 skipped" in report.summary()
+    assert report.ok and "5 ok, 0 failed, 7 skipped" in report.summary()
 
     # the same account with two studies of two series of two instances: QIDO pages at each level
     upload_two_studies(server, tmp_path, "paging")
@@ -216,6 +220,38 @@ def test_check_usage_errors_exit_2(capsys):
     assert "give --credentials NAME, or --web-address and --username" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_main(["check", "--credentials", "a", "--web-address", "http://x"])
+
+
+def test_the_write_test_removes_the_orders_an_interrupted_one_left_and_only_those(sandbox_server, prefect_harness):
+    """A write test stopped before its delete leaves its synthetic order: the next one deletes it.
+
+    An order with the same patient name but another birth date or patient ID is someone's: untouched.
+    """
+    from flows.check import TEST_BIRTH_DATE, TEST_PATIENT_ID_PREFIX, TEST_PATIENT_NAME
+
+    institution = sandbox_server.extra["seed"]["Accounts"][0]["Institutions"][0]["InstitutionUuid"]
+    tag = uuid.uuid4().hex[:8]
+    with sandbox_server.client() as client:
+        leftover = client.create_patient_order(institution, TEST_PATIENT_NAME, f"{TEST_PATIENT_ID_PREFIX}{tag}",
+                                               TEST_BIRTH_DATE, "OT").patient_order_uuid
+        kept = [
+            client.create_patient_order(institution, TEST_PATIENT_NAME, f"REAL-{tag}", TEST_BIRTH_DATE, "OT"),
+            client.create_patient_order(institution, TEST_PATIENT_NAME, f"{TEST_PATIENT_ID_PREFIX}{tag}x",
+                                        dt.date(1950, 3, 4), "OT"),
+        ]
+    report = check_account(sandbox_server.credentials(), write_test=True, institution_uuid=institution)
+    steps = steps_by_name(report)
+    assert steps["leftover test orders"].detail == "1 from an interrupted write test", report.table()
+    assert (steps["delete a leftover test order"].result, steps["delete a leftover test order"].detail) == (
+        "ok", "deleted: True")
+    assert_no_patient_data(report.model_dump_json())
+    with sandbox_server.client() as client:
+        with pytest.raises(NotFoundError):
+            client.get_patient_order_properties(institution, leftover)
+        for order in kept:
+            assert client.get_patient_order_properties(institution, order.patient_order_uuid).patient_order_uuid
+        for order in kept:
+            client.delete_patient_order(institution, order.patient_order_uuid)
 
 
 @pytest.mark.parametrize(
