@@ -284,6 +284,78 @@ def run_worker(module: str, spec: dict, *, env: dict | None = None, timeout: flo
     return json.loads(lines[-1])
 
 
+class RequestCounter:
+    """Counts the HTTP requests this process sends while it is active, by what they ask for.
+
+    It wraps httpx's sync and async transports (the client's and Prefect's
+    API client both go through them), so a benchmark can say how many
+    requests each file or order cost, which load does not change.
+    Requests under ``web_address`` (the DICOMweb server) are counted by
+    :meth:`kind`; every other request is ``prefect`` (the flows' only other
+    peer is the Prefect API). Prefect's event websocket is not an httpx
+    request and is not counted.
+    """
+
+    def __init__(self, web_address: str, stow_path: str) -> None:
+        self.web_address = web_address.rstrip("/")
+        self.stow_path = stow_path.rstrip("/")
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._saved: list[tuple[type, str, Callable]] = []
+
+    def kind(self, method: str, url: str) -> str:
+        """``stow``, ``qido``, ``wado``, a custom endpoint's name (``getpatientorderlist``) or ``prefect``."""
+        if not url.startswith(self.web_address + "/") and url != self.web_address:
+            return "prefect"
+        path = url[len(self.web_address):].split("?", 1)[0].rstrip("/")
+        if method == "POST" and path == self.stow_path:
+            return "stow"
+        segments = [segment for segment in path.split("/") if segment]
+        if segments and segments[0] == "studies":
+            return "qido" if segments[-1] in ("studies", "series", "instances") else "wado"
+        return segments[0].lower() if segments else "other"
+
+    def count(self, method: str, url: str) -> None:
+        kind = self.kind(method, url)
+        with self._lock:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+
+    def figures(self) -> dict:
+        """``server_requests`` (total to the DICOMweb server), ``requests_by_kind`` and ``prefect_requests``."""
+        with self._lock:
+            by_kind = {kind: n for kind, n in sorted(self.counts.items()) if kind != "prefect"}
+            return {"server_requests": sum(by_kind.values()), "requests_by_kind": by_kind,
+                    "prefect_requests": self.counts.get("prefect", 0)}
+
+    def __enter__(self) -> RequestCounter:
+        counter = self
+        sync_send = httpx.HTTPTransport.handle_request
+        async_send = httpx.AsyncHTTPTransport.handle_async_request
+
+        def handle_request(transport: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+            counter.count(request.method, str(request.url))
+            return sync_send(transport, request)
+
+        async def handle_async_request(transport: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
+            counter.count(request.method, str(request.url))
+            return await async_send(transport, request)
+
+        self._saved = [(httpx.HTTPTransport, "handle_request", sync_send),
+                       (httpx.AsyncHTTPTransport, "handle_async_request", async_send)]
+        httpx.HTTPTransport.handle_request = handle_request  # type: ignore[method-assign]
+        httpx.AsyncHTTPTransport.handle_async_request = handle_async_request  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, name, original in self._saved:
+            setattr(owner, name, original)
+        self._saved = []
+
+
 def interleaved(repeats: int, labels: Sequence[str], measure: Callable[[str], dict], key: str = "seconds",
                 progress: Callable[[str, dict], None] | None = None) -> dict[str, dict]:
     """Measure every label ``repeats`` times, round-robin; per label, its fastest run's figures.

@@ -106,7 +106,11 @@ class PrefectUp:
 
         warm_up()
         pid = spec.get("prefect_pid")
-        self.processes = [psutil.Process(pid)] if pid else psutil.Process().children(recursive=True)
+        if pid:
+            server = psutil.Process(pid)
+            self.processes = [server, *server.children(recursive=True)]
+        else:
+            self.processes = psutil.Process().children(recursive=True)
         self.start = self._total()
 
     def _total(self) -> float:
@@ -128,10 +132,52 @@ def _upload_flow(spec: dict, ready: Callable[[], None]) -> dict:
 
     credentials = _credentials(spec)
     prefect = PrefectUp(spec)
+    upload_done = _upload_part_clock()
     ready()
-    summary = bulk_upload_and_share(credentials, spec["data"], expire_date=dt.date.today() + dt.timedelta(days=2))
+    started = time.perf_counter()
+    try:
+        summary = bulk_upload_and_share(credentials, spec["data"], expire_date=dt.date.today() + dt.timedelta(days=2))
+        ended = "Completed"
+    except Exception as error:
+        summary, ended = _failed_after_upload(spec, error)
     return {"stored": summary.counts["stored"], "files": summary.total_files, "orders": len(summary.patient_order_uuids),
-            "prefect_cpu_s": prefect.cpu_seconds()}
+            "prefect_cpu_s": prefect.cpu_seconds(), "ended": ended,
+            "upload_part_s": round(upload_done[0] - started, 3) if upload_done else None}
+
+
+def _upload_part_clock() -> list[float]:
+    """Where the flow's upload part ends: a list that gets the time ``summarise_upload`` is called.
+
+    The flow calls it once, right after the last upload task run; the time
+    from the flow call to it is the flow's upload part (flow-run start,
+    listing the files, the batch task runs, the progress artifact), what
+    ``upload_folder`` does on the client's side.
+    """
+    import flows.upload_and_share as module
+
+    marks: list[float] = []
+    summarise = module.summarise_upload
+
+    def timed(*args, **kwargs):
+        marks.append(time.perf_counter())
+        return summarise(*args, **kwargs)
+
+    module.summarise_upload = timed
+    return marks
+
+
+def _failed_after_upload(spec: dict, error: Exception):
+    """On a standard DICOMweb server (Orthanc) the flow ends Failed after the upload: its summary and why.
+
+    The order lookups that follow the upload are PostDICOM calls a PS3.18
+    server does not have (a 404): the benchmark keeps the upload's figures
+    and says how the run ended; on the sandbox any failure is an error.
+    """
+    from flows.reporting import FlowRunFailed
+
+    if spec["server"]["dialect"] != "standard" or not isinstance(error, FlowRunFailed):
+        raise error
+    return error.report, "Failed after the upload: " + "; ".join(error.report.problems).split(" | server says")[0]
 
 
 def _export_client(spec: dict, ready: Callable[[], None]) -> dict:
@@ -205,14 +251,31 @@ def _reassign_flow(spec: dict, ready: Callable[[], None]) -> dict:
             "prefect_cpu_s": prefect.cpu_seconds()}
 
 
-WORKERS = {
+def counted(method: Callable[[dict, Callable[[], None]], dict]) -> Callable[[dict, Callable[[], None]], dict]:
+    """``method`` with the HTTP requests it sends after ``ready()`` counted (:class:`_common.RequestCounter`)."""
+
+    def run(spec: dict, ready: Callable[[], None]) -> dict:
+        server = Server(**spec["server"])
+        with _common.RequestCounter(server.web_address, server.stow_path) as counter:
+
+            def counted_ready() -> None:
+                counter.reset()
+                ready()
+
+            figures = method(spec, counted_ready)
+            return {**figures, **counter.figures()}
+
+    return run
+
+
+WORKERS = {name: counted(method) for name, method in {
     "upload-client": _upload_client,
     "upload-flow": _upload_flow,
     "export-client": _export_client,
     "export-flow": _export_flow,
     "reassign-client": _reassign_client,
     "reassign-flow": _reassign_flow,
-}
+}.items()}
 
 
 # ---------------------------------------------------------------- the parent
@@ -229,6 +292,9 @@ class Bench:
                     "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(work / "prefect-results"),
                     **({} if args.recorder_default else RECORDER_SETTINGS)}
         self.prefect_pid = None
+        self.api = "prefect server (SQLite)" if prefect else "ephemeral"
+        self.server = "sandbox"
+        """The DICOMweb server the upload part stores into (``--servers``; the other parts need the sandbox)."""
         if prefect:
             self.env["PREFECT_API_URL"], self.prefect_pid = prefect
         self.comparisons: list[dict] = []
@@ -243,21 +309,31 @@ class Bench:
         print(f"    {method:16} {figures['seconds']:7.2f} s  CPU: own {figures['client_cpu_s']:5.2f} s, "
               f"Prefect API {figures.get('prefect_cpu_s') or 0:5.2f} s, server {figures['server_cpu_s'] or 0:5.2f} s; "
               f"peak RSS {figures['peak_rss_mb']:6.1f} MB  load {figures['load']}", flush=True)
+        upload_part = f"upload part {figures['upload_part_s']:.2f} s, " if figures.get("upload_part_s") else ""
+        print(f"    {'':16} {upload_part}requests: server {figures['server_requests']} "
+              f"{figures['requests_by_kind']}, Prefect API {figures['prefect_requests']}"
+              + (f"; {figures['ended']}" if figures.get("ended", "Completed") != "Completed" else ""), flush=True)
         return figures
 
     def compare(self, part: str, size: str, unit: str, count: int, measure: Callable[[str], dict]) -> None:
         """Client and flow, interleaved ``--repeat`` times; one row with the best of each and their ratio."""
         labels = [f"{part}-client", f"{part}-flow"]
-        best = _common.interleaved(self.args.repeat, labels, measure)
+        every: list[dict] = []
+        best = _common.interleaved(self.args.repeat, labels, lambda label: every.append(measure(label)) or every[-1])
         client, flow = best[labels[0]], best[labels[1]]
         pairs = [round(c / f, 2) for c, f in zip(client["runs"], flow["runs"], strict=True)]
-        row = {"part": part, "size": size, "client_s": client["seconds"], "flow_s": flow["seconds"],
+        row = {"part": part, "server": self.server if part == "upload" else "sandbox", "api": self.api,
+               "size": size, "client_s": client["seconds"], "flow_s": flow["seconds"],
                "client_rate": round(count / client["seconds"]), "flow_rate": round(count / flow["seconds"]),
                "unit": unit, "ratio": round(client["seconds"] / flow["seconds"], 2), "pair_ratios": pairs,
                "client_runs": client["runs"], "flow_runs": flow["runs"], "flow_peak_rss_mb": flow["peak_rss_mb"],
                "client_cpu_s": client["all_cpu_s"], "flow_cpu_s": flow["all_cpu_s"],
                "cpu_ratio": round(client["all_cpu_s"] / flow["all_cpu_s"], 2),
-               "load": flow["load"]}
+               "load": flow["load"], "loads": [figures["load"] for figures in every],
+               "flow_upload_part_s": flow.get("upload_part_s"), "flow_ended": flow.get("ended"),
+               "client_requests": client["server_requests"], "flow_requests": flow["server_requests"],
+               "client_requests_by_kind": client["requests_by_kind"],
+               "flow_requests_by_kind": flow["requests_by_kind"], "flow_prefect_requests": flow["prefect_requests"]}
         self.comparisons.append(row)
         print(f"  => {part} {size}: client {row['client_s']} s, flow {row['flow_s']} s, ratio {row['ratio']} "
               f"(per pair {pairs})", flush=True)
@@ -289,11 +365,11 @@ def upload_part(bench: Bench) -> None:
         data = bench.work / f"upload-{count}x{size_kb}"
         _common.generate_studies(data, count, size_kb * 1024, f"f{count}x{size_kb}")
         payload = sum(p.stat().st_size for p in _common.dicom_files(data))
-        print(f"\nupload {count} × {size_kb} KB ({payload / MB:.0f} MB), fresh sandbox per run; load {load()}",
+        print(f"\nupload {count} × {size_kb} KB ({payload / MB:.0f} MB), fresh {bench.server} per run; load {load()}",
               flush=True)
 
         def measure(label: str) -> dict:
-            with _common.sandbox() as server:
+            with _common.SERVERS[bench.server]() as server:
                 figures = bench.worker(f"upload-{label.split('-')[1]}", {"server": server.as_dict(), "data": str(data)})
             if figures["stored"] != count:
                 raise RuntimeError(f"{label}: stored {figures['stored']} of {count}")
@@ -443,6 +519,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the flows the growth part measures (e.g. reassign: only its 1k and 5k rows)")
     parser.add_argument("--latencies", default="0,50",
                         help="round trips in ms for export and reassignment (50: through the delaying proxy)")
+    parser.add_argument("--servers", default="sandbox",
+                        help="DICOMweb servers of the upload part: sandbox, orthanc or both (sandbox,orthanc); "
+                             "the other parts use PostDICOM calls and run on the sandbox only")
     parser.add_argument("--prefect-server", action="store_true",
                         help="run the flows against a separate `prefect server start` instead of the ephemeral API")
     parser.add_argument("--recorder-default", action="store_true",
@@ -456,6 +535,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown_flows = set(args.growth_flows) - {"upload", "export", "reassign"}
     if unknown_flows:
         parser.error(f"unknown growth flows: {', '.join(sorted(unknown_flows))}")
+    args.servers = [name.strip() for name in args.servers.split(",") if name.strip()]
+    unknown_servers = set(args.servers) - set(_common.SERVERS)
+    if unknown_servers or not args.servers:
+        parser.error(f"--servers takes {', '.join(_common.SERVERS)}, not {args.servers}")
     parts = [part.strip() for part in args.parts.split(",") if part.strip()]
     unknown = set(parts) - set(PARTS)
     if unknown:
@@ -468,18 +551,28 @@ def main(argv: list[str] | None = None) -> int:
             bench = Bench(args, work, api)
             print(f"flows vs client; Prefect API: {api[0] if api else 'ephemeral'}; load {load()}", flush=True)
             for part in parts:
-                PARTS[part](bench)
+                for server in args.servers if part == "upload" else ["sandbox"]:
+                    bench.server = server
+                    PARTS[part](bench)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     if bench.comparisons:
         print()
-        _common.print_table(bench.comparisons, [("part", "flow"), ("size", "size"), ("client_s", "client s"),
+        _common.print_table(bench.comparisons, [("part", "flow"), ("server", "server"), ("api", "Prefect API"),
+                                                ("size", "size"), ("client_s", "client s"),
                                                 ("flow_s", "flow s"), ("client_rate", "client /s"),
                                                 ("flow_rate", "flow /s"), ("unit", "unit"),
                                                 ("ratio", "flow/client"), ("client_cpu_s", "client CPU s"),
                                                 ("flow_cpu_s", "flow CPU s"), ("cpu_ratio", "CPU ratio"),
                                                 ("load", "load (1, 5, 15 min)")])
+        print()
+        _common.print_table(bench.comparisons, [("part", "flow"), ("server", "server"), ("size", "size"),
+                                                ("flow_upload_part_s", "flow upload part s"),
+                                                ("client_requests", "client requests"),
+                                                ("flow_requests", "flow requests"),
+                                                ("flow_prefect_requests", "flow Prefect API requests"),
+                                                ("flow_ended", "flow run ended")])
     if bench.growth:
         print()
         _common.print_table(bench.growth, [("flow", "flow"), ("size", "size"), ("unit", "unit"), ("seconds", "s"),
