@@ -1,0 +1,116 @@
+"""The flows benchmark's own bookkeeping: request counts by kind, and how a flow run on Orthanc is accepted.
+
+The benchmarks print figures rather than assert them; what is checked here is
+what those figures rest on: each request is counted once, under the kind it
+is, for the sync (client) and async (Prefect) transports, and the patch is
+gone afterwards; a Failed flow run is taken as "failed after the upload"
+only on a standard DICOMweb server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from benchmarks._common import RequestCounter
+from benchmarks.flows_bench import _failed_after_upload
+from flows.reporting import FlowRunFailed
+
+
+class _Answer(BaseHTTPRequestHandler):
+    def _ok(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = _ok
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def local_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("stow_path", "method", "path", "kind"),
+    [
+        ("/", "POST", "/", "stow"),
+        ("/studies", "POST", "/studies", "stow"),
+        ("/studies", "GET", "/studies?0020000D=1.2", "qido"),
+        ("/", "GET", "/studies/1.2/series/1.3/instances?includefield=00080018", "qido"),
+        ("/", "GET", "/studies/1.2/series", "qido"),
+        ("/", "GET", "/studies/1.2/series/1.3/instances/1.4", "wado"),
+        ("/", "GET", "/GetPatientOrderList", "getpatientorderlist"),
+        ("/", "POST", "/sharepatientorderwithurl", "sharepatientorderwithurl"),
+    ],
+)
+def test_requests_to_the_dicomweb_server_are_counted_by_kind(stow_path: str, method: str, path: str, kind: str) -> None:
+    counter = RequestCounter("http://127.0.0.1:9/dicomweb", stow_path)
+    assert counter.kind(method, "http://127.0.0.1:9/dicomweb" + path) == kind
+
+
+def test_any_other_address_is_the_prefect_api() -> None:
+    counter = RequestCounter("http://127.0.0.1:9/dicomweb", "/")
+    assert counter.kind("POST", "http://127.0.0.1:4200/api/flow_runs/") == "prefect"
+    assert counter.kind("GET", "http://127.0.0.1:9/dicomweb-other/studies") == "prefect"
+
+
+def test_sync_and_async_requests_are_counted_once_each_and_the_transports_restored(local_server: str) -> None:
+    web_address = local_server + "/dicomweb"
+    sync_send = httpx.HTTPTransport.handle_request
+    async_send = httpx.AsyncHTTPTransport.handle_async_request
+
+    async def prefect_calls() -> None:
+        async with httpx.AsyncClient() as client:
+            await client.post(local_server + "/api/flow_runs/")
+            await client.get(local_server + "/api/health")
+
+    with RequestCounter(web_address, "/studies") as counter:
+        with httpx.Client() as client:
+            client.post(web_address + "/studies", content=b"x")
+            client.get(web_address + "/studies?0020000D=1.2")
+            client.get(web_address + "/getpatientorderlist")
+            counter.reset()
+            client.post(web_address + "/studies", content=b"x")
+            client.post(web_address + "/studies", content=b"x")
+            client.get(web_address + "/studies/1.2/series/1.3/instances")
+        asyncio.run(prefect_calls())
+        figures = counter.figures()
+    assert figures == {"server_requests": 3, "requests_by_kind": {"qido": 1, "stow": 2}, "prefect_requests": 2}
+    assert httpx.HTTPTransport.handle_request is sync_send
+    assert httpx.AsyncHTTPTransport.handle_async_request is async_send
+    with httpx.Client() as client:
+        client.get(web_address + "/studies")
+    assert counter.figures()["server_requests"] == 3
+
+
+class _Summary:
+    problems = ["stopped after the upload: NotFoundError: not found | HTTP 404 | server says: {...} | GET http://x"]
+
+
+def test_a_flow_failed_after_the_upload_is_accepted_on_a_standard_server_only() -> None:
+    error = FlowRunFailed("stopped after the upload", _Summary())
+    summary, ended = _failed_after_upload({"server": {"dialect": "standard"}}, error)
+    assert summary is error.report
+    assert ended == "Failed after the upload: stopped after the upload: NotFoundError: not found | HTTP 404"
+    with pytest.raises(FlowRunFailed):
+        _failed_after_upload({"server": {"dialect": "postdicom"}}, error)
+    with pytest.raises(RuntimeError):
+        _failed_after_upload({"server": {"dialect": "standard"}}, RuntimeError("connection refused"))
