@@ -27,6 +27,20 @@ Parts (``--parts``, all by default):
     Only the export's rows of ``growth``, at the sizes of ``--export-orders``
     (e.g. ``--export-orders 1000,5000``).
 
+Servers (``--servers``, ``--prefect-server``): the upload part runs on the
+sandbox, on Orthanc or on both (``--servers sandbox,orthanc``, a fresh server
+per run); export and reassignment use PostDICOM's own calls and run on the
+sandbox only. On Orthanc (PS3.18 only) the flow stores every file, then ends
+Failed at its first order lookup (``getpatientorderlist``, a 404 there); the
+worker accepts that on a ``standard`` server only and reports it
+(``flow run ended``). ``--prefect-server`` runs every flow against one separate
+``prefect server start`` (SQLite in its own home, :func:`prefect_server`)
+instead of the ephemeral API. Every worker counts the HTTP requests it sent by
+kind (STOW, QIDO, WADO, each custom endpoint, Prefect API:
+:class:`_common.RequestCounter`); a flow worker also gives when its upload part
+ended (``upload part s``: flow-run start, listing, batch task runs, progress
+artifact: what ``upload_folder`` does on the client's side).
+
 Every measured run is a fresh Python process (``_common.run_worker``); a flow
 worker first runs an empty flow (which starts the ephemeral API, or connects
 to ``--prefect-server``) and starts the clock after it, so the figures are the
