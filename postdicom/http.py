@@ -195,16 +195,19 @@ class HttpSession:
         with self._exchange(method, path, read=True, **options) as response:
             return response
 
-    def stream(self, method: str, path: str, **options: Unpack[RequestOptions]):
+    def stream(self, method: str, path: str, *, json_answer: bool = False, **options: Unpack[RequestOptions]):
         """Send a request and yield the answer with its body not yet read.
 
         Use as a context manager. Error statuses are raised (and retried)
         before anything is yielded; the body is then the caller's to iterate
         (``iter_bytes``/``iter_raw``) before ``limits.download_deadline``, and
         a failure while doing so is the caller's to retry (only it knows what
-        it already consumed).
+        it already consumed). ``json_answer=True``: the body is a JSON answer
+        read as it arrives (:mod:`postdicom.answer_stream`), not a download,
+        so the request's own deadline applies (``limits.request_deadline``,
+        the same as for an answer read whole).
         """
-        return self._exchange(method, path, read=False, **options)
+        return self._exchange(method, path, read=False, json_answer=json_answer, **options)
 
     @contextlib.contextmanager
     def _exchange(
@@ -213,6 +216,7 @@ class HttpSession:
         path: str,
         *,
         read: bool,
+        json_answer: bool = False,
         query: str | None = None,
         headers: Mapping[str, str] | None = None,
         body: BodyFactory | bytes | None = None,
@@ -234,7 +238,7 @@ class HttpSession:
                 except TransportError as failure:
                     # A request that certainly never left may be sent again even if it is not idempotent.
                     if idempotent or failure.never_sent:
-                        self._wait(budget, None, failure)
+                        self.wait_before_retry(budget, None, failure)
                         continue
                     raise
                 if ok:
@@ -243,7 +247,7 @@ class HttpSession:
                 # A 429, or a 503 with Retry-After, means the server did not act on the request,
                 # so even a create may be sent again; other transient errors only for idempotent requests.
                 if server_did_not_act(error) or (idempotent and is_transient(error)):
-                    self._wait(budget, error.retry_after, error)
+                    self.wait_before_retry(budget, error.retry_after, error)
                     continue
                 raise error
         if read:
@@ -252,7 +256,11 @@ class HttpSession:
             finally:
                 response.close()
             return
-        download = Deadline(started, self.limits.download_deadline, "POSTDICOM_DOWNLOAD_DEADLINE")
+        download = (
+            deadline
+            if json_answer
+            else Deadline(started, self.limits.download_deadline, "POSTDICOM_DOWNLOAD_DEADLINE")
+        )
         response.stream = DeadlineStream(sync_stream(response), download, method, url)
         try:
             with request_deadline(download.at):
@@ -311,7 +319,7 @@ class HttpSession:
                 response.close()
             raise
 
-    def _wait(self, budget: RetryBudget, retry_after: float | None, error: PostDicomError) -> None:
+    def wait_before_retry(self, budget: RetryBudget, retry_after: float | None, error: PostDicomError) -> None:
         """Sleep before the next try, or raise ``error`` when the call's retry budget is spent."""
         delay = budget.next_wait(retry_after)
         if delay is None:

@@ -10,14 +10,23 @@ certainly did not reach the server (which even a create may retry).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from email.utils import parsedate_to_datetime
 
 import httpx
 
-from .errors import HTTPStatusError, PostDicomError, ProtocolError, RedirectError, error_for_status, shown_url
+from .errors import (
+    HTTPStatusError,
+    PostDicomError,
+    ProtocolError,
+    RedirectError,
+    TransportError,
+    error_for_status,
+    shown_url,
+)
 from .http_limits import ERROR_BODY_BYTES, Deadline, read_body
 from .transport import request_deadline
 
@@ -144,3 +153,22 @@ def undecodable_error(response: httpx.Response, exc: httpx.DecodingError, method
         method=method,
         url=url,
     )
+
+
+@contextlib.contextmanager
+def reading_body(response: httpx.Response, method: str, url: str) -> Iterator[None]:
+    """Turn httpx's failures while a streamed body is read into this package's errors.
+
+    A connection lost mid-body is a :class:`~postdicom.errors.TransportError`
+    (transient: the caller decides whether it may start again, knowing what
+    it already handed on); a body its ``Content-Encoding`` does not describe
+    is :func:`undecodable_error`.
+    """
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise TransportError(
+            f"connection lost while reading the answer ({type(exc).__name__})", method=method, url=url
+        ) from None
+    except httpx.DecodingError as exc:
+        raise undecodable_error(response, exc, method, url) from None

@@ -5,7 +5,8 @@
 :class:`Deadline` is one request's; :class:`DeadlineStream` wraps an answer's
 body so that reading it stops with :class:`~postdicom.errors.DeadlineExceededError`
 once the deadline has passed, whatever the transport, and :func:`read_body`
-reads a body into memory only up to its size cap. The session
+reads a body into memory only up to its size cap (:func:`bounded_chunks`
+hands it on piece by piece under the same cap). The session
 (:mod:`postdicom.http`) puts them around every request it sends.
 """
 
@@ -120,31 +121,40 @@ def sync_stream(response: httpx.Response) -> httpx.SyncByteStream:
     return stream
 
 
-def read_body(response: httpx.Response, limit: int, method: str, url: str, *, truncate: bool = False) -> None:
-    """Read ``response``'s (decoded) body, at most ``limit`` bytes.
+def bounded_chunks(
+    response: httpx.Response, limit: int, method: str, url: str, *, truncate: bool = False
+) -> Iterator[bytes]:
+    """``response``'s (decoded) body as it arrives, at most ``limit`` bytes in all.
 
     Past the limit, raise :class:`AnswerTooLargeError` (or, with ``truncate``,
-    keep the first ``limit`` bytes and stop reading). A declared
-    ``Content-Length`` over the limit is refused before anything is read.
-    The body is stored where ``response.read()`` stores it, so ``.json()``
-    and ``.text`` work as usual.
+    end with the first ``limit`` bytes). A declared ``Content-Length`` over
+    the limit is refused before anything is read. What an answer read whole
+    (:func:`read_body`) and an answer read piece by piece
+    (:mod:`postdicom.answer_stream`) share, so both keep the same cap.
     """
     declared = response.headers.get("Content-Length", "")
     if not truncate and declared.isdigit() and int(declared) > limit:
         raise too_large(response, limit, method, url, f"it announces {int(declared)} bytes")
-    chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
         size += len(chunk)
         if size > limit:
             if not truncate:
                 raise too_large(response, limit, method, url, "more arrived")
-            chunks.append(chunk[: limit - (size - len(chunk))])
-            break
-        chunks.append(chunk)
+            yield chunk[: limit - (size - len(chunk))]
+            return
+        yield chunk
+
+
+def read_body(response: httpx.Response, limit: int, method: str, url: str, *, truncate: bool = False) -> None:
+    """Read ``response``'s (decoded) body, at most ``limit`` bytes (see :func:`bounded_chunks`).
+
+    The body is stored where ``response.read()`` stores it, so ``.json()``
+    and ``.text`` work as usual.
+    """
     # httpx keeps a read body in ``_content`` (what ``Response.read()`` fills);
     # reading through ``iter_bytes`` is what lets the size be checked as it grows.
-    response._content = b"".join(chunks)
+    response._content = b"".join(bounded_chunks(response, limit, method, url, truncate=truncate))
 
 
 def too_large(response: httpx.Response, limit: int, method: str, url: str, seen: str) -> AnswerTooLargeError:

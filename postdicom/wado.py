@@ -26,7 +26,7 @@ import httpx
 
 from .dicom_json import TAG_SERIES_UID, TAG_SOP_UID, TAG_STUDY_UID, first_value
 from .errors import NotFoundError, ProtocolError, TransportError
-from .http_errors import error_reason, undecodable_error
+from .http_errors import error_reason, reading_body
 from .multipart import ReceivedPart, parse_content_type, split_to_files
 from .part10 import sop_instance_uid_of
 from .qido import QidoPaging
@@ -136,14 +136,9 @@ class Wado:
                     url=url,
                 )
             try:
-                for part in split_to_files(_body_chunks(response), content_type, target):
-                    written[_place(part, target)] = None
-            except httpx.TransportError as exc:
-                raise TransportError(
-                    f"connection lost while reading the answer ({type(exc).__name__})", method="GET", url=url
-                ) from None
-            except httpx.DecodingError as exc:
-                raise undecodable_error(response, exc, "GET", url) from None
+                with reading_body(response, "GET", url):
+                    for part in split_to_files(_body_chunks(response), content_type, target):
+                        written[_place(part, target)] = None
             except ProtocolError as exc:
                 if exc.url is None:  # raised by the reader, which does not know the request
                     exc.method, exc.url = "GET", url
