@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import httpx
 
@@ -183,86 +183,133 @@ def decode_answer(
     **where: Any,
 ) -> Answer:
     """:func:`read_answer` on a body already in hand (``where``: status, method, url for errors)."""
-    reading = AnswerReading(endpoint=endpoint, status=where.get("status"))
-    fallbacks: dict[str, None] = {}
-    envelope_keys: list[str] = []
+    reading = AnswerRead(endpoint, model, body, error_reason, where)
+    text = reading.without_bom(body.decode("utf-8", errors="replace"))
+    if not text.strip():
+        return reading.answer(None, writes=writes, request=request, empty=True)
+    try:
+        data = json_text.loads(text)
+    except ValueError:
+        raise reading.unreadable(not_json(text)) from None
+    return reading.answer(data, writes=writes, request=request)
 
-    def unreadable(why: str) -> UnreadableAnswerError:
+
+def not_json(text: str) -> str:
+    """What a body that is not JSON looks like, in a word, for :meth:`AnswerRead.unreadable`."""
+    return "HTML" if text.lstrip()[:1] == "<" else "not JSON"
+
+
+class AnswerRead:
+    """One answer being read: what it is noted with, and the steps from its JSON to its model.
+
+    :func:`decode_answer` reads a body in hand; :mod:`postdicom.answer_stream`
+    reads a list answer as it arrives and gives :meth:`answer` the answer's
+    JSON with the list it already handed on left out. Both read every shape
+    with the same steps.
+    """
+
+    def __init__(
+        self, endpoint: str, model: type[Answer], head: bytes, error_reason: str | None, where: Mapping[str, Any]
+    ) -> None:
+        self.endpoint = endpoint
+        self.model = model
+        self.head = head
+        self.where = dict(where)
+        self.reading = AnswerReading(endpoint=endpoint, status=self.where.get("status"))
+        self.fallbacks: dict[str, None] = {}
+        self.envelope_keys: list[str] = []
+        self.notes: dict[str, Any] = {NOTES: {}}
+        self.listed: Any = None
+        """The JSON value a list answer's list was read from (what :mod:`postdicom.answer_stream` checks)."""
+        if error_reason:
+            self.fallbacks.setdefault("X-Error-Reason header on a success answer (read as a success)", None)
+
+    def unreadable(self, why: str) -> UnreadableAnswerError:
+        """The error for an answer that cannot be read, quoting its first bytes with every value masked."""
         return UnreadableAnswerError(
-            f"{endpoint} answered something that cannot be read ({why}); expected {expected_shape(model)};"
-            f" the answer began with: {masked_excerpt(body)}",
-            **where,
+            f"{self.endpoint} answered something that cannot be read ({why}); expected {expected_shape(self.model)};"
+            f" the answer began with: {masked_excerpt(self.head)}",
+            **self.where,
         )
 
-    if error_reason:
-        fallbacks.setdefault("X-Error-Reason header on a success answer (read as a success)", None)
-    text = body.decode("utf-8", errors="replace")
-    if text.startswith("\ufeff"):
-        fallbacks.setdefault("UTF-8 byte-order mark before the JSON", None)
-        text = text[1:]
-    data: Any
-    received: Any = None
-    from_request = False
-    if not text.strip():
-        reading.empty = True
-        data = None
-        reading.shape = "empty body"
-    else:
-        try:
-            data = json_text.loads(text)
-        except ValueError:
-            kind = "HTML" if text.lstrip()[:1] == "<" else "not JSON"
-            raise unreadable(kind) from None
-        received = data
-        if isinstance(data, str) and data.strip()[:1] in ("{", "["):
+    def without_bom(self, text: str) -> str:
+        """``text`` without a UTF-8 byte-order mark (noted)."""
+        if text.startswith("\ufeff"):
+            self.fallbacks.setdefault("UTF-8 byte-order mark before the JSON", None)
+            return text[1:]
+        return text
+
+    def answer(
+        self, data: Any, *, writes: bool = False, request: Mapping[str, str] | None = None, empty: bool = False
+    ) -> Answer:
+        """The model of the answer whose JSON is ``data`` (``empty``: the body held nothing at all)."""
+        model, reading, fallbacks = self.model, self.reading, self.fallbacks
+        received = None if empty else data
+        from_request = False
+        if empty:
+            reading.empty = True
+            reading.shape = "empty body"
+        elif isinstance(data, str) and data.strip()[:1] in ("{", "["):
             try:
                 data = json_text.loads(data)
             except ValueError:
-                raise unreadable("a JSON string that does not hold JSON") from None
+                raise self.unreadable("a JSON string that does not hold JSON") from None
             fallbacks.setdefault("answer sent as a JSON string holding JSON", None)
             reading.shape = "JSON in a JSON string"
-    data = _unwrap(model, data, reading, fallbacks, envelope_keys, endpoint, where)
+        data = _unwrap(model, data, reading, fallbacks, self.envelope_keys, self.endpoint, self.where)
 
-    if model.list_key:
-        data = _as_list_answer(model, data, reading, fallbacks)
-        if data is None:
-            raise unreadable("no list of objects found")
-    else:
-        if isinstance(data, list):
-            if len(data) == 1 and isinstance(data[0], Mapping):
-                fallbacks.setdefault("object sent as a one-element array", None)
-                reading.shape = "one-element array"
-                data = data[0]
-            elif not data and writes:
-                data = None
-            else:
-                raise unreadable(f"an array of {len(data)} item(s) where one object was expected")
-        if data is None:
-            if not writes:
-                raise unreadable("an empty answer")
-            fallbacks.setdefault("empty answer on success: read as what the request asked for", None)
-            reading.empty = True
-            data = model.from_request(request or {})
-            from_request = True
-        elif not isinstance(data, Mapping):
-            raise unreadable(f"a JSON {type(data).__name__} where an object was expected")
-    _raise_if_failed(endpoint, model, data, where)
+        if model.list_key:
+            found = _as_list_answer(model, data, reading, fallbacks)
+            if found is None:
+                if isinstance(data, Mapping):  # no list, but perhaps a body that says why
+                    _raise_if_failed(self.endpoint, model, data, self.where)
+                raise self.unreadable("no list of objects found")
+            data = found
+            self.listed = next(value for key, value in data.items() if model.known_key(key) == model.list_key)
+        else:
+            if isinstance(data, list):
+                if len(data) == 1 and isinstance(data[0], Mapping):
+                    fallbacks.setdefault("object sent as a one-element array", None)
+                    reading.shape = "one-element array"
+                    data = data[0]
+                elif not data and writes:
+                    data = None
+                else:
+                    raise self.unreadable(f"an array of {len(data)} item(s) where one object was expected")
+            if data is None:
+                if not writes:
+                    raise self.unreadable("an empty answer")
+                fallbacks.setdefault("empty answer on success: read as what the request asked for", None)
+                reading.empty = True
+                data = model.from_request(request or {})
+                from_request = True
+            elif not isinstance(data, Mapping):
+                raise self.unreadable(f"a JSON {type(data).__name__} where an object was expected")
+        _raise_if_failed(self.endpoint, model, data, self.where)
 
-    context: dict[str, Any] = {NOTES: {}}
-    try:
-        answer = model.model_validate(data, context=context)
-    except Exception as exc:  # pydantic's ValidationError: the object holds something no fallback reads
-        first = getattr(exc, "errors", lambda: [{"msg": str(exc)}])()[0]
-        raise unreadable(f"{model.__name__}: {first.get('msg')} at {first.get('loc')}") from None
-    if not from_request:  # the request's own wire forms (a list as a JSON string ...) are not the server's
-        for key in context[NOTES]:
-            fallbacks.setdefault(key, None)
-    answer._received = received
-    reading.fallbacks = list(fallbacks)
-    reading.unknown_keys = [f"(envelope).{key}" for key in envelope_keys] + answer.unknown_keys()
-    reading.understood = reading.empty or (_understood(model, data) and _rows_understood(model, answer))
-    answer._reading = reading
-    return answer
+        context: dict[str, Any] = {NOTES: {}} if from_request else self.notes
+        answer = self.validate(model, data, context)
+        answer._received = received
+        reading.unknown_keys = [f"(envelope).{key}" for key in self.envelope_keys] + answer.unknown_keys()
+        reading.understood = reading.empty or (_understood(model, data) and _rows_understood(model, answer))
+        self.done(answer)
+        return answer
+
+    def validate(self, model: type[Answer], data: Any, context: dict[str, Any]) -> Answer:
+        """``model`` read from ``data``; what no fallback reads is an :meth:`unreadable` answer."""
+        try:
+            return model.model_validate(data, context=context)
+        except Exception as exc:  # pydantic's ValidationError: the object holds something no fallback reads
+            first = getattr(exc, "errors", lambda: [{"msg": str(exc)}])()[0]
+            raise self.unreadable(f"{model.__name__}: {first.get('msg')} at {first.get('loc')}") from None
+
+    def done(self, answer: Answer) -> None:
+        """Put the notes of the reading so far (fallbacks, the values' own) on ``answer``."""
+        # The request's own wire forms (a list as a JSON string ...) are not the server's: not in ``self.notes``.
+        for key in self.notes[NOTES]:
+            self.fallbacks.setdefault(key, None)
+        self.reading.fallbacks = list(self.fallbacks)
+        answer._reading = self.reading
 
 
 def _unwrap(
@@ -318,11 +365,20 @@ def _rows_understood(model: type[Answer], answer: Answer) -> bool:
     """Whether every row of a list answer has a documented key (a row without one reads as all ``None``)."""
     if not model.list_key:
         return True
+    return all(row_understood(row) for row in list_rows(answer))
+
+
+def list_rows(answer: Answer) -> list[Any]:
+    """The rows of a list answer (its :attr:`~postdicom.models.Answer.list_key` field)."""
+    model = type(answer)
     name = next(name for name, f in model.model_fields.items() if (f.alias or name) == model.list_key)
-    for row in getattr(answer, name) or []:
-        if isinstance(row, Answer) and isinstance(row.received, Mapping):
-            if not any(type(row).known_key(key) for key in row.received):
-                return False
+    return getattr(answer, name) or []
+
+
+def row_understood(row: Any) -> bool:
+    """Whether a row of a list answer, as received, has at least one documented key."""
+    if isinstance(row, Answer) and isinstance(row.received, Mapping):
+        return any(type(row).known_key(key) for key in row.received)
     return True
 
 
@@ -358,17 +414,25 @@ def _as_list_answer(model: type[Answer], data: Any, reading: AnswerReading, fall
 
 def _raise_if_failed(endpoint: str, model: type[Answer], data: Mapping[str, Any], where: Mapping[str, Any]) -> None:
     """Raise when a success answer says, in its body, that the call failed."""
-    failed = False
+    only_error = not _has_documented_key(model, data) and any(
+        key_form(k) == "error" and isinstance(v, str) and v.strip() for k, v in data.items()
+    )
+    if only_error or flags_failure(data):
+        raise_failed(endpoint, data, where)
+
+
+def flags_failure(data: Mapping[str, Any]) -> bool:
+    """Whether a status flag of ``data`` says the call failed (``Success: false``, ``HasError: true`` ...)."""
     for key, value in data.items():
         form = key_form(key)
         flag = _flag(value)
         if (form in _SUCCESS_FLAGS and flag is False) or (form in _ERROR_FLAGS and flag is True):
-            failed = True
-    only_error = not _has_documented_key(model, data) and any(
-        key_form(k) == "error" and isinstance(v, str) and v.strip() for k, v in data.items()
-    )
-    if not (failed or only_error):
-        return
+            return True
+    return False
+
+
+def raise_failed(endpoint: str, data: Mapping[str, Any], where: Mapping[str, Any]) -> NoReturn:
+    """Raise the :class:`FailedAnswerError` of a success answer whose body ``data`` says it failed."""
     texts = [str(v) for k, v in data.items() if key_form(k) in _ERROR_TEXTS and v not in (None, "", [], {})]
     reason = "; ".join(texts)[:300] or None
     raise FailedAnswerError(f"{endpoint} answered a success status but its body says the call failed",
