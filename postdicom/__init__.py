@@ -1,5 +1,6 @@
 """A Prefect-free client for PostDICOM's DICOMweb API (and standard DICOMweb servers)."""
 
+from .answer_stream import AnswerRows
 from .client import DIALECTS, PostDicomClient
 from .errors import (
     AnswerTooLargeError,
@@ -27,6 +28,7 @@ from .upload import FileEntry, UploadReport
 
 __all__ = [
     "DIALECTS",
+    "AnswerRows",
     "NO_RETRY",
     "AnswerTooLargeError",
     "DeadlineExceededError",

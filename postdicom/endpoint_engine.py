@@ -14,19 +14,26 @@ method of the client takes (:mod:`postdicom.endpoints` writes them out):
    attempt may have reached the server);
 4. **decode** the answer whatever its shape (:func:`postdicom.answers.read_answer`) into the
    row's model, merging split answers.
+
+:meth:`EndpointEngine.stream_endpoint` takes the same path for a read whose
+answer is a list, but hands each row on as the body arrives
+(:mod:`postdicom.answer_stream`) instead of reading the answer whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from . import wire
+from .answer_stream import AnswerRows, read_list
 from .answers import read_answer
 from .endpoint_row import A, Encoded, Endpoint, Reads, Safety
-from .errors import HeaderTooLargeError, PostDicomError, ProtocolError, is_transient, server_did_not_act
+from .models import Answer, AnswerReading
+from .errors import HeaderTooLargeError, PostDicomError, ProtocolError, TransportError, is_transient, server_did_not_act
 from .retry import retry_scope
 from .writes import note_write
 
@@ -67,6 +74,11 @@ def _unprotected(row: Endpoint[A], answer: A) -> A:
     if row.safety is Safety.LOOK_BEFORE_CREATE:
         answer.reading.warnings.append(NO_DUPLICATE_PROTECTION)
     return answer
+
+
+def _chain_first(first: Answer, rest: Iterator[Answer]) -> Iterator[Answer]:
+    yield first
+    yield from rest
 
 
 class EndpointEngine:
@@ -117,6 +129,91 @@ class EndpointEngine:
         assert row.split is not None
         log.info("%s: header over the safe size, sent as %d calls", row.vendor_name, len(answers))
         return row.answer.model_validate(row.split.merge(answers))
+
+    def stream_endpoint(self, row: Endpoint[Any], values: Mapping[str, Any]) -> AnswerRows[Any]:
+        """Validate, encode and send one call of a list-answer read; its rows handed on as they arrive.
+
+        The same path as :meth:`call_endpoint` (the same checks before
+        anything is sent, the same split of an over-sized header, the same
+        shapes read) without holding the answer: each row is handed on once
+        its JSON has arrived (:mod:`postdicom.answer_stream`). Until the first
+        row of a request is handed on, a lost connection is tried again with
+        the session's retry policy and budget, as a read answer would be;
+        after it, it is raised (the caller has rows of an answer it will not
+        get whole). The rows of split calls are handed on once each
+        (``row.split.row_key``), in the order received.
+
+        Parameters
+        ----------
+        row:
+            A :attr:`~postdicom.endpoint_row.Safety.READ` row whose answer is a list.
+        values:
+            Parameter values by Python name; absent or ``None`` means not given.
+
+        Returns
+        -------
+        AnswerRows
+            The rows (iterate once; close it, or use ``with``, to stop early).
+
+        Raises
+        ------
+        postdicom.errors.ValidationError
+            A value is missing or malformed, or the header is too large and
+            cannot be split; nothing was sent (raised here, not when iterating).
+        postdicom.errors.PostDicomError
+            While iterating: the server refused the call, could not be reached,
+            or its answer cannot be read.
+        """
+        if row.safety is not Safety.READ or not row.answer.list_key:
+            raise TypeError(f"{row.vendor_name} is not a read answering a list: call it with call_endpoint")
+        plan = self._plan(row, values)
+        if len(plan) > 1:
+            log.info("%s: header over the safe size, sent as %d calls", row.vendor_name, len(plan))
+        reading = AnswerReading()
+        return AnswerRows(self._stream_plan(row, plan, reading), reading)
+
+    def _stream_plan(
+        self, row: Endpoint[Any], plan: list[Encoded], reading: AnswerReading
+    ) -> Generator[Answer, None, None]:
+        """The rows of every call of ``plan``, each row once."""
+        key = row.split.row_key if row.split is not None and len(plan) > 1 else None
+        seen: set[Any] = set()
+        for encoded in plan:
+            with self._open_list(row, encoded, reading) as rows:
+                for found in rows:
+                    if key is not None:
+                        identity = key(found)
+                        if identity is not None and identity in seen:
+                            continue
+                        seen.add(identity)
+                    yield found
+
+    @contextlib.contextmanager
+    def _open_list(self, row: Endpoint[Any], encoded: Encoded, reading: AnswerReading) -> Iterator[Iterator[Answer]]:
+        """One call sent and read up to its first row, tried again as a read answer would be until then."""
+        with retry_scope(self._http.retry) as budget:
+            while True:
+                opened = contextlib.ExitStack()
+                try:
+                    response = opened.enter_context(
+                        self._http.stream("GET", row.path, headers=self._headers(row, encoded), json_answer=True)
+                    )
+                    rows = read_list(row, response, self._http.limits.max_json_bytes, reading)
+                    first = next(rows, None)
+                    break
+                except TransportError as failure:
+                    opened.close()
+                    self._http.wait_before_retry(budget, None, failure)
+                except BaseException:
+                    opened.close()
+                    raise
+        with opened:
+            yield rows if first is None else _chain_first(first, rows)
+
+    @staticmethod
+    def _headers(row: Endpoint[Any], encoded: Encoded) -> dict[str, str]:
+        """The request headers of one call: its parameter header."""
+        return {row.header: wire.header_value(encoded)}
 
     def _header_limit(self) -> int:
         return self.max_parameter_header_bytes or wire.max_header_bytes()
@@ -228,7 +325,5 @@ class EndpointEngine:
         """One GET with the parameter header; the answer parsed into the row's model."""
         if row.safety is not Safety.READ:
             note_write()
-        response = self._http.request(
-            "GET", row.path, headers={row.header: wire.header_value(encoded)}, idempotent=idempotent
-        )
+        response = self._http.request("GET", row.path, headers=self._headers(row, encoded), idempotent=idempotent)
         return cast(A, read_answer(row, response, encoded, writes=row.safety is not Safety.READ))

@@ -120,11 +120,15 @@ class Split(Generic[A]):
         ``merge(answers)`` returns the JSON object of the combined answer.
     how:
         One sentence for the docs.
+    row_key:
+        For list answers read as they arrive (:meth:`~postdicom.endpoint_engine.EndpointEngine.stream_endpoint`):
+        what makes a row the same row in two of the calls' answers (handed on once); ``None``: every row.
     """
 
     param: str
     merge: Callable[[list[A]], dict[str, Any]]
     how: str
+    row_key: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -337,7 +337,8 @@ GET_PATIENT_ORDER_LIST = Endpoint(
         "institution_uuid_list",
         _merge_order_lists,
         "the institutions are spread over several calls; the orders are joined (each once)"
-        " and sorted by study date",
+        " and sorted by study date (read as they arrive: each once, in the order received)",
+        row_key=lambda order: order.patient_order_uuid,
     ),
 )
 

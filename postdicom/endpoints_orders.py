@@ -2,7 +2,9 @@
 
 CreatePatientOrder, GetPatientOrderProperties, GetDicomTagContent,
 GetPatientOrderList, DeletePatientOrder, AssignOrderToUser and
-AssignOrderToUserGroup: the life of one order in an account. What every
+AssignOrderToUserGroup: the life of one order in an account.
+GetPatientOrderList also as :meth:`OrderEndpoints.iter_patient_order_list`,
+its orders handed on as they arrive (the API does not page it). What every
 custom-endpoint method does and raises is said in :mod:`postdicom.endpoints`,
 which joins these to the folder and share methods.
 """
@@ -13,6 +15,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from . import endpoint_table as table
+from .answer_stream import AnswerRows
 from .endpoint_engine import EndpointEngine
 from .models import (
     AssignOrderToUserAnswer,
@@ -22,6 +25,7 @@ from .models import (
     DicomTagContentAnswer,
     PatientOrderListAnswer,
     PatientOrderProperties,
+    PatientOrderSummary,
 )
 from .wire import DateLike, UuidLike
 
@@ -290,6 +294,62 @@ class OrderEndpoints(EndpointEngine):
                 patient_birthdate_to=patient_birthdate_to,
             ),
         )
+
+    def iter_patient_order_list(
+        self,
+        institution_uuid_list: Sequence[UuidLike],
+        patient_name: str | None = None,
+        patient_id: str | None = None,
+        other_patient_id: str | None = None,
+        accession_number: str | None = None,
+        modality_list: Sequence[str] | None = None,
+        study_date_from: DateLike | None = None,
+        study_date_to: DateLike | None = None,
+        patient_birthdate_from: DateLike | None = None,
+        patient_birthdate_to: DateLike | None = None,
+    ) -> AnswerRows[PatientOrderSummary]:
+        """Search patient orders as :meth:`get_patient_order_list` does, each order handed on as it arrives.
+
+        The API does not page this answer: a large account's day is tens of
+        megabytes, about 5 KB an order at the peak when read whole. Read here,
+        only the order being handed on is held (memory proportional to the
+        largest order, not to the list): reduce each order to what you keep.
+        Every answer shape :meth:`get_patient_order_list` reads is read (see
+        ``docs/api-answers.md``), with its size cap and deadline; a lost
+        connection is tried again until the first order is handed on, and
+        raised after it. Hundreds of institutions are spread over several
+        calls; the orders are handed on once each, in the order received
+        (not sorted by study date across the calls). An error raised while
+        iterating (a lost connection, an answer cut short, a failure the body
+        states after its list) voids the orders already handed on.
+
+        Parameters
+        ----------
+        institution_uuid_list, patient_name, patient_id, other_patient_id, accession_number, modality_list, \
+study_date_from, study_date_to, patient_birthdate_from, patient_birthdate_to
+            The filters of :meth:`get_patient_order_list`, sent the same way.
+
+        Returns
+        -------
+        AnswerRows[PatientOrderSummary]
+            The orders, an iterator to read once; use it in a ``with`` block
+            (or :meth:`~postdicom.answer_stream.AnswerRows.close` it) when the
+            loop may stop early, so the connection is let go at once.
+            ``.reading`` says how the answer was read once all were handed on.
+
+        Raises
+        ------
+        postdicom.errors.ValidationError
+            A value is malformed; raised by this call, before anything is sent.
+
+        Examples
+        --------
+        >>> with client.iter_patient_order_list([], study_date_from=day, study_date_to=day) as orders:  # doctest: +SKIP
+        ...     uuids = [order.patient_order_uuid for order in orders]
+        """
+        # The parameters are the row's (a test compares them), so they are the call's values as they stand.
+        values = {name: value for name, value in locals().items() if name != "self"}
+        return self.stream_endpoint(table.GET_PATIENT_ORDER_LIST, values)
 
     def delete_patient_order(
         self,

@@ -23,6 +23,8 @@ from tests.fixtures.endpoint_cases import WIRE_CASES
 from tests.fixtures.mock_server import F1, F2, O1, params_of
 
 ROWS = {row.python_name: row for row in endpoint_table.ENDPOINTS}
+STREAMED = {"iter_patient_order_list": endpoint_table.GET_PATIENT_ORDER_LIST}
+"""Methods that send a list row's call and hand its rows on as they arrive (``stream_endpoint``)."""
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))
@@ -31,13 +33,17 @@ def test_each_method_has_its_rows_parameters(name):
     method = getattr(PostDicomClient, name)
     written_in = {endpoints_folders.FolderAndShareEndpoints, endpoints_orders.OrderEndpoints}
     assert method.__qualname__ in {f"{mixin.__name__}.{name}" for mixin in written_in}  # written out, not generated
+    assert_rows_parameters(method, row)
+    assert typing.get_type_hints(method)["return"] is row.answer
+
+
+def assert_rows_parameters(method, row: Endpoint) -> None:
     actual = list(inspect.signature(method).parameters.values())[1:]
     expected = row.signature_parameters()
     assert [(p.name, p.default) for p in actual] == [(p.name, p.default) for p in expected]
     hints = typing.get_type_hints(method)
     for p in expected:
         assert hints[p.name] == p.annotation, p.name
-    assert hints["return"] is row.answer
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))
@@ -56,9 +62,21 @@ def test_each_method_documents_every_parameter_and_sends_its_own_row(name):
 def test_every_row_has_a_method_and_the_client_no_other_custom_method():
     halves = [endpoints_folders.FolderAndShareEndpoints, endpoints_orders.OrderEndpoints]
     defined = [n for mixin in halves for n, v in vars(mixin).items() if inspect.isfunction(v)]
-    assert sorted(defined) == sorted(ROWS)
+    assert sorted(defined) == sorted([*ROWS, *STREAMED])
     assert endpoints.CustomEndpointsMixin.__bases__ == tuple(halves)
     assert not [n for n, v in vars(endpoints.CustomEndpointsMixin).items() if inspect.isfunction(v)]
+
+
+@pytest.mark.parametrize("name", sorted(STREAMED))
+def test_a_streamed_method_has_its_rows_parameters_and_sends_its_row(name):
+    row = STREAMED[name]
+    method = getattr(PostDicomClient, name)
+    assert_rows_parameters(method, row)
+    doc = inspect.getdoc(method) or ""
+    for p in row.params:
+        assert p.name in doc, p.name
+    source = inspect.getsource(method)
+    assert "self.stream_endpoint(" in source and f"table.{row.python_name.upper()}" in source
 
 
 def test_a_method_that_looks_before_it_creates_says_so():
