@@ -34,8 +34,9 @@ sandbox only. On Orthanc (PS3.18 only) the flow stores every file, then ends
 Failed at its first order lookup (``getpatientorderlist``, a 404 there); the
 worker accepts that on a ``standard`` server only and reports it
 (``flow run ended``). ``--prefect-server`` runs every flow against one separate
-``prefect server start`` (SQLite in its own home, :func:`prefect_server`)
-instead of the ephemeral API. Every worker counts the HTTP requests it sent by
+``prefect server start`` (SQLite in its own home, or PostgreSQL with
+``--prefect-database postgresql``: :func:`prefect_server`) instead of the
+ephemeral API. Every worker counts the HTTP requests it sent by
 kind (STOW, QIDO, WADO, each custom endpoint, Prefect API:
 :class:`_common.RequestCounter`); a flow worker also gives when its upload part
 ended (``upload part s``: flow-run start, listing, batch task runs, progress
@@ -306,7 +307,7 @@ class Bench:
                     "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(work / "prefect-results"),
                     **({} if args.recorder_default else RECORDER_SETTINGS)}
         self.prefect_pid = None
-        self.api = "prefect server (SQLite)" if prefect else "ephemeral"
+        self.api = f"prefect server ({args.prefect_database})" if prefect else "ephemeral"
         self.server = "sandbox"
         """The DICOMweb server the upload part stores into (``--servers``; the other parts need the sandbox)."""
         if prefect:
@@ -354,8 +355,20 @@ class Bench:
 
 
 @contextmanager
-def prefect_server(work: Path, settings: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """A separate ``prefect server start`` on a free port and its own home; yields its API URL and process id."""
+def prefect_server(work: Path, settings: dict[str, str], database: str = "sqlite") -> Iterator[tuple[str, int]]:
+    """A separate ``prefect server start`` on a free port and its own home; yields its API URL and process id.
+
+    ``database``: ``sqlite`` (Prefect's default, a file in that home) or
+    ``postgresql`` (a private cluster, :func:`deployments.postgres.private_postgres`,
+    as production runs it).
+    """
+    if database == "postgresql":
+        from deployments.postgres import private_postgres
+
+        with private_postgres(prefix="bench-pg-") as url:
+            with prefect_server(work, {**settings, "PREFECT_API_DATABASE_CONNECTION_URL": url}) as api:
+                yield api
+        return
     from deployments.processes import free_port, start_process, stop_process, wait_until_answering
 
     port = free_port()
@@ -538,6 +551,8 @@ def main(argv: list[str] | None = None) -> int:
                              "the other parts use PostDICOM calls and run on the sandbox only")
     parser.add_argument("--prefect-server", action="store_true",
                         help="run the flows against a separate `prefect server start` instead of the ephemeral API")
+    parser.add_argument("--prefect-database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="database of the --prefect-server: SQLite in its home (default) or a private PostgreSQL")
     parser.add_argument("--recorder-default", action="store_true",
                         help="Prefect's default task-run recorder (one transaction per event) instead of RECORDER_SETTINGS")
     parser.add_argument("--export-orders", default="",
@@ -561,7 +576,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-flows-"))
     started = time.perf_counter()
     try:
-        with (prefect_server(work, {} if args.recorder_default else RECORDER_SETTINGS) if args.prefect_server else _no_server()) as api:
+        settings = {} if args.recorder_default else RECORDER_SETTINGS
+        with (prefect_server(work, settings, args.prefect_database) if args.prefect_server else _no_server()) as api:
             bench = Bench(args, work, api)
             print(f"flows vs client; Prefect API: {api[0] if api else 'ephemeral'}; load {load()}", flush=True)
             for part in parts:

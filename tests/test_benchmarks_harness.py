@@ -4,7 +4,8 @@ The benchmarks print figures rather than assert them; what is checked here is
 what those figures rest on: each request is counted once, under the kind it
 is, for the sync (client) and async (Prefect) transports, and the patch is
 gone afterwards; a Failed flow run is taken as "failed after the upload"
-only on a standard DICOMweb server.
+only on a standard DICOMweb server; the private PostgreSQL a ``--prefect-server`` (and
+the end-to-end test) runs on answers, and is stopped afterwards.
 """
 
 from __future__ import annotations
@@ -114,3 +115,24 @@ def test_a_flow_failed_after_the_upload_is_accepted_on_a_standard_server_only() 
         _failed_after_upload({"server": {"dialect": "postdicom"}}, error)
     with pytest.raises(RuntimeError):
         _failed_after_upload({"server": {"dialect": "standard"}}, RuntimeError("connection refused"))
+
+
+def test_a_private_postgres_takes_connections_and_is_gone_afterwards() -> None:
+    import asyncio
+
+    import asyncpg
+
+    from deployments.postgres import private_postgres
+
+    async def version(url: str) -> str:
+        connection = await asyncpg.connect(url.replace("+asyncpg", ""), timeout=30)
+        try:
+            return str(await connection.fetchval("show server_version"))
+        finally:
+            await connection.close()
+
+    with private_postgres(prefix="pdf-test-pg-") as url:
+        assert url.startswith("postgresql+asyncpg://postgres@127.0.0.1:") and url.endswith("/prefect")
+        assert asyncio.run(version(url))
+    with pytest.raises((OSError, asyncpg.PostgresError)):
+        asyncio.run(version(url))

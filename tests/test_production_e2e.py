@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import glob
 import os
 import shutil
 import signal
@@ -41,6 +40,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from deployments.setup import HEARTBEAT_SECONDS, ZOMBIE_AUTOMATION_NAME, ZOMBIE_CRASH_MESSAGE
+from deployments.postgres import private_postgres
 from deployments.processes import free_port, log_tail, stop_process
 from tests.fixtures.sandbox_server import sandbox_faults
 
@@ -59,56 +59,11 @@ MADRID = ZoneInfo("Europe/Madrid")
 # --- PostgreSQL -----------------------------------------------------------------------
 
 
-def _postgres_bin() -> Path:
-    """Debian's PostgreSQL binaries (``/usr/lib/postgresql/<version>/bin``), the newest version."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    if initdb:
-        return Path(initdb).resolve().parent
-    raise RuntimeError(
-        "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): "
-        "apt-get install postgresql, as .ci/run does"
-    )
-
-
-def _as_cluster_owner(command: list[str]) -> list[str]:
-    """initdb refuses root: as root, run the cluster as Debian's ``postgres`` user."""
-    if os.geteuid() != 0:
-        return command
-    return ["runuser", "-u", "postgres", "--", *command]
-
-
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[str]:
-    """A private PostgreSQL cluster on a free port; yields the Prefect database URL."""
-    bin_dir = _postgres_bin()
-    root = Path(tempfile.mkdtemp(prefix="pdf-e2e-pg-"))
-    data = root / "data"
-    log = root / "postgres.log"
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    port = free_port()
-    run = dict(capture_output=True, text=True, timeout=180)
-    initdb = subprocess.run(
-        _as_cluster_owner([str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres",
-                           "-E", "UTF8", "--locale=C", "--no-sync"]), **run)
-    assert initdb.returncode == 0, f"initdb failed:\n{initdb.stdout}\n{initdb.stderr}"
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    started = subprocess.run(
-        _as_cluster_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w",
-                           "-t", "120", "start"]), **run)
-    try:
-        assert started.returncode == 0, f"pg_ctl start failed:\n{started.stdout}\n{started.stderr}\n{log_tail(log)}"
-        created = subprocess.run(
-            [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "prefect"], **run)
-        assert created.returncode == 0, f"createdb failed:\n{created.stderr}"
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/prefect"
-    finally:
-        subprocess.run(_as_cluster_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       **run)
-        shutil.rmtree(root, ignore_errors=True)
+    """A private PostgreSQL cluster on a free port (``deployments.postgres``); yields the Prefect database URL."""
+    with private_postgres(prefix="pdf-e2e-pg-") as url:
+        yield url
 
 
 # --- Prefect server, CLI and worker ------------------------------------------------------
