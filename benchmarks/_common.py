@@ -346,8 +346,8 @@ class RequestCounter:
 
         self._saved = [(httpx.HTTPTransport, "handle_request", sync_send),
                        (httpx.AsyncHTTPTransport, "handle_async_request", async_send)]
-        httpx.HTTPTransport.handle_request = handle_request  # type: ignore[method-assign]
-        httpx.AsyncHTTPTransport.handle_async_request = handle_async_request  # type: ignore[method-assign]
+        setattr(httpx.HTTPTransport, "handle_request", handle_request)
+        setattr(httpx.AsyncHTTPTransport, "handle_async_request", handle_async_request)
         return self
 
     def __exit__(self, *exc: object) -> None:
