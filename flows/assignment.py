@@ -14,20 +14,22 @@ batch task runs*). Each row's retries are the client's (its one retry policy,
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal, Protocol
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.runtime import task_run
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from blocks import PostDicomCredentials
 from postdicom import PostDicomClient
 from postdicom.errors import PostDicomError
 from postdicom.settings import env_number
-from postdicom.models import AssignOrderToUserAnswer, AssignOrderToUserGroupAnswer, PatientOrderSummary
+from postdicom.models import AssignOrderToUserAnswer, AssignOrderToUserGroupAnswer
 from tasks.policies import WRITE_TAGS
 
 from .orders import canonical_uuid
@@ -98,30 +100,30 @@ TARGET_COLUMNS: dict[TargetKind, str] = {"user": "assigned_user_uuid", "group": 
 """The input column naming each kind of target; also the field of the order (and of the answer) holding it."""
 
 
-class RowResult(BaseModel):
-    """What happened to one input row."""
+@dataclass(slots=True, kw_only=True)
+class RowResult:
+    """What happened to one input row.
 
-    row: int = Field(description="1-based position in the input (data rows; for a selection, in the order list).")
+    A slotted dataclass, not a pydantic model: a run keeps one per input row
+    to the end (the report the flow returns), and a model with its field dict
+    and set of fields given cost 1.1 KB a row against 0.14 KB
+    (``benchmarks/RESULTS.md``, *Reassignment memory, second pass*). The
+    reports holding it are pydantic models, so ``report.model_dump()`` still
+    gives each row as a dict.
+    """
+
+    row: Annotated[int, Field(description="1-based position in the input (data rows; for a selection, in the order list).")]
     patient_order_uuid: str
     target: TargetKind | None = None
     target_uuid: str | None = None
-    previous_uuid: str | None = Field(default=None, description="Assignment before this run, when known.")
+    previous_uuid: Annotated[str | None, Field(description="Assignment before this run, when known.")] = None
     status: RowStatus
     reason: str = ""
-    duplicate_of: int | None = Field(default=None, description="For a duplicate row: the row that carries it.")
+    duplicate_of: Annotated[int | None, Field(description="For a duplicate row: the row that carries it.")] = None
 
 
-class PlannedAssignment(BaseModel):
-    """A validated row resolved against the account: what to send, and what is there now."""
-
-    row: int
-    patient_order_uuid: str
-    target: TargetKind
-    target_uuid: str
-    current_uuid: str | None = None
-
-
-class AssignmentCandidate(BaseModel):
+@dataclass(slots=True, frozen=True, kw_only=True)
+class AssignmentCandidate:
     """A well-formed row, before duplicates are collapsed and the order is looked up."""
 
     row: int
@@ -130,13 +132,41 @@ class AssignmentCandidate(BaseModel):
     target_uuid: str
 
 
+@dataclass(slots=True, frozen=True, kw_only=True)
+class PlannedAssignment:
+    """A validated row resolved against the account: what to send, and what is there now.
+
+    Slotted, as :class:`RowResult`: one per row to send, each dropped once its batch is done.
+    """
+
+    row: int
+    patient_order_uuid: str
+    target: TargetKind
+    target_uuid: str
+    current_uuid: str | None = None
+
+
+class CurrentAssignment(Protocol):
+    """What planning reads of an order: its assignment now (an order-list entry, or :class:`flows.orders.OrderAssignment`)."""
+
+    @property
+    def assigned_user_uuid(self) -> str | None: ...
+
+    @property
+    def assigned_user_group_uuid(self) -> str | None: ...
+
+
 def row_result(
     candidate: AssignmentCandidate | PlannedAssignment,
     status: RowStatus,
     reason: str = "",
     previous: str | None = None,
 ) -> RowResult:
-    """The result of ``candidate`` (its identity copied, so no result can lose its row number)."""
+    """The result of ``candidate`` (its identity copied, so no result can lose its row number).
+
+    The reason is interned: most rows share one of a few reasons, which a run
+    of thousands of rows then holds once.
+    """
     return RowResult(
         row=candidate.row,
         patient_order_uuid=candidate.patient_order_uuid,
@@ -144,19 +174,21 @@ def row_result(
         target_uuid=candidate.target_uuid,
         previous_uuid=previous,
         status=status,
-        reason=reason,
+        reason=sys.intern(reason),
     )
 
 
 def plan_assignments(
     candidates: Sequence[AssignmentCandidate],
-    orders: Mapping[str, PatientOrderSummary],
+    orders: Mapping[str, CurrentAssignment],
     *,
     dry_run: bool,
 ) -> tuple[list[PlannedAssignment], list[RowResult]]:
     """Resolve candidates against the account's orders: what to send, and what is already decided.
 
-    Unknown orders are skipped; rows whose order already has that user/group
+    ``orders`` maps canonical order UUIDs to what is assigned now (order-list
+    entries, or the compact :class:`flows.orders.OrderAssignment`). Unknown
+    orders are skipped; rows whose order already has that user/group
     are ``unchanged`` without a request; in a dry run every remaining row is
     skipped with what it would have changed.
     """
@@ -168,13 +200,22 @@ def plan_assignments(
             decided.append(row_result(candidate, "skipped", "unknown order: not in this account's order list"))
             continue
         current = canonical_uuid(getattr(order, TARGET_COLUMNS[candidate.target]))
+        current = None if current is None else sys.intern(current)
         if current == candidate.target_uuid:
             decided.append(row_result(candidate, "unchanged", f"already assigned to this {candidate.target}", current))
         elif dry_run:
             reason = f"dry run: would assign this {candidate.target} (now {current or 'none'})"
             decided.append(row_result(candidate, "skipped", reason, current))
         else:
-            to_send.append(PlannedAssignment(**candidate.model_dump(), current_uuid=current))
+            to_send.append(
+                PlannedAssignment(
+                    row=candidate.row,
+                    patient_order_uuid=candidate.patient_order_uuid,
+                    target=candidate.target,
+                    target_uuid=candidate.target_uuid,
+                    current_uuid=current,
+                )
+            )
     return to_send, decided
 
 

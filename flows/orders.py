@@ -10,16 +10,21 @@ answered from the read cache, its answer never written to result storage
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
-from prefect import Task
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
 from prefect.states import State
 
 from blocks import PostDicomCredentials
+from postdicom import PostDicomClient
 from postdicom.answer_fields import canonical_uuid
-from postdicom.models import PatientOrderListAnswer, PatientOrderSummary
-from tasks import get_patient_order_list
+from postdicom.models import PatientOrderSummary
+from tasks.policies import READ_TAGS, transient_retry_options
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,20 +53,6 @@ def let_go(state: State[Any]) -> Any:
     return result
 
 
-def current_orders(credentials: PostDicomCredentials, **filters: Any) -> list[PatientOrderSummary]:
-    """The account's orders matching GetPatientOrderList's ``filters`` (no institutions: all of them).
-
-    Empty filters are left out, so ``patient_id=None`` means "any patient".
-    The task run's state lets go of the answer (:func:`let_go`).
-    """
-    given = {name: value for name, value in filters.items() if value not in (None, [], "")}
-    institutions = list(given.pop("institution_uuid_list", None) or [])
-    answer: PatientOrderListAnswer = let_go(
-        fresh(get_patient_order_list)(credentials, institution_uuid_list=institutions, return_state=True, **given)
-    )
-    return list(answer.patient_order_list)
-
-
 def orders_by_uuid(orders: list[PatientOrderSummary]) -> dict[str, PatientOrderSummary]:
     """``orders`` keyed by their canonical UUID (an entry without a readable UUID is left out)."""
     keyed: dict[str, PatientOrderSummary] = {}
@@ -70,3 +61,134 @@ def orders_by_uuid(orders: list[PatientOrderSummary]) -> dict[str, PatientOrderS
         if key is not None:
             keyed[key] = order
     return keyed
+
+
+@dataclass(slots=True, frozen=True)
+class OrderAssignment:
+    """What planning an assignment needs of an order: who it is assigned to now (canonical UUIDs, interned).
+
+    About 0.1 KB an order with its key, against 3-5 KB for an order-list
+    entry parsed with the JSON it was read from (``benchmarks/RESULTS.md``,
+    *Reassignment memory, second pass*).
+    """
+
+    assigned_user_uuid: str | None
+    assigned_user_group_uuid: str | None
+
+
+@dataclass(slots=True)
+class OrderIndex:
+    """An order list reduced to what planning reads.
+
+    ``assignments``: canonical order UUID -> :class:`OrderAssignment`, for the
+    orders asked for (all of them when none were named). ``listed``: when asked
+    for, each entry's order UUID as the server gave it, in the list's order (a
+    selection's rows); entries without a readable UUID are listed too, so
+    they are reported rather than lost.
+    """
+
+    assignments: dict[str, OrderAssignment] = field(default_factory=dict)
+    listed: list[Any] | None = None
+    entries: int = 0
+
+
+def _interned(value: Any) -> str | None:
+    uuid = canonical_uuid(value)
+    return None if uuid is None else sys.intern(uuid)
+
+
+def index_orders(
+    entries: Iterable[PatientOrderSummary], wanted: Collection[str] | None = None, *, listing: bool = False
+) -> OrderIndex:
+    """The :class:`OrderIndex` of ``entries``, read one at a time (each entry is dropped once indexed).
+
+    ``wanted``: the canonical UUIDs to keep (``None``: every order).
+    """
+    index = OrderIndex(listed=[] if listing else None)
+    for entry in entries:
+        index.entries += 1
+        if index.listed is not None:
+            index.listed.append(entry.patient_order_uuid)
+        key = canonical_uuid(entry.patient_order_uuid)
+        if key is None or (wanted is not None and key not in wanted):
+            continue
+        index.assignments[key] = OrderAssignment(
+            _interned(entry.assigned_user_uuid), _interned(entry.assigned_user_group_uuid)
+        )
+    return index
+
+
+def _order_list_entries(
+    client: PostDicomClient, institution_uuid_list: list[str], filters: Mapping[str, Any]
+) -> Iterator[PatientOrderSummary]:
+    """GetPatientOrderList's entries, handed over one by one; the answer is dropped as they are taken out of it."""
+    answer = client.get_patient_order_list(institution_uuid_list, **filters)
+    for warning in answer.reading.warnings:
+        get_run_logger().warning("%s", warning)
+    entries = answer.patient_order_list
+    del answer
+    entries.reverse()
+    while entries:
+        yield entries.pop()
+
+
+def _index_run_name() -> str:
+    """``read-order-index: all institutions`` (or how many): no filter value, which could be patient data."""
+    count = len(task_run.parameters.get("institution_uuid_list") or [])
+    return f"read-order-index: {f'{count} institution(s)' if count else 'all institutions'}"
+
+
+@task(
+    name="read-order-index",
+    task_run_name=_index_run_name,
+    tags=READ_TAGS,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    **transient_retry_options(),
+)
+def read_order_index(
+    credentials: PostDicomCredentials,
+    institution_uuid_list: list[str],
+    filters: dict[str, Any],
+    wanted: frozenset[str] | None = None,
+    listing: bool = False,
+) -> OrderIndex:
+    """GetPatientOrderList (the call of the documented ``get_patient_order_list``) reduced to an :class:`OrderIndex`.
+
+    A read of the server now: never cached, its result never stored. The
+    answer's entries are indexed one by one and dropped, so the parsed order
+    list (3-5 KB an order) is never all kept, and the result is the index
+    only (issue 13 item 5: a batch task calling the client, where the whole
+    parsed answer as a task result costs too much).
+    """
+    with credentials.get_client() as client:
+        index = index_orders(_order_list_entries(client, institution_uuid_list, filters), wanted, listing=listing)
+    get_run_logger().info("%d orders listed, %d kept for planning", index.entries, len(index.assignments))
+    return index
+
+
+def order_index(
+    credentials: PostDicomCredentials,
+    wanted: Collection[str] | None = None,
+    *,
+    listing: bool = False,
+    **filters: Any,
+) -> OrderIndex:
+    """The account's orders matching GetPatientOrderList's ``filters`` as an :class:`OrderIndex` (one task run).
+
+    Empty filters are left out, so ``modality_list=[]`` means "any modality". The
+    task run's state lets go of the index once read (:func:`let_go`).
+    """
+    given = {name: value for name, value in filters.items() if value not in (None, [], "")}
+    institutions = list(given.pop("institution_uuid_list", None) or [])
+    index: OrderIndex = let_go(
+        read_order_index(
+            credentials,
+            institutions,
+            given,
+            None if wanted is None else frozenset(wanted),
+            listing,
+            return_state=True,
+        )
+    )
+    return index

@@ -12,16 +12,20 @@ so running the same batch twice changes nothing the second time.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
 import pandas as pd
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import ArtifactCreate
+from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 from pydantic import BaseModel, BeforeValidator
 
@@ -37,11 +41,11 @@ from .assignment import (
     plan_assignments,
     row_result,
 )
-from .orders import canonical_uuid, current_orders, orders_by_uuid
+from .orders import canonical_uuid, order_index
 from .forms import ACCOUNT, NONE_AS_EMPTY, PATH_PASSES_THROUGH, AssignmentRow, OptionalDate, OptionalText, form
 from .prefect_admin import ensure_concurrency_limit, has_prefect_server
 from .reporting import FlowRunFailed, count_by, run_name_or
-from .window import bounded_task_runner, chunked, run_bounded
+from .window import MAX_WORKERS, bounded_task_runner, submit_bounded, take_chunks
 
 DEFAULT_LIMIT_NAME = "postdicom-assignments"
 """Prefect global concurrency limit the write batches hold a slot of."""
@@ -132,12 +136,13 @@ def validate_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[list[AssignmentCan
             problem = "invalid: no assigned_user_uuid or assigned_user_group_uuid"
         elif len(targets) > 1:
             problem = "invalid: both assigned_user_uuid and assigned_user_group_uuid given (one per row)"
+        target = None
         if problem is None:
             (kind, raw_target), = targets.items()
             target = canonical_uuid(raw_target)
             if target is None:
                 problem = f"invalid: {TARGET_COLUMNS[kind]} is not a UUID"
-        if problem is not None:
+        if problem is not None or order is None or target is None:
             first_target = next(iter(targets.items()), (None, None))
             skipped.append(
                 RowResult(
@@ -146,11 +151,14 @@ def validate_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[list[AssignmentCan
                     target=first_target[0],
                     target_uuid=_show(first_target[1]) or None,
                     status="skipped",
-                    reason=problem,
+                    reason=problem or "invalid",
                 )
             )
             continue
-        candidates.append(AssignmentCandidate(row=number, patient_order_uuid=order, target=kind, target_uuid=target))
+        # most rows name one of a few users or groups: each is held once
+        candidates.append(
+            AssignmentCandidate(row=number, patient_order_uuid=order, target=kind, target_uuid=sys.intern(target))
+        )
 
     groups: dict[tuple[str, str], list[AssignmentCandidate]] = {}
     for candidate in candidates:
@@ -170,7 +178,8 @@ def validate_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[list[AssignmentCan
         kept.append(first)
         for member in members[1:]:
             duplicate = row_result(member, "skipped", f"duplicate of row {first.row}")
-            skipped.append(duplicate.model_copy(update={"duplicate_of": first.row}))
+            duplicate.duplicate_of = first.row
+            skipped.append(duplicate)
     kept.sort(key=lambda candidate: candidate.row)
     return kept, skipped
 
@@ -190,20 +199,41 @@ def _run_name() -> str:
     return f"reassign-{label}{suffix}"
 
 
-def _table(rows: Sequence[RowResult]) -> list[dict[str, Any]]:
-    """The artifact's rows; short columns first, so the reason is on screen without scrolling past UUIDs."""
-    return [
-        {
-            "row": row.row,
-            "status": row.status,
-            "reason": row.reason,
-            "target": row.target or "",
-            "patient_order_uuid": row.patient_order_uuid,
-            "target_uuid": row.target_uuid or "",
-            "previous_uuid": row.previous_uuid or "",
-        }
-        for row in rows
-    ]
+def _table_row(row: RowResult) -> dict[str, Any]:
+    """One row of the artifact; short columns first, so the reason is on screen without scrolling past UUIDs."""
+    return {
+        "row": row.row,
+        "status": row.status,
+        "reason": row.reason,
+        "target": row.target or "",
+        "patient_order_uuid": row.patient_order_uuid,
+        "target_uuid": row.target_uuid or "",
+        "previous_uuid": row.previous_uuid or "",
+    }
+
+
+def create_rows_artifact(rows: Iterable[RowResult], *, key: str, description: str) -> None:
+    """The table artifact of ``rows``, as ``create_table_artifact`` makes it, its JSON written one row at a time.
+
+    ``create_table_artifact`` takes every row as a dict, then copies them
+    twice (validating the table, replacing NaN) before writing the JSON: for
+    thousands of rows that is the run's largest moment of memory, after the
+    order list (``benchmarks/RESULTS.md``, *Reassignment memory, second pass*).
+    Here each row's dict lives only while its JSON is written; the artifact's
+    data is the same text (a JSON list of objects, NaN cannot occur).
+    """
+    data = "[" + ", ".join(json.dumps(_table_row(row)) for row in rows) + "]"
+    context = FlowRunContext.get()
+    with get_client(sync_client=True) as client:
+        client.create_artifact(
+            artifact=ArtifactCreate(
+                type="table",
+                key=key,
+                description=description,
+                flow_run_id=context.flow_run.id if context and context.flow_run else None,
+                data=data,
+            )
+        )
 
 
 def not_applied(report: ReassignmentReport) -> list[RowResult]:
@@ -229,27 +259,29 @@ def _plan(
     """The rows to send, the rows already decided (skipped, unchanged, dry run), and how many were decided by lookup.
 
     The input rows and the account's order list are needed for planning only:
-    they are read and dropped here, before any batch is sent, so a run of
-    thousands of rows does not keep them (with the JSON each order was read
-    from, ~3 KB per order) while the batches run (``benchmarks/RESULTS.md``,
-    *Reassignment memory*).
+    they are read and dropped here, before any batch is sent. The order list
+    is read as an index of the orders the rows name (who each is assigned to
+    now, :func:`flows.orders.order_index`), never as parsed entries with the
+    JSON they were read from (3-5 KB an order; ``benchmarks/RESULTS.md``,
+    *Reassignment memory* and its second pass).
     """
     if source is not None:
         candidates, results = validate_rows(read_assignment_rows(source))
-        orders = orders_by_uuid(current_orders(credentials))
+        index = order_index(credentials, {candidate.patient_order_uuid for candidate in candidates})
     else:
-        selected = current_orders(credentials, **chosen_filters)
+        index = order_index(credentials, listing=True, **chosen_filters)
         target_rows = [
             {
-                "patient_order_uuid": order.patient_order_uuid,
+                "patient_order_uuid": order_uuid,
                 "assigned_user_uuid": assigned_user_uuid,
                 "assigned_user_group_uuid": assigned_user_group_uuid,
             }
-            for order in selected
+            for order_uuid in index.listed or []
         ]
+        index.listed = None
         candidates, results = validate_rows(target_rows)
-        orders = orders_by_uuid(selected)
-    to_send, decided = plan_assignments(candidates, orders, dry_run=dry_run)
+        del target_rows
+    to_send, decided = plan_assignments(candidates, index.assignments, dry_run=dry_run)
     return to_send, results + decided, len(decided)
 
 
@@ -362,10 +394,12 @@ def batch_reassignment(
             concurrency_limit_name = ""
         if concurrency_limit_name:
             ensure_concurrency_limit(concurrency_limit_name, concurrency)
-        for batch_results in run_bounded(
+        # Batches are taken out of to_send as they are submitted, and nothing holds a finished one:
+        # only the rows' results stay (RESULTS.md, "Reassignment memory, second pass").
+        for _, batch_results, _ in submit_bounded(
             lambda batch: assign_orders_batch.submit(batch, credentials, concurrency_limit_name),
-            chunked(to_send, batch_size),
-            concurrency=concurrency,
+            take_chunks(to_send, batch_size),
+            min(concurrency, MAX_WORKERS),
         ):
             results += batch_results
 
@@ -376,8 +410,8 @@ def batch_reassignment(
         counts=count_by((result.status for result in results), ASSIGNMENT_STATUSES),
     )
     counts_text = ", ".join(f"{status} {count}" for status, count in report.counts.items())
-    create_table_artifact(
-        table=_table(results),
+    create_rows_artifact(
+        results,
         key="batch-reassignment-rows",
         description=f"Reassignment{' (dry run)' if dry_run else ''}: {counts_text}",
     )

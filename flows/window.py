@@ -36,6 +36,23 @@ def chunked(items: Sequence[T], size: int) -> list[list[T]]:
     return [list(items[start : start + size]) for start in range(0, len(items), size)]
 
 
+def take_chunks(items: list[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of at most ``size`` (at least 1), taken out of ``items`` as they are handed over.
+
+    Unlike :func:`chunked`, nothing keeps a chunk once its consumer drops it:
+    ``items`` is emptied as the chunks go (it is consumed, order kept), so a
+    flow submitting them through :func:`submit_bounded` holds only the chunks
+    in flight, not every one until the last is done.
+    """
+    size = max(1, int(size))
+    items.reverse()
+    while items:
+        chunk = items[-size:]
+        del items[-size:]
+        chunk.reverse()
+        yield chunk
+
+
 def submit_bounded(
     submit: Callable[[T], PrefectFuture[R]],
     items: Iterable[T],
