@@ -328,33 +328,69 @@ def test_a_selection_by_modality_and_date_reassigns_exactly_the_matching_orders(
     assert all(current[o] == (None, None) for o in other_modality + other_day)
 
 
-def test_the_order_list_is_not_kept_in_memory_once_the_run_is_planned(prefect_harness, sandbox_server, people):
-    """Prefect keeps the first read task run's context (and its state) alive with its tag-slot service.
+def test_neither_the_order_list_nor_a_finished_batch_is_kept_while_the_batches_run(
+    prefect_harness, sandbox_server, people, monkeypatch
+):
+    """Once planned, the run holds no per-order object of the order list, and a finished batch's rows are let go.
 
-    The service is started afresh here, so this run's order-list task is the one it keeps; none of the run's
-    orders may still be in memory after the run (RESULTS.md "Reassignment memory": ~3 KB per order).
+    Prefect keeps the first read task run's context (and its state) alive with its tag-slot service; the
+    service is started afresh here, so this run's order-list read is the one it keeps. While the batches run
+    (looked at from inside each), no order-list entry (``PatientOrderSummary``) of the run's orders and no
+    compact index entry (``OrderAssignment``) may be alive, and the planned rows of a batch finished before the
+    previous one must be gone; after the run, none of it is left (RESULTS.md "Reassignment memory" and its
+    second pass: ~3 KB per order, ~1 KB per planned row).
     """
     import gc
 
     from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
 
+    import flows.assignment as assignment
+    from flows.orders import OrderAssignment, OrderIndex
+
+    def alive() -> dict[str, list]:
+        gc.collect()
+        found: dict[str, list] = {"entries": [], "index": [], "planned": []}
+        for obj in gc.get_objects():
+            if isinstance(obj, PatientOrderSummary) and str(obj.patient_order_uuid).lower() in wanted:
+                found["entries"].append(obj)
+            elif isinstance(obj, (OrderAssignment, OrderIndex)):
+                found["index"].append(obj)
+            elif isinstance(obj, assignment.PlannedAssignment) and obj.patient_order_uuid in wanted:
+                found["planned"].append(obj.row)
+        return found
+
+    seen: dict[int, dict[str, list]] = {}
+    real_assign_one = assignment.assign_one
+
+    def looking_assign_one(client, item):
+        if item.row % 2 == 1:  # the first row of each batch of 2
+            found = alive()
+            seen[item.row] = {"entries": len(found["entries"]), "index": len(found["index"]),
+                              "planned": sorted(found["planned"])}
+        return real_assign_one(client, item)
+
+    monkeypatch.setattr(assignment, "assign_one", looking_assign_one)
     ConcurrencySlotAcquisitionWithLeaseService.drain_all(timeout=30)
-    orders = make_orders(sandbox_server, 3)
+    orders = make_orders(sandbox_server, 8)
     wanted = {order.lower() for order in orders}
 
     state, report = run(
         credentials=sandbox_server.credentials(),
         assignments=[{"patient_order_uuid": order, "assigned_user_uuid": people["ana"]} for order in orders],
+        batch_size=2,
+        concurrency=1,
     )
 
     assert state.is_completed()
-    assert [row.status for row in report.rows] == ["assigned"] * 3
-    gc.collect()
-    kept = [
-        obj for obj in gc.get_objects()
-        if isinstance(obj, PatientOrderSummary) and str(obj.patient_order_uuid).lower() in wanted
-    ]
-    assert kept == []
+    assert [row.status for row in report.rows] == ["assigned"] * 8
+    assert sorted(seen) == [1, 3, 5, 7]
+    assert all(found["entries"] == 0 and found["index"] == 0 for found in seen.values()), seen
+    # rows 3-4 (the second batch) were done two batches before the last one: nothing may hold them then
+    # (the first batch may stay with Prefect's tag-slot service, as the order-list read does)
+    assert not {3, 4} & set(seen[7]["planned"]), seen
+    after = alive()
+    assert after["entries"] == [] and after["index"] == []
+    assert set(after["planned"]) <= {1, 2}, after["planned"]
 
 
 def test_faults_neither_lose_nor_duplicate_an_assignment(prefect_harness, sandbox_server, people):
