@@ -1,11 +1,14 @@
-"""Reading the account's patient orders through the public tasks, the one way the flows learn an order's state.
+"""Reading the account's patient orders, the one way the flows learn an order's state.
 
 The order list is the only way to learn an order's institution and current
 assignment without asking every institution. The flows compare against the
 server's *current* state (which orders exist, who is assigned), so they read
 through :func:`fresh`: the documented task (same name in the UI), never
 answered from the read cache, its answer never written to result storage
-(an order list is patient data).
+(an order list is patient data). A flow that needs only who each order is
+assigned to (the reassignment) reads :func:`order_index` instead: one task
+run that makes the same client call and keeps per order only that
+(:class:`OrderIndex`), never the parsed entries with the JSON they came from.
 """
 
 from __future__ import annotations
