@@ -124,15 +124,15 @@ def index_orders(
 def _order_list_entries(
     client: PostDicomClient, institution_uuid_list: list[str], filters: Mapping[str, Any]
 ) -> Iterator[PatientOrderSummary]:
-    """GetPatientOrderList's entries, handed over one by one; the answer is dropped as they are taken out of it."""
-    answer = client.get_patient_order_list(institution_uuid_list, **filters)
-    for warning in answer.reading.warnings:
+    """GetPatientOrderList's entries as they arrive (:meth:`postdicom.PostDicomClient.iter_patient_order_list`).
+
+    What could not be read in the answer is logged once every entry was handed on.
+    """
+    with client.iter_patient_order_list(institution_uuid_list, **filters) as entries:
+        yield from entries
+        warnings = entries.reading.warnings
+    for warning in warnings:
         get_run_logger().warning("%s", warning)
-    entries = answer.patient_order_list
-    del answer
-    entries.reverse()
-    while entries:
-        yield entries.pop()
 
 
 def _index_run_name() -> str:
@@ -153,16 +153,21 @@ def read_order_index(
     credentials: PostDicomCredentials,
     institution_uuid_list: list[str],
     filters: dict[str, Any],
-    wanted: frozenset[str] | None = None,
+    wanted: set[str] | None = None,
     listing: bool = False,
 ) -> OrderIndex:
-    """GetPatientOrderList (the call of the documented ``get_patient_order_list``) reduced to an :class:`OrderIndex`.
+    """GetPatientOrderList (the call of the documented ``get_patient_order_list``) read into an :class:`OrderIndex`.
 
     A read of the server now: never cached, its result never stored. The
-    answer's entries are indexed one by one and dropped, so the parsed order
-    list (3-5 KB an order) is never all kept, and the result is the index
-    only (issue 13 item 5: a batch task calling the client, where the whole
-    parsed answer as a task result costs too much).
+    answer is read as it arrives and each entry is indexed, then dropped, so
+    the parsed order list (3-5 KB an order at its peak when read whole) is
+    never held, and the result is the index only (issue 13 item 5: a task
+    calling the client where the whole parsed answer as a task result costs
+    too much). The entries come in the order received: the same as
+    ``get_patient_order_list`` for one call; for hundreds of institutions,
+    spread over several calls, not sorted by study date across them. A
+    failure part-way (retried by the task, as the documented read is) starts
+    the index again.
     """
     with credentials.get_client() as client:
         index = index_orders(_order_list_entries(client, institution_uuid_list, filters), wanted, listing=listing)
@@ -184,14 +189,11 @@ def order_index(
     """
     given = {name: value for name, value in filters.items() if value not in (None, [], "")}
     institutions = list(given.pop("institution_uuid_list", None) or [])
-    index: OrderIndex = let_go(
-        read_order_index(
-            credentials,
-            institutions,
-            given,
-            None if wanted is None else frozenset(wanted),
-            listing,
-            return_state=True,
-        )
-    )
+    # The task's own copy, emptied once read: the run's context (its parameters) may stay with Prefect (let_go).
+    asked = None if wanted is None else set(wanted)
+    try:
+        index: OrderIndex = let_go(read_order_index(credentials, institutions, given, asked, listing, return_state=True))
+    finally:
+        if asked is not None:
+            asked.clear()
     return index
