@@ -171,7 +171,9 @@ def _upload_part_clock() -> list[float]:
     import flows.upload_and_share as module
 
     marks: list[float] = []
-    summarise = module.summarise_upload
+    summarise = getattr(module, "summarise_upload", None)
+    if summarise is None:  # renamed: no upload-part figure (None) rather than a failed benchmark
+        return marks
 
     def timed(*args, **kwargs):
         marks.append(time.perf_counter())
