@@ -39,8 +39,14 @@ Decisions (and why):
   time each) and one more waits to start, at most that many finished chunks
   wait to be written, rows
   stream through :class:`~flows.parquet_writer.PartitionWriter` row groups:
-  memory depends on the chunk size, not on the window (the day's order list,
-  which the API does not page, is the one thing proportional to it).
+  memory depends on the chunk size, not on the window. The one thing
+  proportional to a day is its orders as :class:`~flows.export_chunks.OrderRef`
+  (about 0.25 KB an order): the day's order list, which the API does not
+  page, is read as it arrives
+  (:meth:`~postdicom.PostDicomClient.iter_patient_order_list`, in one
+  ``export-day-orders`` task run per day) and each entry reduced to its ref
+  at once, never held whole (``benchmarks/RESULTS.md``, *Export memory:
+  streamed order list*).
 * **The tables are Prefect assets.** Once every day of the window is
   committed, one task run materializes the four tables (keyed by their
   location, upstream the account's host, metadata per date): see

@@ -3,7 +3,9 @@
 Why chunks (not one task run per order) and why they are cached per chunk:
 see :mod:`flows.export`'s docstring. This module holds what a chunk is
 (:class:`OrderRef`, :func:`plan_chunks`), how a day's orders are listed
-(:func:`list_day_orders`) and the task that turns a chunk into typed rows
+(:func:`list_day_orders`: one :func:`read_day_orders` task run that reads
+the order list as it arrives, so memory holds the day's refs, never its
+answer) and the task that turns a chunk into typed rows
 (:func:`fetch_order_chunk`); :mod:`flows.export` runs them and writes the rows.
 """
 
@@ -25,9 +27,8 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 from blocks import PostDicomCredentials
 from postdicom import PostDicomClient
 from postdicom.errors import NotFoundError
-from postdicom.models import PatientOrderListAnswer, PatientOrderProperties, PatientOrderSummary
-from tasks import get_patient_order_list
-from tasks.policies import transient_retry_options
+from postdicom.models import PatientOrderProperties, PatientOrderSummary
+from tasks.policies import READ_TAGS, transient_retry_options
 
 from .export_schema import SERIES, STUDIES, TABLES, order_row, series_rows, study_rows, tag_rows
 from .orders import let_go
@@ -36,10 +37,10 @@ from .orders import let_go
 class OrderRef(NamedTuple):
     """What a chunk needs of an order-list entry: its ids and a digest of the entry (for the cache key).
 
-    The day's order list is the one thing held for the whole day (the API
-    does not page it), so each order is kept as this tuple of three strings
-    (the institution shared between its orders), about 0.25 KB, instead of
-    the answer's parsed entry (about 3.5 KB with its raw dict).
+    The day's orders are the one thing held for the whole day (the API does
+    not page the list), so each is kept as this tuple of three strings (the
+    institution shared between its orders), about 0.25 KB, reduced from its
+    order-list entry as soon as the entry has arrived (:func:`read_day_orders`).
     """
 
     patient_order_uuid: str
@@ -50,8 +51,8 @@ class OrderRef(NamedTuple):
 def order_ref(entry: PatientOrderSummary | Mapping[str, Any]) -> OrderRef:
     """The entry's :class:`OrderRef`; the digest changes whenever anything in the entry does."""
     summary = entry if isinstance(entry, PatientOrderSummary) else PatientOrderSummary.model_validate(dict(entry))
-    # The entry as received, not ``summary.raw``: that is built anew and kept on the model, 0.5 KB an order
-    # more while the whole answer is alive.
+    # The entry as received (streamed or read whole: the same dict, so the same digest and cache key), not
+    # ``summary.raw``: that is built anew and kept on the model.
     received = summary.received if summary.received is not None else summary.raw
     digest = hashlib.sha256(json.dumps(received, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:20]
     return OrderRef(
@@ -96,37 +97,55 @@ def plan_chunks(
     return sorted((sorted(c) for c in chunks if c), key=lambda chunk: (-len(chunk), chunk[0]))
 
 
-DAY_ORDER_LIST = get_patient_order_list.with_options(
-    cache_policy=NO_CACHE, persist_result=False, cache_result_in_memory=False
+@task(
+    name="export-day-orders",
+    task_run_name="export-day-orders: {day}",
+    tags=READ_TAGS,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    cache_result_in_memory=False,
+    **transient_retry_options(),
 )
-"""The documented order-list task, as the export reads a day: never cached, never stored, not kept in memory.
+def read_day_orders(
+    credentials: PostDicomCredentials, institution_uuid_list: list[str], modality_list: list[str] | None, day: dt.date
+) -> list[OrderRef]:
+    """GetPatientOrderList for one study date, each order reduced to its :class:`OrderRef` as it arrives.
 
-Not cached: a rerun must see orders added or deleted since. Not stored or
-kept: the parsed answer (models plus raw dicts, ~3.5 KB an order) is reduced
-to :class:`OrderRef` as soon as it arrives (:func:`list_day_orders`).
-"""
+    The API does not page the list: read whole, a 20,000-order day held about
+    5 KB an order at its peak (body, text, JSON, models). Read with
+    :meth:`~postdicom.PostDicomClient.iter_patient_order_list`, only the
+    order being read is held besides the refs (about 0.25 KB an order). A read
+    (``postdicom-read`` tags, so tag concurrency limits apply), retried whole
+    on transient failures (a list cut short is void); never cached (a rerun
+    must see orders added or deleted since) and never stored (patient data).
+    The run's name shows the date only.
+    """
+    with credentials.get_client() as client:
+        with client.iter_patient_order_list(
+            institution_uuid_list, modality_list=modality_list, study_date_from=day, study_date_to=day
+        ) as orders:
+            refs = [order_ref(order) for order in orders]
+        reading = orders.reading
+    logger = get_run_logger()
+    logger.info("%d order(s)", len(refs))
+    for warning in reading.warnings:
+        logger.warning("%s", warning)
+    return refs
 
 
 def list_day_orders(
     credentials: PostDicomCredentials, institution_uuid_list: list[str], modality_list: list[str] | None, day: dt.date
 ) -> list[OrderRef]:
-    """GetPatientOrderList for one study date (a ``get_patient_order_list`` run), reduced to :class:`OrderRef`.
+    """The day's orders as :class:`OrderRef` (a :func:`read_day_orders` run).
 
-    The run's state lets go of the answer once it is read (:func:`flows.orders.let_go`):
-    otherwise Prefect may keep the whole parsed day (about 4.5 KB an order)
-    through the day's export.
+    The run's state lets go of the refs once returned (:func:`flows.orders.let_go`):
+    otherwise Prefect may keep the first tagged run's result for the life of
+    the process.
     """
-    answer: PatientOrderListAnswer = let_go(
-        DAY_ORDER_LIST(
-            credentials,
-            institution_uuid_list=institution_uuid_list,
-            modality_list=modality_list,
-            study_date_from=day,
-            study_date_to=day,
-            return_state=True,
-        )
+    refs: list[OrderRef] = let_go(
+        read_day_orders(credentials, institution_uuid_list, modality_list, day, return_state=True)
     )
-    return [order_ref(entry) for entry in answer.patient_order_list]
+    return refs
 
 
 # --------------------------------------------------------------------------
@@ -213,4 +232,7 @@ def fetch_order_chunk(
     return ChunkRows(tables=tables, orders=len(orders) - len(vanished), requests=requests, vanished=vanished)
 
 
-__all__ = ["CHUNKS_PER_SLOT", "ChunkRows", "OrderRef", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks"]
+__all__ = [
+    "CHUNKS_PER_SLOT", "ChunkRows", "OrderRef", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks",
+    "read_day_orders",
+]

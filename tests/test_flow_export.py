@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 import uuid
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,7 +15,6 @@ import polars as pl
 import pyarrow as pa
 import pytest
 from prefect import get_client
-from prefect.states import Completed
 
 from flows import export as export_module
 from flows import export_chunks
@@ -22,9 +22,9 @@ from flows.export import nightly_order_export, plan_chunks, resolve_window
 from flows.export_chunks import CHUNKS_PER_SLOT
 from flows.export_schema import TABLES, hive_partitioning
 from postdicom import PostDicomClient
-from postdicom.models import PatientOrderListAnswer, PatientOrderSummary
+from postdicom.models import PatientOrderSummary
 from postdicom.synthetic import StudySpec, write_study
-from tests.test_flow_upload_and_share import documented_task_names
+from tests.test_flow_upload_and_share import task_run_names
 
 DAY1 = dt.date(2031, 5, 6)
 DAY2 = DAY1 + dt.timedelta(days=1)
@@ -66,6 +66,16 @@ def run(account, destination: str | Path, **parameters):
 WINDOW = {"study_date_from": DAY1, "study_date_to": DAY2}
 
 
+def day_list_runs(state, timeout: float = 60.0) -> set[str]:
+    """The names of the run's day-listing task runs (they reach Prefect's database a moment after the flow ends)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {name for name in task_run_names(state) if name.startswith("export-day-orders")}
+        if len(found) >= 2 or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
 def read_pandas(root: Path, table: str) -> pd.DataFrame:
     return pd.read_parquet(root / table, partitioning=hive_partitioning())
 
@@ -86,8 +96,8 @@ def test_export_reads_back_the_same_in_pandas_duckdb_and_polars(prefect_harness,
     dest = tmp_path / "export"
     state, summary = run(account, dest, **WINDOW)
     assert state.is_completed(), state.message
-    documented = {"get_patient_order_list"}
-    assert documented_task_names(state, documented) == documented, "the day's order list is the documented task"
+    # Each day is listed by one read task run that streams the order list (issue 17): named by its date only.
+    assert {f"export-day-orders: {DAY1}", f"export-day-orders: {DAY2}"} <= day_list_runs(state)
 
     assert summary.orders == 4 and summary.rows["orders"] == 4
     assert summary.rows["studies"] == 4
@@ -348,18 +358,28 @@ def test_a_small_day_gets_several_chunks_per_slot_largest_first():
     assert plan_chunks(list(reversed(orders)), 50, 8) == chunks, "the same orders make the same chunks"
 
 
-def test_the_day_order_list_is_let_go_once_reduced(monkeypatch):
-    """Prefect may keep a finished task run's state for the process's life: it must not hold the day's list."""
+def test_the_day_order_list_is_read_as_it_arrives_and_let_go_once_reduced(monkeypatch):
+    """Each entry becomes its OrderRef as it arrives (the same digest as read whole); the run's state keeps none."""
+    import httpx
+
+    from tests.fixtures.mock_server import Recorder, credentials_for
+
     entries = [{"PatientOrderUuid": str(uuid.UUID(int=n)), "InstitutionUuid": "I", "Modality": "CT"} for n in range(1, 4)]
+    recorder = Recorder(lambda request: httpx.Response(200, json={"PatientOrderList": entries}))
+    credentials = credentials_for(recorder)
     states = []
+    real_let_go = export_chunks.let_go
 
-    def fake_order_list(credentials, *, return_state, **parameters):
-        assert return_state, "the export must run the task for its state, to let go of the answer"
-        states.append(Completed(data=PatientOrderListAnswer.model_validate({"PatientOrderList": entries})))
-        return states[-1]
+    def let_go(state):
+        states.append(state)
+        return real_let_go(state)
 
-    monkeypatch.setattr(export_chunks, "DAY_ORDER_LIST", fake_order_list)
-    refs = export_chunks.list_day_orders(None, [""], None, DAY1)
+    monkeypatch.setattr(export_chunks, "let_go", let_go)
+    refs = export_chunks.list_day_orders(credentials, [""], None, DAY1)
     assert [ref.patient_order_uuid for ref in refs] == [entry["PatientOrderUuid"] for entry in entries]
     assert refs == [export_chunks.order_ref(entry) for entry in entries], "the digest is the entry's, as received"
-    assert states[0].data is None
+    with credentials.get_client() as client:
+        whole = client.get_patient_order_list([""], study_date_from=DAY1, study_date_to=DAY1)
+    assert refs == [export_chunks.order_ref(entry) for entry in whole.patient_order_list], "the cache keys of runs that read whole"
+    assert len(states) == 1 and states[0].data is None
+    assert recorder.paths() == ["/getpatientorderlist"] * 2
