@@ -20,7 +20,9 @@ import datetime as dt
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, cast
 from uuid import UUID
@@ -50,13 +52,15 @@ from .share_password import mask_stored_password, resolve_share_password
 from .share_step import LinkSettings, make_share_links, share_problems, share_requests, share_step_status
 from .upload_orders import assign_orders, locate_orders
 from .upload_report import FileIssue, UploadAndShareSummary, publish
-from .window import MAX_WORKERS, chunked, bounded_task_runner, run_bounded
+from .window import MAX_WORKERS, bounded_task_runner, chunked, submit_bounded
 
 __all__ = ["bulk_upload_and_share", "resolve_share_password", "upload_files_batch"]
 
 STOW_FILES_PER_REQUEST = 20
 NOT_TRANSIENT = "fix the cause first (a rerun alone meets it again)"
 """The remedy in a file's reason when its batch failed for a lasting cause (wrong address or account)."""
+ON_SERVER = ("stored", "already_stored")
+"""The statuses of a file the server holds once the upload is done."""
 PROGRESS_SECONDS = 1.0
 """The progress artifact moves at most this often: each move is an API call, made while the next batch waits to start."""
 
@@ -115,13 +119,46 @@ def upload_files_batch(batch: list[Path], credentials: PostDicomCredentials) -> 
     return report.files
 
 
+@dataclass
+class UploadTally:
+    """What the flow keeps of the upload: per-status counts, the files not stored, the studies on the server.
+
+    Each batch's entries (one per file: its path and UIDs, ~1.4 KB) are
+    counted here as the batch finishes and then let go, so the flow's
+    memory does not grow with the number of files stored. What is kept is
+    in the order of the batches (the walk's), whichever finished first.
+    """
+
+    files: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    _not_stored: dict[int, list[FileEntry]] = field(default_factory=dict)
+    _studies: dict[int, list[str]] = field(default_factory=dict)
+
+    def add(self, index: int, entries: Sequence[FileEntry]) -> None:
+        """Count batch ``index``'s entries; keep only those not on the server, and its studies that are."""
+        self.files += len(entries)
+        self.counts.update(entry.status for entry in entries)
+        self._not_stored[index] = [entry for entry in entries if entry.status not in ON_SERVER]
+        self._studies[index] = list(dict.fromkeys(
+            entry.study_instance_uid for entry in entries if entry.status in ON_SERVER and entry.study_instance_uid
+        ))
+
+    def not_stored(self) -> list[FileEntry]:
+        """The entries of files not on the server, in walk order."""
+        return [entry for index in sorted(self._not_stored) for entry in self._not_stored[index]]
+
+    def studies(self) -> list[str]:
+        """StudyInstanceUIDs with a file on the server (stored or already stored), once each, in walk order."""
+        return list(dict.fromkeys(uid for index in sorted(self._studies) for uid in self._studies[index]))
+
+
 def upload_all(
     files: Sequence[Path],
     credentials: PostDicomCredentials,
     *,
     batch_size: int,
     concurrency: int,
-) -> list[FileEntry]:
+) -> UploadTally:
     """Upload ``files`` in batched tasks, with a progress artifact that moves as batches finish.
 
     ``concurrency`` STOW requests are in flight at once, as with the client's
@@ -154,22 +191,12 @@ def upload_all(
 
 def _upload_batches(
     files: Sequence[Path], credentials: PostDicomCredentials, *, batch_size: int, task_runs: int
-) -> list[FileEntry]:
-    """The batch task runs, ``task_runs`` at once, and the progress artifact."""
+) -> UploadTally:
+    """The batch task runs, ``task_runs`` at once, counted as each finishes, and the progress artifact."""
     # Called from a sync flow, Prefect's dispatcher returns the id itself, not a coroutine.
     progress_id = cast(UUID, create_progress_artifact(
         progress=0.0, key="upload-and-share-progress", description=f"Uploading {len(files)} files"
     ))
-    done = 0
-    moved = time.monotonic()
-
-    def on_done(index: int, entries: list[FileEntry]) -> None:
-        nonlocal done, moved
-        done += len(entries)
-        if time.monotonic() - moved >= PROGRESS_SECONDS:
-            update_progress_artifact(progress_id, progress=round(100.0 * done / len(files), 1))
-            moved = time.monotonic()
-
     planned = chunked(list(files), batch_size)
 
     def not_confirmed(index: int, error: Exception) -> list[FileEntry]:
@@ -181,15 +208,20 @@ def _upload_batches(
         reason = f"not confirmed stored: {error_text(error)}; {remedy}"
         return [FileEntry(path=path, status="failed", reason=reason) for path in planned[index]]
 
-    batches = run_bounded(
+    tally = UploadTally()
+    moved = time.monotonic()
+    for index, entries, _ in submit_bounded(
         lambda batch: upload_files_batch.submit(batch, credentials),
         planned,
-        concurrency=task_runs,
-        on_done=on_done,
+        min(task_runs, MAX_WORKERS),
         on_error=not_confirmed,
-    )
+    ):
+        tally.add(index, entries)
+        if time.monotonic() - moved >= PROGRESS_SECONDS:
+            update_progress_artifact(progress_id, progress=round(100.0 * tally.files / len(files), 1))
+            moved = time.monotonic()
     update_progress_artifact(progress_id, progress=100.0, description=f"Uploaded {len(files)} files")
-    return [entry for entries in batches for entry in entries]
+    return tally
 
 # --------------------------------------------------------------------- flow
 
@@ -278,12 +310,12 @@ def bulk_upload_and_share(
         mask_stored_password()
     password = resolve_share_password(share_password, share_password_block)
 
-    entries = upload_all(files, credentials, batch_size=batch_size, concurrency=concurrency)
-    summary = summarise_upload(Path(directory).expanduser(), entries)
+    tally = upload_all(files, credentials, batch_size=batch_size, concurrency=concurrency)
+    summary = summarise_upload(Path(directory).expanduser(), tally)
     materialize_account_studies(credentials, summary.counts)
     logger.info("upload: %s", ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n))
     try:
-        orders = locate_orders(credentials, entries, summary, concurrency=concurrency)
+        orders = locate_orders(credentials, tally.studies(), summary, concurrency=concurrency)
         if folder_name and orders:
             folder = find_or_create_folder(credentials, folder_name, parent_folder_uuid)
             summary.folder_uuid, summary.folder_created = folder.folder_uuid, folder.created
@@ -345,25 +377,24 @@ def _check_parameters(
     return [(kind, str(canonical_uuid(value))) for kind, value in given if value]
 
 
-def summarise_upload(root: Path, entries: Sequence[FileEntry]) -> UploadAndShareSummary:
+def summarise_upload(root: Path, tally: UploadTally) -> UploadAndShareSummary:
     """The summary's upload part: counts, the files not stored, and a problem if any could not be sent."""
-    counts = count_by((entry.status for entry in entries), FILE_STATUSES)
+    counts = count_by(tally.counts.elements(), FILE_STATUSES)
+    not_stored = tally.not_stored()
     summary = UploadAndShareSummary(
         directory=str(root),
-        total_files=len(entries),
+        total_files=tally.files,
         counts=counts,
         files_not_stored=[
             FileIssue(path=str(entry.path.relative_to(root)), status=entry.status, reason=entry.reason)
-            for entry in entries
-            if entry.status not in ("stored", "already_stored")
+            for entry in not_stored
         ],
         studies=[],
         patient_order_uuids=[],
     )
     if counts["failed"]:
-        lasting = any(NOT_TRANSIENT in (entry.reason or "") for entry in entries if entry.status == "failed")
+        lasting = any(NOT_TRANSIENT in (entry.reason or "") for entry in not_stored if entry.status == "failed")
         remedy = "the files-not-stored table says why; a rerun alone meets it again" if lasting else (
             "run the flow again to retry them")
         summary.problems.append(f"{counts['failed']} files could not be sent ({remedy})")
     return summary
-

@@ -15,7 +15,6 @@ from prefect.cache_policies import NO_CACHE
 from blocks import PostDicomCredentials
 from postdicom.dicom_json import TAG_PATIENT_ID, first_value
 from postdicom.models import PatientOrderSummary
-from postdicom.upload import FileEntry
 from tasks.policies import READ_TAGS, transient_retry_options
 
 from .assignment import AssignmentCandidate, RowResult, TargetKind, assign_orders_batch, plan_assignments
@@ -103,19 +102,15 @@ def find_orders_of_studies(
 
 def locate_orders(
     credentials: PostDicomCredentials,
-    entries: Sequence[FileEntry],
+    study_uids: Sequence[str],
     summary: UploadAndShareSummary,
     *,
     concurrency: int,
 ) -> list[PatientOrderSummary]:
-    """Find the order of every study with a file on the server; record them (and any missing) in ``summary``."""
-    study_uids = list(
-        dict.fromkeys(
-            entry.study_instance_uid
-            for entry in entries
-            if entry.status in ("stored", "already_stored") and entry.study_instance_uid
-        )
-    )
+    """Find the order of each of ``study_uids`` (the studies with a file on the server); record them in ``summary``.
+
+    Missing orders are recorded too, with a problem naming how many.
+    """
     orders = find_orders_of_studies(credentials, study_uids, concurrency=concurrency) if study_uids else []
     by_study = {order.study_instance_uid: order for order in orders}
     for uid in study_uids:
