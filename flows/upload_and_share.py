@@ -46,7 +46,7 @@ from .assets import materialize_account_studies
 from .assignment import TargetKind
 from .folders import add_orders_to_folder, find_or_create_folder
 from .forms import ACCOUNT, OptionalText, form
-from .orders import canonical_uuid
+from .orders import canonical_uuid, let_go
 from .reporting import FlowRunFailed, count_by, error_text, run_name_or
 from .share_password import mask_stored_password, resolve_share_password
 from .share_step import LinkSettings, make_share_links, share_problems, share_requests, share_step_status
@@ -210,13 +210,16 @@ def _upload_batches(
 
     tally = UploadTally()
     moved = time.monotonic()
-    for index, entries, _ in submit_bounded(
+    for index, entries, future in submit_bounded(
         lambda batch: upload_files_batch.submit(batch, credentials),
         planned,
         min(task_runs, MAX_WORKERS),
         on_error=not_confirmed,
     ):
         tally.add(index, entries)
+        if future.state.is_completed():
+            # The run's state would hold the entries until Python's cycle collector frees it.
+            let_go(future.state)
         if time.monotonic() - moved >= PROGRESS_SECONDS:
             update_progress_artifact(progress_id, progress=round(100.0 * tally.files / len(files), 1))
             moved = time.monotonic()

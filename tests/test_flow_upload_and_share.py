@@ -535,3 +535,33 @@ def test_the_share_password_is_nowhere_in_prefect(prefect_harness, sandbox, tmp_
     assert any(b"bulk-upload-and-share" in path.read_bytes() for path in database_files)
     for path in files:
         assert secret_password.encode() not in path.read_bytes(), path
+
+
+def test_the_upload_tally_keeps_the_walk_order_and_lets_go_of_stored_files(tmp_path):
+    """Batches counted out of order: files not stored and studies come back in walk order; stored entries are freed."""
+    import gc
+    import weakref
+
+    from postdicom.upload import FileEntry
+
+    def entry(name: str, status: str, study: str | None) -> FileEntry:
+        return FileEntry(tmp_path / name, status, "why" if status not in ("stored", "already_stored") else "", None, study)
+
+    first = [entry("a", "stored", "1.1"), entry("b", "not_dicom", None), entry("c", "already_stored", "1.2")]
+    second = [entry("d", "failed", "1.3"), entry("e", "stored", "1.3"), entry("f", "stored", "1.1")]
+    stored = [weakref.ref(item) for item in first + second if item.status in ("stored", "already_stored")]
+    tally = upload_flow.UploadTally()
+    tally.add(1, second)
+    tally.add(0, first)
+    del first, second
+    gc.collect()
+
+    assert tally.files == 6
+    assert dict(tally.counts) == {"stored": 3, "already_stored": 1, "not_dicom": 1, "failed": 1}
+    assert [item.path.name for item in tally.not_stored()] == ["b", "d"]
+    assert tally.studies() == ["1.1", "1.2", "1.3"]
+    assert all(ref() is None for ref in stored), "an entry of a file on the server was kept after it was counted"
+    summary = upload_flow.summarise_upload(tmp_path, tally)
+    assert summary.total_files == 6
+    assert summary.counts == {"stored": 3, "already_stored": 1, "rejected": 0, "not_dicom": 1, "failed": 1}
+    assert [issue.path for issue in summary.files_not_stored] == ["b", "d"]
