@@ -271,7 +271,7 @@ def bulk_upload_and_share(
         OptionalText,
         form("Assign to group UUID", "Assign every uploaded order to this user group; empty: none.", blank=True),
     ] = None,
-    batch_size: Annotated[int, form("Files per task", "Files one upload task sends.", ge=1, le=5000)] = 100,
+    batch_size: Annotated[int, form("Files per task", "Files one upload task sends.", ge=1, le=5000)] = 400,
     concurrency: Annotated[int, form("Concurrency", "STOW requests (and lookups) at once; upload tasks start ahead.", ge=1, le=16)] = 4,
     share_password_block: Annotated[
         OptionalText,
