@@ -68,14 +68,19 @@ PROGRESS_SECONDS = 1.0
 # --------------------------------------------------------------------- upload
 
 
-def list_directory(directory: str | Path) -> list[Path]:
-    """Every regular file under ``directory``; a clear error before any request if there is nothing to do."""
+def list_directory(directory: str | Path) -> list[str]:
+    """Every regular file under ``directory``, as text; a clear error before any request if there is nothing to do.
+
+    Text, not :class:`~pathlib.Path`: the list lives through the whole run, and
+    a ``Path`` costs about 0.3 KB more per file (5 MB at 16,000 files). Each
+    batch makes its own paths when it is sent.
+    """
     root = Path(directory).expanduser()
     if not root.exists():
         raise ValueError(f"directory does not exist: {str(root)!r}")
     if not root.is_dir():
         raise ValueError(f"directory is not a folder: {str(root)!r}")
-    files = list(walk_regular_files(root))
+    files = [str(path) for path in walk_regular_files(root)]
     if not files:
         raise ValueError(f"directory holds no files: {str(root)!r}")
     return files
@@ -153,7 +158,7 @@ class UploadTally:
 
 
 def upload_all(
-    files: Sequence[Path],
+    files: Sequence[str],
     credentials: PostDicomCredentials,
     *,
     batch_size: int,
@@ -190,7 +195,7 @@ def upload_all(
 
 
 def _upload_batches(
-    files: Sequence[Path], credentials: PostDicomCredentials, *, batch_size: int, task_runs: int
+    files: Sequence[str], credentials: PostDicomCredentials, *, batch_size: int, task_runs: int
 ) -> UploadTally:
     """The batch task runs, ``task_runs`` at once, counted as each finishes, and the progress artifact."""
     # Called from a sync flow, Prefect's dispatcher returns the id itself, not a coroutine.
@@ -206,12 +211,12 @@ def _upload_batches(
             else NOT_TRANSIENT
         )
         reason = f"not confirmed stored: {error_text(error)}; {remedy}"
-        return [FileEntry(path=path, status="failed", reason=reason) for path in planned[index]]
+        return [FileEntry(path=Path(path), status="failed", reason=reason) for path in planned[index]]
 
     tally = UploadTally()
     moved = time.monotonic()
     for index, entries, future in submit_bounded(
-        lambda batch: upload_files_batch.submit(batch, credentials),
+        lambda batch: upload_files_batch.submit([Path(path) for path in batch], credentials),
         planned,
         min(task_runs, MAX_WORKERS),
         on_error=not_confirmed,
