@@ -30,9 +30,10 @@ Parts (``--parts``, all by default):
 Servers (``--servers``, ``--prefect-server``): the upload part runs on the
 sandbox, on Orthanc or on both (``--servers sandbox,orthanc``, a fresh server
 per run); export and reassignment use PostDICOM's own calls and run on the
-sandbox only. On Orthanc (PS3.18 only) the flow stores every file, then ends
-Failed at its first order lookup (``getpatientorderlist``, a 404 there); the
-worker accepts that on a ``standard`` server only and reports it
+sandbox only. On Orthanc (PS3.18 only, a ``standard`` block) the flow stores
+every file, then ends Failed without a PostDICOM call (``StandardServerError``:
+no orders or share links there); the worker accepts that on a ``standard``
+server only and reports it
 (``flow run ended``). ``--prefect-server`` runs every flow against one separate
 ``prefect server start`` (SQLite in its own home, or PostgreSQL with
 ``--prefect-database postgresql``: :func:`prefect_server`) instead of the
@@ -186,8 +187,8 @@ def _upload_part_clock() -> list[float]:
 def _failed_after_upload(spec: dict, error: Exception):
     """On a standard DICOMweb server (Orthanc) the flow ends Failed after the upload: its summary and why.
 
-    The order lookups that follow the upload are PostDICOM calls a PS3.18
-    server does not have (a 404): the benchmark keeps the upload's figures
+    The order lookups and links that follow the upload are PostDICOM calls a
+    PS3.18 server does not have, so the flow stops there: the benchmark keeps the upload's figures
     and says how the run ended; on the sandbox any failure is an error.
     """
     from flows.reporting import FlowRunFailed

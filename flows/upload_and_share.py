@@ -65,6 +65,10 @@ PROGRESS_SECONDS = 1.0
 """The progress artifact moves at most this often: each move is an API call, made while the next batch waits to start."""
 
 
+class StandardServerError(RuntimeError):
+    """The account is a standard DICOMweb server: the upload works, the PostDICOM steps after it cannot."""
+
+
 # --------------------------------------------------------------------- upload
 
 
@@ -289,6 +293,12 @@ def bulk_upload_and_share(
 ) -> UploadAndShareSummary:
     """Upload every DICOM file under ``directory``, file the orders, and create share link(s).
 
+    On a standard DICOMweb server (a block of dialect ``standard``) every file
+    is uploaded and accounted for, then the run ends Failed with
+    :class:`StandardServerError`: orders, folders and links are PostDICOM's own
+    calls. (Only storing files there: the ``upload_dicom_images_in_a_folder``
+    task or ``PostDicomClient.upload_folder``.)
+
     Safe to run again: only what is missing is uploaded, the same orders are
     found, the folder (``folder_name`` under ``parent_folder_uuid``) is reused,
     orders already filed or assigned are left as they are. Each run creates
@@ -323,6 +333,11 @@ def bulk_upload_and_share(
     materialize_account_studies(credentials, summary.counts)
     logger.info("upload: %s", ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n))
     try:
+        if credentials.dialect == "standard":
+            raise StandardServerError(
+                "orders, folders and share links are PostDICOM's own calls, which a standard DICOMweb server "
+                "(the account's dialect is 'standard') does not have: the files are uploaded, nothing was shared"
+            )
         orders = locate_orders(credentials, tally.studies(), summary, concurrency=concurrency)
         if folder_name and orders:
             folder = find_or_create_folder(credentials, folder_name, parent_folder_uuid)

@@ -565,3 +565,19 @@ def test_the_upload_tally_keeps_the_walk_order_and_lets_go_of_stored_files(tmp_p
     assert summary.total_files == 6
     assert summary.counts == {"stored": 3, "already_stored": 1, "rejected": 0, "not_dicom": 1, "failed": 1}
     assert [issue.path for issue in summary.files_not_stored] == ["b", "d"]
+
+
+def test_on_a_standard_dicomweb_server_every_file_is_stored_then_the_run_says_why_nothing_was_shared(
+    orthanc_server, prefect_harness, tmp_path
+):
+    """Orthanc has no order, folder or share calls: no request is made to them, and the run's problem names why."""
+    folder = tmp_path / "orthanc-upload"
+    write_study(folder, StudySpec("Standard^Server", f"STD-{uuid.uuid4().hex[:6]}", "CT", series_count=2,
+                                  instances_per_series=3, seed=uuid.uuid4().hex))
+    state, summary = run(credentials=orthanc_server.credentials(), directory=str(folder), expire_date=EXPIRE)
+    assert state.is_failed()
+    assert summary.counts["stored"] == 6
+    [problem] = summary.problems
+    assert problem.startswith("stopped after the upload: StandardServerError: orders, folders and share links are "
+                              "PostDICOM's own calls"), problem
+    assert summary.studies == [] and summary.shares == []
