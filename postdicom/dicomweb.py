@@ -191,6 +191,8 @@ class DicomWebMixin:
             An attribute name not in the DICOM dictionary (before any request).
         ProtocolError
             The server pages forever (the page cap) or sends a page again.
+        AnswerTooLargeError
+            The pages together are over ``POSTDICOM_QIDO_MAX_BYTES``.
         """
         query = merge_filters(filters, attributes)
         paging = QidoPaging(limit, offset, tuple(fields), page_size, fuzzymatching, max_pages)

@@ -14,6 +14,13 @@ purpose; two rules keep the client from asking forever:
   matches at the default page size). A server that still says "more" after
   that gets a :class:`~postdicom.errors.ProtocolError` naming the setting;
   narrow the search or raise the cap.
+* **A size cap**: the pages of one search together hold at most
+  ``POSTDICOM_QIDO_MAX_BYTES`` of JSON (default :data:`DEFAULT_MAX_BYTES`,
+  256 MiB), since every page is kept in memory until the search ends. Each
+  page alone is already capped by ``POSTDICOM_MAX_JSON_BYTES``; this bounds
+  their sum, which the page cap alone lets reach 1000 such pages. Past it the
+  search stops with an :class:`~postdicom.errors.AnswerTooLargeError` naming
+  the setting.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import httpx
 from . import json_text
 from .answers import masked_excerpt
 from .dicom_json import DICOM_JSON
-from .errors import ProtocolError, ValidationError
+from .errors import AnswerTooLargeError, ProtocolError, ValidationError
 from .query import FilterValue, build_query
 from .settings import env_number
 from .uids import check_uid
@@ -42,6 +49,10 @@ DEFAULT_MAX_PAGES = 1000
 """Page requests one search may make (500,000 matches at the default page size)."""
 MAX_PAGES_ENV = "POSTDICOM_QIDO_MAX_PAGES"
 """Environment variable that overrides :data:`DEFAULT_MAX_PAGES`."""
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+"""JSON bytes the pages of one search may hold together (four times one answer's default cap)."""
+MAX_BYTES_ENV = "POSTDICOM_QIDO_MAX_BYTES"
+"""Environment variable that overrides :data:`DEFAULT_MAX_BYTES`."""
 Level = Literal["study", "series", "instance"]
 Match = dict[str, Any]
 """One QIDO match: a DICOM JSON object (PS3.18 Annex F) keyed by 8-hex tags."""
@@ -53,6 +64,14 @@ def max_pages_setting() -> int:
     Read when a search starts, so a deployment can change it without code.
     """
     return int(env_number(MAX_PAGES_ENV, DEFAULT_MAX_PAGES, minimum=1, whole=True))
+
+
+def max_bytes_setting() -> int:
+    """The size cap of a search's pages together: ``POSTDICOM_QIDO_MAX_BYTES``, or :data:`DEFAULT_MAX_BYTES`.
+
+    Read when a search starts, like the page cap.
+    """
+    return int(env_number(MAX_BYTES_ENV, DEFAULT_MAX_BYTES, minimum=1, whole=True, unit="bytes"))
 
 
 @dataclass(frozen=True)
@@ -142,10 +161,14 @@ class Qido:
         ProtocolError
             The answer is not a JSON array, a page starts like an earlier
             one, or the server still says "more" after the page cap.
+        AnswerTooLargeError
+            The pages together hold more than ``POSTDICOM_QIDO_MAX_BYTES``.
         """
         path, needed = target
         filters = {**filters, **needed}
         cap = paging.max_pages if paging.max_pages is not None else max_pages_setting()
+        max_bytes = max_bytes_setting()
+        received = 0
         limit = paging.limit
         results: list[Match] = []
         position = paging.offset
@@ -163,6 +186,14 @@ class Qido:
             query = paging.query(filters, wanted, position)
             response = self._http.request("GET", path, query=query, headers={"Accept": DICOM_JSON})
             pages += 1
+            received += len(response.content)
+            if received > max_bytes:
+                raise AnswerTooLargeError(
+                    f"QIDO search stopped after {pages} pages ({len(results)} matches): its answers hold more than "
+                    f"the {max_bytes} bytes one search may collect; narrow the search, or raise {MAX_BYTES_ENV}",
+                    method="GET",
+                    url=self._http.url(path),
+                )
             page = _matches(response)
             if not page:
                 break

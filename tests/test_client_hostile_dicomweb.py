@@ -2,7 +2,8 @@
 
 QIDO: a server that always says "more results" (full pages of new matches,
 ``Warning: 299`` on short pages, or pages it sent before) is stopped by the
-page cap or the repeated-page check, with an error that says which. WADO: a
+page cap, the size cap on all its pages together, or the repeated-page
+check, with an error that says which. WADO: a
 body or a part that goes on past its announced ``Content-Length`` stops the
 download before the extra bytes are written.
 
@@ -21,7 +22,8 @@ import httpx
 import pytest
 
 from postdicom import PostDicomClient, ProtocolError, ValidationError
-from postdicom.qido import DEFAULT_MAX_PAGES, MAX_PAGES_ENV
+from postdicom.errors import AnswerTooLargeError
+from postdicom.qido import DEFAULT_MAX_PAGES, MAX_BYTES_ENV, MAX_PAGES_ENV
 
 from tests.fixtures.mock_server import SERIES, STUDY, make_client, qido_match, wado_body
 
@@ -76,6 +78,47 @@ def test_short_pages_flagged_with_warning_299_forever_are_stopped(monkeypatch):
     with pytest.raises(ProtocolError, match="5 pages"):
         client.search_for_series(STUDY, page_size=10)
     assert len(server.requests) == 5
+
+
+def test_a_server_with_more_results_forever_is_stopped_at_the_size_cap(monkeypatch):
+    """Pages far below the page cap, each under the per-answer cap, still cannot add up past the search's bytes."""
+    monkeypatch.delenv(MAX_PAGES_ENV, raising=False)
+    three_pages = sum(
+        len(_fresh_matches(httpx.Request("GET", f"https://x/studies?limit=10&offset={offset}")).content)
+        for offset in (0, 10, 20)
+    )
+    monkeypatch.setenv(MAX_BYTES_ENV, str(three_pages))
+    client, server = make_client(_fresh_matches)
+    with pytest.raises(AnswerTooLargeError) as caught:
+        client.search_for_studies(page_size=10)
+    assert len(server.requests) == 4, "the fourth page passes the cap: no fifth is asked"
+    message = str(caught.value)
+    assert MAX_BYTES_ENV in message and f"{three_pages} bytes" in message and "4 pages" in message
+
+
+def test_a_search_within_the_size_cap_is_whole(monkeypatch):
+    pages = {0: 10, 10: 10, 20: 3}
+
+    def three_pages(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params.get("offset", "0"))
+        return httpx.Response(200, json=[qido_match(sop=f"1.2.3.{offset + i}") for i in range(pages[offset])])
+
+    total = sum(len(three_pages(httpx.Request("GET", f"https://x/studies?offset={o}")).content) for o in pages)
+    monkeypatch.setenv(MAX_BYTES_ENV, str(total))
+    client, _ = make_client(three_pages)
+    assert len(client.search_for_studies(page_size=10)) == 23
+    monkeypatch.setenv(MAX_BYTES_ENV, str(total - 1))
+    with pytest.raises(AnswerTooLargeError, match=MAX_BYTES_ENV):
+        client.search_for_studies(page_size=10)
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "lots", "2.5"])
+def test_a_bad_size_cap_setting_is_refused_before_any_request(bad, monkeypatch):
+    monkeypatch.setenv(MAX_BYTES_ENV, bad)
+    client, server = make_client(_fresh_matches)
+    with pytest.raises(ValidationError, match=MAX_BYTES_ENV):
+        client.search_for_studies()
+    assert server.requests == []
 
 
 @pytest.mark.parametrize(
