@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -27,7 +27,7 @@ from .errors import (
     error_for_status,
     shown_url,
 )
-from .http_limits import ERROR_BODY_BYTES, Deadline, read_body
+from .http_limits import DOWNLOAD_BYTES_SETTING, ERROR_BODY_BYTES, Deadline, bounded_chunks, read_body
 from .transport import request_deadline
 
 
@@ -172,3 +172,17 @@ def reading_body(response: httpx.Response, method: str, url: str) -> Iterator[No
         ) from None
     except httpx.DecodingError as exc:
         raise undecodable_error(response, exc, method, url) from None
+
+
+def download_chunks(
+    response: httpx.Response, chunks: Iterable[bytes], limit: int, method: str, url: str
+) -> Iterator[bytes]:
+    """``chunks`` of a streamed download, at most ``limit`` bytes, with httpx's failures mid-body turned into ours.
+
+    The size cap (``POSTDICOM_MAX_DOWNLOAD_BYTES``, :func:`bounded_chunks`)
+    holds whether or not the answer announced its length, so a body that
+    never ends stops at the cap, not only at the download deadline; the
+    failures are those of :func:`reading_body`.
+    """
+    with reading_body(response, method, url):
+        yield from bounded_chunks(response, limit, method, url, chunks=chunks, setting=DOWNLOAD_BYTES_SETTING)

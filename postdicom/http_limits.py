@@ -1,7 +1,8 @@
 """Limits no server answer can push a request past: a deadline per request, a size cap for answers read whole.
 
 :class:`HttpLimits` holds the settings (``POSTDICOM_REQUEST_DEADLINE``,
-``POSTDICOM_DOWNLOAD_DEADLINE``, ``POSTDICOM_MAX_JSON_BYTES``). A
+``POSTDICOM_DOWNLOAD_DEADLINE``, ``POSTDICOM_MAX_JSON_BYTES``,
+``POSTDICOM_MAX_DOWNLOAD_BYTES``). A
 :class:`Deadline` is one request's; :class:`DeadlineStream` wraps an answer's
 body so that reading it stops with :class:`~postdicom.errors.DeadlineExceededError`
 once the deadline has passed, whatever the transport, and :func:`read_body`
@@ -13,13 +14,16 @@ hands it on piece by piece under the same cap). The session
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import httpx
 
 from .errors import AnswerTooLargeError, DeadlineExceededError
 from .settings import env_number
+
+JSON_BYTES_SETTING = "POSTDICOM_MAX_JSON_BYTES"
+DOWNLOAD_BYTES_SETTING = "POSTDICOM_MAX_DOWNLOAD_BYTES"
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,17 @@ class HttpLimits:
     max_json_bytes:
         Largest answer read into memory (QIDO, custom endpoints, STOW answers),
         counted after decompression (``POSTDICOM_MAX_JSON_BYTES``).
+    max_download_bytes:
+        Largest streamed download (one WADO answer, all its instances), with
+        or without a ``Content-Length`` (``POSTDICOM_MAX_DOWNLOAD_BYTES``). It
+        goes to disk, not memory, so it is large; without it a body that
+        never ends would fill the disk until the download deadline.
     """
 
     request_deadline: float = 300.0
     download_deadline: float = 3600.0
     max_json_bytes: int = 64 * 1024 * 1024
+    max_download_bytes: int = 64 * 1024 * 1024 * 1024
 
     @classmethod
     def from_env(cls) -> HttpLimits:
@@ -51,7 +61,10 @@ class HttpLimits:
         return cls(
             request_deadline=env_number("POSTDICOM_REQUEST_DEADLINE", default.request_deadline, minimum=0.001),
             download_deadline=env_number("POSTDICOM_DOWNLOAD_DEADLINE", default.download_deadline, minimum=0.001),
-            max_json_bytes=int(env_number("POSTDICOM_MAX_JSON_BYTES", default.max_json_bytes, minimum=1, whole=True)),
+            max_json_bytes=int(env_number(JSON_BYTES_SETTING, default.max_json_bytes, minimum=1, whole=True)),
+            max_download_bytes=int(
+                env_number(DOWNLOAD_BYTES_SETTING, default.max_download_bytes, minimum=1, whole=True, unit="bytes")
+            ),
         )
 
 
@@ -122,25 +135,35 @@ def sync_stream(response: httpx.Response) -> httpx.SyncByteStream:
 
 
 def bounded_chunks(
-    response: httpx.Response, limit: int, method: str, url: str, *, truncate: bool = False
+    response: httpx.Response,
+    limit: int,
+    method: str,
+    url: str,
+    *,
+    truncate: bool = False,
+    chunks: Iterable[bytes] | None = None,
+    setting: str = JSON_BYTES_SETTING,
 ) -> Iterator[bytes]:
-    """``response``'s (decoded) body as it arrives, at most ``limit`` bytes in all.
+    """``response``'s body as it arrives, at most ``limit`` bytes in all.
 
-    Past the limit, raise :class:`AnswerTooLargeError` (or, with ``truncate``,
-    end with the first ``limit`` bytes). A declared ``Content-Length`` over
-    the limit is refused before anything is read. What an answer read whole
-    (:func:`read_body`) and an answer read piece by piece
-    (:mod:`postdicom.answer_stream`) share, so both keep the same cap.
+    Past the limit, raise :class:`AnswerTooLargeError` naming ``setting`` (or,
+    with ``truncate``, end with the first ``limit`` bytes). A declared
+    ``Content-Length`` over the limit is refused before anything is read.
+    ``chunks`` is the body as the caller reads it (default: decoded,
+    ``response.iter_bytes()``). What an answer read whole (:func:`read_body`),
+    an answer read piece by piece (:mod:`postdicom.answer_stream`) and a
+    download (:func:`postdicom.http_errors.download_chunks`) share, so all
+    keep their cap the same way.
     """
     declared = response.headers.get("Content-Length", "")
     if not truncate and declared.isdigit() and int(declared) > limit:
-        raise too_large(response, limit, method, url, f"it announces {int(declared)} bytes")
+        raise too_large(response, limit, method, url, f"it announces {int(declared)} bytes", setting)
     size = 0
-    for chunk in response.iter_bytes():
+    for chunk in response.iter_bytes() if chunks is None else chunks:
         size += len(chunk)
         if size > limit:
             if not truncate:
-                raise too_large(response, limit, method, url, "more arrived")
+                raise too_large(response, limit, method, url, "more arrived", setting)
             yield chunk[: limit - (size - len(chunk))]
             return
         yield chunk
@@ -157,10 +180,12 @@ def read_body(response: httpx.Response, limit: int, method: str, url: str, *, tr
     response._content = b"".join(bounded_chunks(response, limit, method, url, truncate=truncate))
 
 
-def too_large(response: httpx.Response, limit: int, method: str, url: str, seen: str) -> AnswerTooLargeError:
+def too_large(
+    response: httpx.Response, limit: int, method: str, url: str, seen: str, setting: str = JSON_BYTES_SETTING
+) -> AnswerTooLargeError:
+    allowed = "one download" if setting == DOWNLOAD_BYTES_SETTING else "an answer read whole"
     return AnswerTooLargeError(
-        f"the answer is larger than the {limit} bytes allowed for an answer read whole ({seen};"
-        " POSTDICOM_MAX_JSON_BYTES)",
+        f"the answer is larger than the {limit} bytes allowed for {allowed} ({seen}; {setting})",
         status=response.status_code,
         method=method,
         url=url,

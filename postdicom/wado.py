@@ -10,8 +10,9 @@ An answer may not go on past what it announced: a body longer than its
 ``Content-Length``, or a part longer than its own ``Content-Length`` header,
 stops the download with a :class:`~postdicom.errors.ProtocolError` before the
 extra bytes are written (the unfinished file is removed, the download is not
-tried again). An answer that announces nothing is bounded by the session's
-download deadline.
+tried again). Every answer, whether it announces its length or not, is bounded
+by the session's download deadline and by its size cap
+(``POSTDICOM_MAX_DOWNLOAD_BYTES``: an :class:`~postdicom.errors.AnswerTooLargeError`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import httpx
 
 from .dicom_json import TAG_SERIES_UID, TAG_SOP_UID, TAG_STUDY_UID, first_value
 from .errors import NotFoundError, ProtocolError, TransportError
-from .http_errors import error_reason, reading_body
+from .http_errors import download_chunks, error_reason
+from .http_limits import ERROR_BODY_BYTES, read_body
 from .multipart import ReceivedPart, parse_content_type, split_to_files
 from .part10 import sop_instance_uid_of
 from .qido import QidoPaging
@@ -127,7 +129,7 @@ class Wado:
             media, _ = parse_content_type(content_type)
             url = str(response.request.url)
             if not media.startswith("multipart/"):
-                response.read()
+                read_body(response, ERROR_BODY_BYTES, "GET", url, truncate=True)  # only an excerpt is shown
                 raise ProtocolError(
                     f"expected a multipart WADO answer, got {media or 'no Content-Type'}",
                     status=response.status_code,
@@ -135,10 +137,10 @@ class Wado:
                     method="GET",
                     url=url,
                 )
+            body = download_chunks(response, _body_chunks(response), self._http.limits.max_download_bytes, "GET", url)
             try:
-                with reading_body(response, "GET", url):
-                    for part in split_to_files(_body_chunks(response), content_type, target):
-                        written[_place(part, target)] = None
+                for part in split_to_files(body, content_type, target):
+                    written[_place(part, target)] = None
             except ProtocolError as exc:
                 if exc.url is None:  # raised by the reader, which does not know the request
                     exc.method, exc.url = "GET", url

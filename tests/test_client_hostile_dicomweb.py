@@ -14,6 +14,7 @@ so the bytes really cross a connection.
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ import pytest
 
 from postdicom import PostDicomClient, ProtocolError, ValidationError
 from postdicom.errors import AnswerTooLargeError
+from postdicom.http_limits import DOWNLOAD_BYTES_SETTING
 from postdicom.qido import DEFAULT_MAX_PAGES, MAX_BYTES_ENV, MAX_PAGES_ENV
 
 from tests.fixtures.mock_server import SERIES, STUDY, make_client, qido_match, wado_body
@@ -184,15 +186,19 @@ def test_a_wado_body_longer_than_its_content_length_is_not_written_on(small_stud
 
 
 class EndlessPartServer:
-    """Answers every request with a WADO part that says it is ``announced`` bytes long and never ends.
+    """Answers every request with a WADO part that never ends.
 
-    Stops sending when the client hangs up, or after ``limit`` bytes (so a
-    client that keeps reading fails the test instead of hanging it).
+    The part says it is ``announced`` bytes long (``None``: it says nothing);
+    with ``chunked`` the answer comes in chunked transfer encoding, else it
+    announces no length at all (as Orthanc does). Stops sending when the
+    client hangs up, or after ``limit`` bytes (so a client that keeps reading
+    fails the test instead of hanging it).
     """
 
-    def __init__(self, announced: int, limit: int = 256 * 1024 * 1024) -> None:
+    def __init__(self, announced: int | None, limit: int = 256 * 1024 * 1024, *, chunked: bool = False) -> None:
         self.announced = announced
         self.limit = limit
+        self.chunked = chunked
         self.requests = 0
         self.sent = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -219,13 +225,16 @@ class EndlessPartServer:
             request += chunk
         head = (
             b'HTTP/1.1 200 OK\r\nContent-Type: multipart/related; type="application/dicom"; boundary=edge\r\n'
-            b"Connection: close\r\n\r\n--edge\r\nContent-Type: application/dicom\r\n"
-            b"Content-Length: %d\r\n\r\n" % self.announced
+            + (b"Transfer-Encoding: chunked\r\n" if self.chunked else b"")
+            + b"Connection: close\r\n\r\n"
+        )
+        part_head = b"--edge\r\nContent-Type: application/dicom\r\n" + (
+            b"Content-Length: %d\r\n\r\n" % self.announced if self.announced is not None else b"\r\n"
         )
         try:
             connection.sendall(head)
-            for chunk in self._endless():
-                connection.sendall(chunk)
+            for chunk in itertools.chain([part_head], self._endless()):
+                connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk) if self.chunked else chunk)
         except OSError:
             return
 
@@ -252,6 +261,48 @@ def test_a_wado_part_that_goes_on_past_its_announced_length_stops_the_download(t
     assert server.sent < server.limit
     assert "127.0.0.1" in str(caught.value)
     assert list(destination.iterdir()) == []  # the unfinished part file is removed
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "until-close"])
+def test_a_wado_answer_without_any_length_that_never_ends_stops_at_the_download_size_cap(
+    chunked, tmp_path, monkeypatch
+):
+    """No Content-Length anywhere: only the size cap, not the hour-long download deadline, ends it."""
+    monkeypatch.setenv(DOWNLOAD_BYTES_SETTING, str(1024 * 1024))
+    server = EndlessPartServer(announced=None, chunked=chunked)
+    try:
+        with PostDicomClient(server.address, "user", "pw", dialect="standard") as client:
+            destination = tmp_path / "out"
+            with pytest.raises(AnswerTooLargeError) as caught:
+                client.retrieve_study(STUDY, destination)
+    finally:
+        server.close()
+    message = str(caught.value)
+    assert DOWNLOAD_BYTES_SETTING in message and "1048576 bytes" in message and "127.0.0.1" in message
+    assert server.requests == 1, "a body over the cap is not asked again"
+    assert server.sent < server.limit
+    assert list(destination.iterdir()) == []  # the unfinished part file is removed
+
+
+def test_a_wado_answer_announcing_more_than_the_download_size_cap_is_refused_before_reading(small_study, tmp_path,
+                                                                                          monkeypatch):
+    body, content_type = wado_body(small_study)
+    monkeypatch.setenv(DOWNLOAD_BYTES_SETTING, str(len(body) - 1))
+    headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
+    client, _ = make_client(lambda request: httpx.Response(200, headers=headers, stream=Chunked(body)))
+    with pytest.raises(AnswerTooLargeError, match=f"announces {len(body)} bytes"):
+        client.retrieve_study(STUDY, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+    monkeypatch.setenv(DOWNLOAD_BYTES_SETTING, str(len(body)))
+    client, _ = make_client(lambda request: httpx.Response(200, headers={"Content-Type": content_type}, content=body))
+    assert len(client.retrieve_study(STUDY, tmp_path / "out")) == len(small_study)
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "huge", "1e3"])
+def test_a_bad_download_size_cap_setting_is_refused(bad, monkeypatch):
+    monkeypatch.setenv(DOWNLOAD_BYTES_SETTING, bad)
+    with pytest.raises(ValidationError, match=DOWNLOAD_BYTES_SETTING):
+        make_client(_fresh_matches)
 
 
 # --------------------------------------------------------------------------- answers that cannot be read
