@@ -7,6 +7,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from postdicom.errors import PostDicomError
+
 
 class FlowRunFailed(Exception):
     """Raised at the end of a flow that did all it could but left some items not done.
@@ -33,10 +35,33 @@ def md(text: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
 
 
+ERROR_TEXT_CHARS = 300
+"""Longest error text a report carries (a server may explain itself at length)."""
+CUT_MARK = " [...] "
+"""Where :func:`error_text` left out the middle of a message."""
+
+
 def error_text(error: BaseException) -> str:
-    """Class and message of an error, short (the client's messages hold no query values or patient data)."""
-    text = f"{type(error).__name__}: {error}".strip().rstrip(":")
-    return text if len(text) <= 300 else text[:297] + "..."
+    """Class, request and message of an error, at most :data:`ERROR_TEXT_CHARS` characters.
+
+    What names the failure comes first: the error's class and, for the
+    client's errors, the request that failed (``POST https://.../createsharelink``),
+    so a long server explanation cannot push the endpoint out of the text.
+    A message still too long loses its middle (marked :data:`CUT_MARK`): its
+    start says what failed, its end is often the server's last word. Nothing
+    is added to what the error holds, and the client's errors hold no query
+    values or patient data (masked when the error is made).
+    """
+    message = str(error).strip()
+    request = error.request_line if isinstance(error, PostDicomError) else None
+    if request and message.endswith(" | " + request):
+        message = message[: -len(request) - 3]
+    text = f"{type(error).__name__}{f' on {request}' if request else ''}: {message}".strip().rstrip(":")
+    if len(text) <= ERROR_TEXT_CHARS:
+        return text
+    kept = ERROR_TEXT_CHARS - len(CUT_MARK)
+    head = kept * 2 // 3
+    return text[:head] + CUT_MARK + text[-(kept - head):]
 
 
 def count_by(values: Iterable[str], known: Iterable[str]) -> dict[str, int]:

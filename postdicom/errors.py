@@ -58,14 +58,19 @@ class PostDicomError(Exception):
         self.url = shown_url(url) if url else url
         super().__init__(str(self))
 
+    @property
+    def request_line(self) -> str | None:
+        """The request that failed as ``METHOD URL`` (query values masked), or ``None`` when not known."""
+        return f"{self.method} {shown_url(self.url)}" if self.method and self.url else None
+
     def __str__(self) -> str:
         parts = [self.message]
         if self.status is not None:
             parts.append(f"HTTP {self.status}")
         if self.reason:
             parts.append(f"server says: {self.reason}")
-        if self.method and self.url:
-            parts.append(f"{self.method} {shown_url(self.url)}")
+        if self.request_line:
+            parts.append(self.request_line)
         return " | ".join(parts)
 
     def __reduce__(self):
@@ -150,11 +155,14 @@ class DeadlineExceededError(PostDicomError):
 
 
 class AnswerTooLargeError(ProtocolError):
-    """An answer read into memory is larger than allowed (``POSTDICOM_MAX_JSON_BYTES``).
+    """An answer is larger than allowed; the message names the setting.
 
     JSON answers (QIDO, the custom endpoints, STOW) are read whole before they
     are parsed; a larger one is refused before it is read, or as soon as the
-    limit is passed, instead of filling the memory.
+    limit is passed, instead of filling the memory (``POSTDICOM_MAX_JSON_BYTES``;
+    the pages of one QIDO search together: ``POSTDICOM_QIDO_MAX_BYTES``). A
+    WADO download goes to disk under its own, larger cap
+    (``POSTDICOM_MAX_DOWNLOAD_BYTES``).
     """
 
 
