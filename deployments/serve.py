@@ -40,11 +40,6 @@ DEFAULT_CREDENTIALS_BLOCK = "sandbox-demo"
 DEFAULT_EXPORT_DESTINATION = "./demo-data/export"
 TAGS = ["postdicom"]
 
-EXPORT_DEPLOYMENT = "nightly-export"
-UPLOAD_DEPLOYMENT = "upload-and-share"
-REASSIGNMENT_DEPLOYMENT = "reassignment"
-CHECK_DEPLOYMENT = "check-account"
-
 
 def check_timezone(timezone: str) -> str:
     """Fail at start-up on a misspelt zone: Prefect would only notice when it computes the next run."""
@@ -98,6 +93,8 @@ def build_deployments(
     from flows import batch_reassignment, bulk_upload_and_share, nightly_order_export
     from flows.check import check_account
 
+    from .steps import DEPLOYMENT_OF_FLOW
+
     schedule = Cron(cron, timezone=check_timezone(timezone))
     common: dict[str, Any] = {} if credentials is None else {"credentials": credentials_parameter(credentials)}
     export_parameters: dict[str, Any] = {**common, "time_zone": timezone}
@@ -105,26 +102,26 @@ def build_deployments(
         export_parameters["destination"] = destination
     return [
         nightly_order_export.to_deployment(
-            name=EXPORT_DEPLOYMENT,
+            name=DEPLOYMENT_OF_FLOW[nightly_order_export.name],
             schedules=[schedule],
             parameters=export_parameters,
             description=f"Orders, studies, series and tags of the previous day to Parquet, at '{cron}' ({timezone}).",
             tags=[*TAGS, "export", "scheduled"],
         ),
         bulk_upload_and_share.to_deployment(
-            name=UPLOAD_DEPLOYMENT,
+            name=DEPLOYMENT_OF_FLOW[bulk_upload_and_share.name],
             parameters=dict(common),
             description="Upload a folder of studies and share them with a link (run it from the UI's form).",
             tags=[*TAGS, "upload", "ad-hoc"],
         ),
         batch_reassignment.to_deployment(
-            name=REASSIGNMENT_DEPLOYMENT,
+            name=DEPLOYMENT_OF_FLOW[batch_reassignment.name],
             parameters=dict(common),
             description="Assign orders to users or user groups, from rows, a CSV/Parquet file or a selection.",
             tags=[*TAGS, "reassignment", "ad-hoc"],
         ),
         check_account.to_deployment(
-            name=CHECK_DEPLOYMENT,
+            name=DEPLOYMENT_OF_FLOW[check_account.name],
             parameters=dict(common),
             description="postdicom-flows check: a read-only tour of the account and how each answer was read.",
             tags=[*TAGS, "check", "ad-hoc"],

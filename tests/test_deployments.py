@@ -27,6 +27,7 @@ from prefect.utilities.schema_tools.validation import validate
 import flows
 from deployments import serve
 from deployments.setup import HEARTBEAT_SECONDS
+from deployments.steps import DEPLOYMENT_OF_FLOW
 from flows.check import check_account
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,10 +35,8 @@ PREFECT_YAML = REPO / "deployments" / "prefect.yaml"
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
 FLOW_OF_DEPLOYMENT = {
-    "nightly-export": flows.nightly_order_export,
-    "upload-and-share": flows.bulk_upload_and_share,
-    "reassignment": flows.batch_reassignment,
-    "check-account": check_account,
+    DEPLOYMENT_OF_FLOW[flow.name]: flow
+    for flow in (flows.nightly_order_export, flows.bulk_upload_and_share, flows.batch_reassignment, check_account)
 }
 
 
@@ -472,8 +471,10 @@ def test_serve_refuses_to_take_over_deployments_made_by_prefect_deploy(
 
 
 def test_the_deployment_names_both_ways_share_are_the_ones_the_guards_check() -> None:
+    """``DEPLOYMENT_OF_FLOW`` is the source; ``prefect.yaml``, which cannot import it, must say the same."""
     from deployments.steps import DEPLOYMENT_NAMES
 
+    assert {d["name"] for d in _yaml()["deployments"]} == set(DEPLOYMENT_OF_FLOW.values())
     from_yaml = {f"{FLOW_OF_DEPLOYMENT[d['name']].name}/{d['name']}" for d in _yaml()["deployments"]}
     from_serve = {f"{d.flow_name}/{d.name}" for d in serve.build_deployments()}
     assert set(DEPLOYMENT_NAMES) == from_yaml == from_serve
