@@ -449,11 +449,16 @@ def _remove_leftovers(tour: _Tour, credentials: PostDicomCredentials) -> None:
     a patient ID starting with :data:`TEST_PATIENT_ID_PREFIX`), so an order of
     a real patient is never touched. The step shows only how many.
     """
-    listing = tour.run("leftover test orders", "GetPatientOrderList (the write test's synthetic patient)",
-                       fresh(get_patient_order_list), credentials, [], patient_name=TEST_PATIENT_NAME,
-                       patient_birthdate_from=TEST_BIRTH_DATE, patient_birthdate_to=TEST_BIRTH_DATE,
-                       describe=lambda v: f"{len(_leftovers(v.patient_order_list))} from an interrupted write test")
-    for order in _leftovers(listing.patient_order_list) if listing is not None else []:
+    found: list[PatientOrderSummary] = []
+
+    def count(listing: Answer) -> str:
+        found.extend(_leftovers(listing.patient_order_list))
+        return f"{len(found)} from an interrupted write test"
+
+    tour.run("leftover test orders", "GetPatientOrderList (the write test's synthetic patient)",
+             fresh(get_patient_order_list), credentials, [], patient_name=TEST_PATIENT_NAME,
+             patient_birthdate_from=TEST_BIRTH_DATE, patient_birthdate_to=TEST_BIRTH_DATE, describe=count)
+    for order in found:
         tour.run("delete a leftover test order", "DeletePatientOrder", delete_patient_order, credentials,
                  order.institution_uuid, order.patient_order_uuid,
                  describe=lambda v: _written(v, f"deleted: {v.deleted}"))

@@ -34,12 +34,23 @@ def form(
     put ``"default": null`` in the schema, which the run form loads as the
     field's value and then refuses on Submit ("None is not of type 'string'").
     """
-    extra: dict[str, Any] = {"title": title, "description": description}
+    bounds = _bounds_text(constraints.get("ge"), constraints.get("le"))
+    extra: dict[str, Any] = {"title": title, "description": f"{description} {bounds}" if bounds else description}
     if enum is not None:
         extra["enum"] = list(enum)
     if blank:
         extra["default"] = ""
     return Field(json_schema_extra=extra, **constraints)
+
+
+def _bounds_text(low: float | None, high: float | None) -> str:
+    """A number field's bounds in words: Prefect's run form neither shows the schema's minimum and maximum
+    nor checks them before Submit (the server then refuses the run, naming one field), so the help text says them."""
+    if low is not None and high is not None:
+        return f"From {low:g} to {high:g}."
+    if low is not None:
+        return f"At least {low:g}."
+    return f"At most {high:g}." if high is not None else ""
 
 
 ACCOUNT = form("Account", "The PostDICOM account: a saved PostDicomCredentials block.")

@@ -332,6 +332,33 @@ def test_an_order_still_there_after_its_delete_is_a_failed_step_and_left_behind(
     assert tour.report.left_behind == ["the synthetic order (DeletePatientOrder did not remove it)"]
 
 
+def test_leftover_test_orders_are_picked_out_of_the_listing_once(prefect_harness, monkeypatch):
+    """The listing is filtered once: the count shown and the orders deleted are the same list."""
+    import httpx
+
+    import flows.check as check
+    from tests.fixtures.mock_server import O2, ORDER_SUMMARY, Recorder, credentials_for, documented_answer
+
+    synthetic = {**ORDER_SUMMARY, "PatientName": check.TEST_PATIENT_NAME, "PatientOrderUuid": O2,
+                 "PatientBirthdate": check.TEST_BIRTH_DATE.isoformat(), "PatientId": f"{check.TEST_PATIENT_ID_PREFIX}x"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/getpatientorderlist"):
+            return httpx.Response(200, json={"PatientOrderList": [ORDER_SUMMARY, synthetic]})
+        return documented_answer(request)
+
+    filtered: list[int] = []
+    leftovers = check._leftovers
+    monkeypatch.setattr(check, "_leftovers", lambda orders: filtered.append(len(orders)) or leftovers(orders))
+    server = Recorder(answer)
+    tour = check._Tour(CheckReport(server="http://h", dialect="postdicom", started="now", write_test=True))
+    check._remove_leftovers(tour, credentials_for(server))
+    assert filtered == [2]
+    listed, deleted = tour.report.steps
+    assert listed.detail == "1 from an interrupted write test" and deleted.name == "delete a leftover test order"
+    assert [p for p in server.paths() if p == "/deleteorder"] == ["/deleteorder"]
+
+
 def test_redaction_and_outline_keep_no_value():
     text = redact("GET http://h/dicomweb/studies/1.2.840.113619.2.5/series | user ana@example.org | "
                   "order 6f1c0d7e-1111-4a6b-9c3d-0a1b2c3d4e5f | http://h/share/AbC-123_x | PID 12345678")

@@ -35,6 +35,21 @@ def test_every_parameter_has_a_human_title_and_a_one_line_description(flow):
 
 
 @pytest.mark.parametrize("flow", FLOWS, ids=lambda f: f.name)
+def test_a_bounded_number_says_its_bounds_in_its_help_text(flow):
+    """The run form drops ``minimum``/``maximum`` (seen in Prefect 3.9's UI): only the help text can show them."""
+    bounded = 0
+    for name, field in parameter_schema(flow.fn).model_dump()["properties"].items():
+        low, high = field.get("minimum"), field.get("maximum")
+        if low is None and high is None:
+            continue
+        bounded += 1
+        last_sentence = field["description"].rsplit(". ", 1)[-1]
+        for bound in (low, high):
+            assert bound is None or f"{bound:g}" in last_sentence, f"{flow.name}.{name}: {field['description']!r}"
+    assert bounded, f"{flow.name} has no bounded number"
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=lambda f: f.name)
 def test_the_promised_keyword_parameters_are_kept(flow):
     parameters = inspect.signature(flow.fn).parameters
     assert set(PROMISED[flow]) <= set(parameters)
