@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field
 
 from blocks import PostDicomCredentials
 from postdicom.errors import AuthenticationError, NotFoundError
-from postdicom.models import Answer, PatientOrderSummary
+from postdicom.models import Answer, PatientOrderListAnswer, PatientOrderSummary
 from tasks import (
     add_order_to_folder,
     assign_order_to_user,
@@ -451,7 +451,7 @@ def _remove_leftovers(tour: _Tour, credentials: PostDicomCredentials) -> None:
     """
     found: list[PatientOrderSummary] = []
 
-    def count(listing: Answer) -> str:
+    def count(listing: PatientOrderListAnswer) -> str:
         found.extend(_leftovers(listing.patient_order_list))
         return f"{len(found)} from an interrupted write test"
 
