@@ -26,6 +26,14 @@ Parts (``--parts``, all by default):
 ``export-growth``
     Only the export's rows of ``growth``, at the sizes of ``--export-orders``
     (e.g. ``--export-orders 1000,5000``).
+``floor``
+    Prefect's own cost, with nothing of ours in it: wall and CPU (flow
+    process, Prefect API) of an empty flow run (and of one without Prefect's
+    flow-run heartbeat thread, to show its share), a flow run of one trivial
+    task run, of 40 trivial task runs on a ``ThreadPoolTaskRunner`` of 4, and
+    of the same 40 each holding a slot of a global concurrency limit of 4 as
+    the reassignment's batches do (:func:`flows.assignment.limit_slot`), each
+    case in a fresh process after the same warm-up flow as the other parts.
 
 Servers (``--servers``, ``--prefect-server``): the upload part runs on the
 sandbox, on Orthanc or on both (``--servers sandbox,orthanc``, a fresh server
@@ -269,12 +277,64 @@ def _reassign_flow(spec: dict, ready: Callable[[], None]) -> dict:
             "prefect_cpu_s": prefect.cpu_seconds()}
 
 
+FLOOR_CASES = {
+    "empty": "empty flow run",
+    "empty-no-heartbeat": "empty flow run, no heartbeat thread",
+    "1-task": "1 trivial task run",
+    "40-tasks": "40 trivial task runs, 4 threads",
+    "40-slots": "40 task runs, 4 threads, a limit slot each",
+}
+"""The flow runs of the ``floor`` part, by name, and what each holds."""
+FLOOR_LIMIT = "bench-floor-slots"
+FLOOR_TASKS = 40
+FLOOR_THREADS = 4
+
+
+def _floor_flow(spec: dict, ready: Callable[[], None]) -> dict:
+    """One of :data:`FLOOR_CASES`: Prefect's cost with no work of ours (the task returns its argument)."""
+    from prefect import flow, task
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.assignment import limit_slot
+    from flows.prefect_admin import ensure_concurrency_limit
+
+    case = spec["case"]
+    limit = FLOOR_LIMIT if case == "40-slots" else None
+    if case == "empty-no-heartbeat":
+        # Attribution only: Prefect's flow-run heartbeat (on by default, every 180 s) is a thread that
+        # sleeps in 1 s steps and that the end of every sync flow run joins; this case shows what that costs.
+        import prefect.flow_engine
+
+        prefect.flow_engine.BaseFlowRunEngine.heartbeat_seconds = property(lambda engine: None)  # type: ignore[assignment]
+
+    @task(name="floor-task")
+    def trivial(number: int) -> int:
+        with limit_slot(limit):
+            return number
+
+    @flow(name=f"bench-floor-{case}", task_runner=ThreadPoolTaskRunner(max_workers=FLOOR_THREADS))
+    def floor_flow() -> int:
+        if case.startswith("empty"):
+            return 0
+        if case == "1-task":
+            return trivial(1)
+        return sum(trivial.map(range(FLOOR_TASKS)).result())
+
+    prefect = PrefectUp(spec)
+    if limit:
+        ensure_concurrency_limit(limit, FLOOR_THREADS)
+    ready()
+    floor_flow()
+    return {"case": case, "prefect_cpu_s": prefect.cpu_seconds()}
+
+
 def counted(method: Callable[[dict, Callable[[], None]], dict]) -> Callable[[dict, Callable[[], None]], dict]:
     """``method`` with the HTTP requests it sends after ``ready()`` counted (:class:`_common.RequestCounter`)."""
 
     def run(spec: dict, ready: Callable[[], None]) -> dict:
-        server = Server(**spec["server"])
-        with _common.RequestCounter(server.web_address, server.stow_path) as counter:
+        # without a DICOMweb server (the floor part) every request counted is the Prefect API's
+        server = Server(**spec["server"]) if spec.get("server") else None
+        with _common.RequestCounter(server.web_address if server else "", server.stow_path if server else "") as counter:
 
             def counted_ready() -> None:
                 counter.reset()
@@ -293,6 +353,7 @@ WORKERS = {name: counted(method) for name, method in {
     "export-flow": _export_flow,
     "reassign-client": _reassign_client,
     "reassign-flow": _reassign_flow,
+    "floor": _floor_flow,
 }.items()}
 
 
@@ -317,6 +378,7 @@ class Bench:
             self.env["PREFECT_API_URL"], self.prefect_pid = prefect
         self.comparisons: list[dict] = []
         self.growth: list[dict] = []
+        self.floor: list[dict] = []
 
     def worker(self, method: str, spec: dict) -> dict:
         figures = _common.run_worker("flows_bench", dict(spec, method=method, prefect_pid=self.prefect_pid),
@@ -477,6 +539,18 @@ def reassign_part(bench: Bench) -> None:
             bench.compare("reassign", f"{rows} rows, {latency} ms", "rows/s", rows, measure)
 
 
+def floor_part(bench: Bench) -> None:
+    """Prefect's floor: each of :data:`FLOOR_CASES` ``--repeat`` times, interleaved, each a fresh process."""
+    print(f"\nPrefect's floor ({bench.api} API); load {load()}", flush=True)
+    best = _common.interleaved(bench.args.repeat, list(FLOOR_CASES),
+                               lambda case: bench.worker("floor", {"server": None, "case": case}))
+    for case, what in FLOOR_CASES.items():
+        figures = best[case]
+        bench.floor.append({"case": what, "api": bench.api, "seconds": figures["seconds"], "runs": figures["runs"],
+                            "flow_cpu_s": figures["client_cpu_s"], "prefect_cpu_s": figures["prefect_cpu_s"],
+                            "prefect_requests": figures["prefect_requests"], "load": figures["load"]})
+
+
 def growth_part(bench: Bench) -> None:
     scale = 4 if bench.args.quick else 1
     flows = bench.args.growth_flows
@@ -535,7 +609,7 @@ def growth_table(bench: Bench) -> None:
 
 
 PARTS = {"upload": upload_part, "export": export_part, "reassign": reassign_part, "growth": growth_part,
-         "export-growth": export_growth_part}
+         "export-growth": export_growth_part, "floor": floor_part}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -544,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes)")
     parser.add_argument("--repeat", type=int, default=2, help="interleaved client/flow pairs per comparison")
     parser.add_argument("--parts", default="upload,export,reassign,growth",
-                        help=f"comma-separated subset of {','.join(PARTS)} (default all but export-growth)")
+                        help=f"comma-separated subset of {','.join(PARTS)} (default all but export-growth and floor)")
     parser.add_argument("--growth-flows", default="upload,export,reassign",
                         help="the flows the growth part measures (e.g. reassign: only its 1k and 5k rows)")
     parser.add_argument("--latencies", default="0,50",
@@ -606,6 +680,12 @@ def main(argv: list[str] | None = None) -> int:
                                                 ("flow_requests", "flow requests"),
                                                 ("flow_prefect_requests", "flow Prefect API requests"),
                                                 ("flow_ended", "flow run ended")])
+    if bench.floor:
+        print()
+        _common.print_table(bench.floor, [("case", "flow run"), ("api", "Prefect API"), ("seconds", "best s"),
+                                          ("runs", "every run s"), ("flow_cpu_s", "flow process CPU s"),
+                                          ("prefect_cpu_s", "Prefect API CPU s"),
+                                          ("prefect_requests", "Prefect API requests"), ("load", "load")])
     if bench.growth:
         print()
         _common.print_table(bench.growth, [("flow", "flow"), ("size", "size"), ("unit", "unit"), ("seconds", "s"),
@@ -613,7 +693,8 @@ def main(argv: list[str] | None = None) -> int:
                                            ("rss_above_smallest_mb", "MB above smallest"), ("load", "load")])
     print(f"\n{time.perf_counter() - started:.0f} s in all; load {load()}")
     _common.write_json("flows", {"machine": _common.machine(), "settings": vars(args),
-                                 "comparisons": bench.comparisons, "growth": bench.growth})
+                                 "comparisons": bench.comparisons, "growth": bench.growth,
+                                 "floor": bench.floor})
     return 0
 
 
