@@ -326,7 +326,9 @@ def batch_reassignment(
         form("Selection: assign to group UUID", "The one target of a selection (or a user, not both).", blank=True),
     ] = None,
     concurrency: Annotated[int, form("Concurrency", "Write batches running at once.", ge=1, le=16)] = 4,
-    batch_size: Annotated[int, form("Rows per batch", "Rows one write task sends.", ge=1, le=1000)] = 25,
+    batch_size: Annotated[
+        int, form("Rows per batch", "Most rows one write task sends (batches are evened out).", ge=1, le=1000)
+    ] = 100,
     concurrency_limit_name: Annotated[
         str,
         NO_LIMIT_AS_EMPTY,
@@ -343,8 +345,10 @@ def batch_reassignment(
     patient's orders, give their rows)
     with exactly one of ``assigned_user_uuid`` / ``assigned_user_group_uuid``
     for everything selected. ``dry_run`` validates and reports without
-    changing anything. At most ``concurrency`` batches of ``batch_size`` rows
-    run at once, and each holds a slot of the Prefect global concurrency limit
+    changing anything. At most ``concurrency`` batches of at most ``batch_size``
+    rows run at once (as many batches as the rows need, rounded up to a
+    multiple of ``concurrency`` and evened out, so that no slot idles while the
+    others send), and each holds a slot of the Prefect global concurrency limit
     ``concurrency_limit_name`` (created with ``concurrency`` slots if missing;
     empty or ``None`` disables it) on a lease of ``POSTDICOM_ASSIGNMENT_LEASE_SECONDS``
     (60 s, Prefect's least), so a killed run's slots come back about 75 s later. Without a
@@ -396,10 +400,11 @@ def batch_reassignment(
             ensure_concurrency_limit(concurrency_limit_name, concurrency)
         # Batches are taken out of to_send as they are submitted, and nothing holds a finished one:
         # only the rows' results stay (RESULTS.md, "Reassignment memory, second pass").
+        width = min(concurrency, MAX_WORKERS)
         for _, batch_results, _ in submit_bounded(
             lambda batch: assign_orders_batch.submit(batch, credentials, concurrency_limit_name),
-            take_chunks(to_send, batch_size),
-            min(concurrency, MAX_WORKERS),
+            take_chunks(to_send, batch_size, waves_of=width),
+            width,
         ):
             results += batch_results
 

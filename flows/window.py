@@ -10,6 +10,7 @@ with the number of items.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
@@ -36,19 +37,27 @@ def chunked(items: Sequence[T], size: int) -> list[list[T]]:
     return [list(items[start : start + size]) for start in range(0, len(items), size)]
 
 
-def take_chunks(items: list[T], size: int) -> Iterator[list[T]]:
-    """Consecutive lists of at most ``size`` (at least 1), taken out of ``items`` as they are handed over.
+def take_chunks(items: list[T], size: int, waves_of: int = 1) -> Iterator[list[T]]:
+    """Consecutive lists of at most ``size`` (at least 1), as equal as possible, taken out of ``items`` as handed over.
 
+    Their number is a multiple of ``waves_of`` (the task runs in flight at
+    once) when there are items enough, so that every wave of batches keeps
+    every slot busy: 1,000 items in lists of at most 100 for 4 slots make 12
+    lists of 83-84 (three full waves), not 10 of 100 whose last wave would
+    leave two slots idle while the other two take a whole batch's time.
     Unlike :func:`chunked`, nothing keeps a chunk once its consumer drops it:
     ``items`` is emptied as the chunks go (it is consumed, order kept), so a
     flow submitting them through :func:`submit_bounded` holds only the chunks
     in flight, not every one until the last is done.
     """
-    size = max(1, int(size))
+    size, waves_of = max(1, int(size)), max(1, int(waves_of))
+    needed = math.ceil(len(items) / size)
+    count = min(len(items), math.ceil(needed / waves_of) * waves_of)
     items.reverse()
-    while items:
-        chunk = items[-size:]
-        del items[-size:]
+    for number in range(count):
+        take = math.ceil(len(items) / (count - number))  # the rest shared evenly by the lists still to come
+        chunk = items[-take:]
+        del items[-take:]
         chunk.reverse()
         yield chunk
 

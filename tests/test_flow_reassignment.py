@@ -13,6 +13,7 @@ from flows import batch_reassignment
 from postdicom.models import PatientOrderSummary
 from flows.assignment import AssignmentCandidate, plan_assignments
 from flows.reassignment import read_assignment_rows, validate_rows
+from flows.window import take_chunks
 from tests.fixtures.sandbox_server import sandbox_faults
 from tests.test_flow_upload_and_share import task_run_names
 
@@ -156,6 +157,25 @@ def run(**parameters):
     return state, getattr(result, "report", result)
 
 
+@pytest.mark.parametrize(
+    ("rows", "size", "slots", "sizes"),
+    [
+        (1000, 100, 4, [84] * 4 + [83] * 8),  # 12 batches, three full waves: not 10 of 100, the last wave half idle
+        (1000, 25, 4, [25] * 40),  # already a multiple of the slots: unchanged
+        (200, 100, 4, [50] * 4),  # fewer rows than slots x size: every slot still gets a batch
+        (3, 100, 4, [1] * 3),  # never an empty batch
+        (7, 3, 1, [3, 2, 2]),
+        (0, 25, 4, []),
+    ],
+)
+def test_batches_are_evened_out_to_a_multiple_of_the_slots(rows, size, slots, sizes):
+    items = list(range(rows))
+    batches = list(take_chunks(items, size, waves_of=slots))
+    assert [len(batch) for batch in batches] == sizes
+    assert [row for batch in batches for row in batch] == list(range(rows)), "every row once, in order"
+    assert items == [], "the rows are taken out as the batches go"
+
+
 def batch_run_names(state, expected: int, timeout: float = 60.0) -> list[str]:
     """The task-run names of the run, once ``expected`` ``assign-orders-batch`` runs are recorded (or ``timeout``).
 
@@ -229,13 +249,15 @@ def test_a_csv_of_200_rows_assigns_every_good_row_and_reports_the_bad_ones(
     assert by_row[199].status == "skipped" and by_row[199].reason == "duplicate of row 1"
     assert by_row[200].status == "failed" and "404" in by_row[200].reason
     assert report.counts == {"assigned": 196, "unchanged": 0, "failed": 1, "skipped": 3}
-    names = batch_run_names(state, 5)
+    names = batch_run_names(state, 6)
+    # 197 rows to send in batches of at most 40 for 3 slots: 6 batches (two full waves) of 32-33, not 5 of 40
     assert [name for name in names if name.startswith("assign-orders-batch")] == [
-        "assign-orders-batch: 37 rows of 161-200",  # rows 197-199 were decided before sending
-        "assign-orders-batch: rows 1-40",
-        "assign-orders-batch: rows 121-160",
-        "assign-orders-batch: rows 41-80",
-        "assign-orders-batch: rows 81-120",
+        "assign-orders-batch: 32 rows of 166-200",  # rows 197-199 were decided before sending
+        "assign-orders-batch: rows 1-33",
+        "assign-orders-batch: rows 100-132",
+        "assign-orders-batch: rows 133-165",
+        "assign-orders-batch: rows 34-66",
+        "assign-orders-batch: rows 67-99",
     ]
     assert per_row_runs(names) == []
     current = assignments_of(sandbox_server, orders)
@@ -318,9 +340,11 @@ def test_a_selection_by_modality_and_date_reassigns_exactly_the_matching_orders(
     )
 
     assert state.is_completed()
-    names = batch_run_names(state, 1)
+    names = batch_run_names(state, 4)
     assert names.count("read-order-index: all institutions") == 1, "the order list is read once, by one task run"
-    assert [name for name in names if name.startswith("assign-orders-batch")] == ["assign-orders-batch: rows 1-4"]
+    assert [name for name in names if name.startswith("assign-orders-batch")] == [
+        f"assign-orders-batch: row {row}" for row in range(1, 5)
+    ], "4 rows for the 4 slots of the default concurrency: a batch each"
     assert per_row_runs(names) == []
     assert sorted(r.patient_order_uuid for r in report.rows if r.status == "assigned") == sorted(matching)
     current = assignments_of(sandbox_server, matching + other_modality + other_day)
