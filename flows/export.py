@@ -38,17 +38,22 @@ Decisions (and why):
 * **Bounded everything.** At most ``concurrency`` chunks run (one request at a
   time each) and one more waits to start, at most that many finished chunks
   wait to be written, rows
-  stream through :class:`~flows.parquet_writer.PartitionWriter` row groups:
-  memory depends on the chunk size, not on the window. The one thing
+  stream through :class:`~flows.parquet_writer.PartitionWriter` row groups,
+  the day's four tables buffering at most ``POSTDICOM_EXPORT_BUFFER_BYTES``
+  (4 MiB) together: memory depends on the chunk size, not on the window. The one thing
   proportional to a day is its orders as :class:`~flows.export_chunks.OrderRef`
   (about 0.25 KB an order): the day's order list, which the API does not
   page, is read as it arrives
   (:meth:`~postdicom.PostDicomClient.iter_patient_order_list`, in one
   ``export-day-orders`` task run per day) and each entry reduced to its ref
-  at once, never held whole. The process's peak RSS still grows with the
-  day (about 3 KB an order, 1,000 → 20,000 orders) although its live Python
-  objects do not: memory the allocators keep after the chunks free it
-  (``benchmarks/RESULTS.md``, *Export memory: streamed order list*).
+  at once, never held whole. The chunks' Arrow data lives in the C library's
+  allocator (:func:`~flows.staged_partition.export_memory_pool`): Arrow's
+  default pool kept its freed pages per thread. The process's peak RSS still
+  grows with the day (about 1.9 KB an order, 1,000 → 20,000 orders; 3.1 KB
+  before) although neither its live Python objects nor its live Arrow data
+  do: memory glibc's per-thread arenas (and Arrow's pool, for the Parquet
+  encoding) keep after it is freed (``benchmarks/RESULTS.md``, *Export
+  memory, fourth pass*).
 * **The tables are Prefect assets.** Once every day of the window is
   committed, one task run materializes the four tables (keyed by their
   location, upstream the account's host, metadata per date): see
@@ -79,6 +84,7 @@ from .export_chunks import fetch_order_chunk, list_day_orders, plan_chunks
 from .export_schema import ORDERS, SCHEMA_VERSION, TABLES, normalize_tag
 from .assets import materialize_export_tables
 from .parquet_writer import CommittedPartition, Destination, PartitionSet, new_run_id
+from .staged_partition import buffer_bytes, export_memory_pool
 from .forms import ACCOUNT, NONE_AS_EMPTY, TIME_ZONE, OptionalDate, form
 from .reporting import run_name_or
 from .window import submit_bounded
@@ -341,6 +347,7 @@ def nightly_order_export(
         raise ValueError(f"need 1 <= concurrency <= {MAX_CONCURRENCY}, orders_per_chunk >= 1, cache_hours >= 0")
     first, last = resolve_window(study_date_from, study_date_to, time_zone, lookback_days)
     tags = tag_ids(dicom_tag_id_list)
+    shared_buffer = buffer_bytes()
     target = Destination(destination)
     run_id = str(flow_run.id or "") or new_run_id()
     summary = ExportSummary(destination=redact_url(destination), study_date_from=first, study_date_to=last, run_id=run_id)
@@ -371,7 +378,10 @@ def nightly_order_export(
             chunks = plan_chunks(refs, orders_per_chunk, concurrency)
             del refs
             parameters = {"credentials": credentials, "dicom_tag_id_list": tags, "schema_version": SCHEMA_VERSION}
-            with PartitionSet(target, {name: t.schema for name, t in TABLES.items()}, day, run_id) as parts:
+            schemas = {name: t.schema for name, t in TABLES.items()}
+            with PartitionSet(
+                target, schemas, day, run_id, buffer_bytes=shared_buffer, memory_pool=export_memory_pool()
+            ) as parts:
                 if parts.repaired:
                     logger.warning("Finished the interrupted commit of %s (a crashed run's)", ", ".join(map(str, parts.repaired)))
                 submit = lambda chunk: runner.submit(chunk_task, {**parameters, "orders": chunk})  # noqa: E731

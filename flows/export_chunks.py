@@ -32,6 +32,7 @@ from tasks.policies import READ_TAGS, transient_retry_options
 
 from .export_schema import SERIES, STUDIES, TABLES, order_row, series_rows, study_rows, tag_rows
 from .orders import let_go
+from .staged_partition import export_memory_pool
 
 
 class OrderRef(NamedTuple):
@@ -228,7 +229,8 @@ def fetch_order_chunk(
             requests += fetched[1]
     if vanished:
         get_run_logger().warning("%d order(s) were deleted while the export ran; left out", len(vanished))
-    tables = {name: pa.Table.from_batches([TABLES[name].batch(rows[name])]) for name in TABLES}
+    pool = export_memory_pool()
+    tables = {name: pa.Table.from_batches([TABLES[name].batch(rows[name], pool)]) for name in TABLES}
     return ChunkRows(tables=tables, orders=len(orders) - len(vanished), requests=requests, vanished=vanished)
 
 

@@ -189,9 +189,14 @@ class Table:
         """The DICOM attributes this table reads from QIDO answers."""
         return [c.dicom_keyword for c in self.columns if c.dicom_keyword]
 
-    def batch(self, rows: Sequence[Mapping[str, Any]]) -> pa.RecordBatch:
-        """Rows → a record batch with exactly this schema (raises if a value has the wrong type)."""
-        return pa.RecordBatch.from_pylist(list(rows), schema=self.schema)
+    def batch(self, rows: Sequence[Mapping[str, Any]], memory_pool: pa.MemoryPool | None = None) -> pa.RecordBatch:
+        """Rows → a record batch with exactly this schema (raises if a value has the wrong type).
+
+        Built a column at a time, as ``RecordBatch.from_pylist`` does, but with its buffers in
+        ``memory_pool`` (Arrow's default pool when None): the export chooses where its data lives.
+        """
+        arrays = [pa.array([row.get(c.name) for row in rows], type=c.type, memory_pool=memory_pool) for c in self.columns]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
 
 _ORDER_UUID = context_column(
@@ -444,6 +449,11 @@ def render_markdown() -> str:
         "is known), IS → `int64`, DS → `double`, PN → UTF-8 string in DICOM form (`Family^Given`,",
         "`=` between alphabetic, ideographic and phonetic groups), multi-valued → `list<...>`.",
         "Empty or absent values are null. API date-times carry no zone: they are the account's wall clock.",
+        "",
+        "Row groups: a partition is written a row group at a time. A day's four tables buffer at most",
+        "4 MiB of Arrow data together (`POSTDICOM_EXPORT_BUFFER_BYTES`); past it the table holding most",
+        "writes a row group. On a large day that makes `tags` row groups of about 7,000 rows and the other",
+        "tables' of about 4,000 (more with a larger setting); a small day's partition is one row group.",
         "",
         "Reading: DuckDB `read_parquet('<dest>/orders/*/*.parquet', hive_partitioning=true)`;",
         "Polars `pl.scan_parquet('<dest>/orders/*/*.parquet', hive_partitioning=True)`;",

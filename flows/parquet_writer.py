@@ -8,7 +8,8 @@ swapped in whole:
 1. Rows stream into ``<dest>/_staging/<run>/<table>/export_date=D/`` (memory
    stays bounded: record batches are buffered up to ``row_group_rows`` and
    written as one row group with ``pyarrow.parquet.ParquetWriter``; see
-   :class:`flows.staged_partition.PartitionWriter`).
+   :class:`flows.staged_partition.PartitionWriter`; the tables of a day share
+   one bound on what they buffer, ``buffer_bytes``).
 2. Commit point: once every table of the day is staged, a commit journal
    ``<dest>/_commits/export_date=D.json`` (run, tables, files, manifests) is
    written in one step (``os.replace`` of a temp file; one PUT on object
@@ -79,7 +80,7 @@ import pyarrow as pa
 
 from .export_destination import JOURNAL_DIR, STAGING_DIR, TRASH_DIR, Destination, children
 from .export_schema import PARTITION_COLUMN, SCHEMA_VERSION
-from .staged_partition import DEFAULT_ROW_GROUP_BYTES, DEFAULT_ROW_GROUP_ROWS, PartitionWriter
+from .staged_partition import DEFAULT_BUFFER_BYTES, DEFAULT_ROW_GROUP_BYTES, DEFAULT_ROW_GROUP_ROWS, PartitionWriter
 
 
 def _no_hook(step: str) -> None:
@@ -243,6 +244,10 @@ class PartitionSet:
     run_id: str
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS
     row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES
+    """Arrow data the tables buffer together: past it, the table buffering most writes a row group."""
+    memory_pool: pa.MemoryPool | None = None
+    """Where the writers put row groups together (Arrow's default pool when None)."""
     writers: dict[str, PartitionWriter] = field(init=False, default_factory=dict)
     committed: list[CommittedPartition] = field(init=False, default_factory=list)
     repaired: list[dt.date] = field(init=False, default_factory=list)
@@ -256,6 +261,7 @@ class PartitionSet:
                 self.writers[name] = PartitionWriter(
                     self.destination, name, schema, self.export_date, self.run_id,
                     row_group_rows=self.row_group_rows, row_group_bytes=self.row_group_bytes,
+                    memory_pool=self.memory_pool,
                 )
         return self
 
@@ -270,7 +276,16 @@ class PartitionSet:
         self._cleanup()
 
     def write(self, table: str, data: pa.RecordBatch | pa.Table | Sequence[Mapping[str, Any]]) -> None:
+        """Append rows to ``table``; then, while the tables buffer more than ``buffer_bytes`` together, the
+        largest buffer is written as a row group (each table alone stays under ``row_group_bytes``)."""
         self.writers[table].write(data)
+        while self.buffered_bytes > self.buffer_bytes:
+            max(self.writers.values(), key=lambda writer: writer.buffered_bytes).flush()
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Arrow data the tables hold, not yet written: at most ``buffer_bytes`` between calls."""
+        return sum(writer.buffered_bytes for writer in self.writers.values())
 
     def commit(self, manifest: Mapping[str, Any] | None = None) -> list[CommittedPartition]:
         """Write the day's journal (the commit point), then swap every table in and write their manifests."""

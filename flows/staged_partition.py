@@ -19,6 +19,8 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from postdicom.settings import env_number
+
 from .export_destination import STAGING_DIR, TRASH_DIR, Destination, children, mtime
 from .export_schema import PARTITION_COLUMN
 
@@ -29,6 +31,32 @@ DEFAULT_ROW_GROUP_BYTES = 4 * 2**20
 """A row group is also cut once this much Arrow data is buffered: narrow tables (one row per order) would
 otherwise stay buffered up to ``row_group_rows``, i.e. grow with the day until 64,000 orders."""
 DEFAULT_FILE_ROWS = 2_000_000
+BUFFER_BYTES_ENV = "POSTDICOM_EXPORT_BUFFER_BYTES"
+DEFAULT_BUFFER_BYTES = 4 * 2**20
+"""Arrow data a day's tables buffer together before the largest one's buffer is written as a row group.
+
+Without a shared bound each of the four tables buffered up to ``row_group_bytes`` (16 MiB together, and the
+process kept the memory after it was freed), an amount a large day reaches and a small one does not: the
+export's peak memory grew with the day (benchmarks/RESULTS.md, *Export memory, fourth pass*). At 4 MiB the
+``tags`` table's row groups hold about 7,000 rows and the narrow tables' about 4,000: small enough to
+bound memory, large enough for DuckDB, Polars and pandas (each reads a row group as one unit of work)."""
+MIN_BUFFER_BYTES = 2**16
+
+
+def export_memory_pool() -> pa.MemoryPool:
+    """Where the export's Arrow data lives: the C library's allocator, not Arrow's default pool (mimalloc).
+
+    The chunks' tables are built on the task runner's worker threads and freed on the flow's thread
+    once written; mimalloc kept the freed pages resident: 30 MB for at most 5 MB of live Arrow data at
+    1,000 orders, 46 MB for 10 MB at 5,000 (benchmarks/RESULTS.md, *Export memory, fourth pass*).
+    ``pyarrow.parquet.ParquetWriter`` still encodes in the default pool whatever pool it is given.
+    """
+    return pa.system_memory_pool()
+
+
+def buffer_bytes() -> int:
+    """The shared buffer bound, from ``POSTDICOM_EXPORT_BUFFER_BYTES`` (default 4 MiB, at least 64 KiB)."""
+    return int(env_number(BUFFER_BYTES_ENV, DEFAULT_BUFFER_BYTES, minimum=MIN_BUFFER_BYTES, whole=True, unit="bytes"))
 
 
 def recover_partition(destination: Destination, table: str, export_date: dt.date, *, current_run: str) -> None:
@@ -86,6 +114,7 @@ class PartitionWriter:
         row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
         file_rows: int = DEFAULT_FILE_ROWS,
         compression: str = "zstd",
+        memory_pool: pa.MemoryPool | None = None,
     ) -> None:
         if row_group_rows < 1 or file_rows < row_group_rows or row_group_bytes < 1:
             raise ValueError("need 1 <= row_group_rows <= file_rows and row_group_bytes >= 1")
@@ -98,6 +127,9 @@ class PartitionWriter:
         self.row_group_bytes = row_group_bytes
         self.file_rows = file_rows
         self.compression = compression
+        self.memory_pool = memory_pool
+        """Where the row groups are put together (Arrow's default pool when None); ``ParquetWriter`` is given
+        it too but encodes mostly in the default pool."""
         self.rows = 0
         self.files: list[str] = []
         self.staging = destination.staging_dir(run_id, table, export_date)
@@ -132,6 +164,16 @@ class PartitionWriter:
         while self._buffered >= self.row_group_rows or (self._buffered and self._buffered_bytes >= self.row_group_bytes):
             self._flush(self.row_group_rows)
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Arrow data waiting to be written (less than ``row_group_bytes`` between calls)."""
+        return self._buffered_bytes
+
+    def flush(self) -> None:
+        """Write everything buffered now, as row groups of at most ``row_group_rows``."""
+        while self._buffered:
+            self._flush(self.row_group_rows)
+
     def _flush(self, limit: int) -> None:
         """Write up to ``limit`` buffered rows as one row group (respecting the file size cap)."""
         take = min(limit, self._buffered, self.file_rows - self._file_rows)
@@ -140,7 +182,7 @@ class PartitionWriter:
         self._open_file().write_table(group, row_group_size=max(take, 1))
         self._file_rows += take
         self.rows += take
-        self._buffer = rest.combine_chunks().to_batches() if rest.num_rows else []
+        self._buffer = rest.combine_chunks(self.memory_pool).to_batches() if rest.num_rows else []
         self._buffered = rest.num_rows
         self._buffered_bytes = rest.nbytes if rest.num_rows else 0
         if self._file_rows >= self.file_rows:
@@ -150,7 +192,9 @@ class PartitionWriter:
         if self._writer is None:
             name = f"part-{self.run_id[:12]}-{len(self.files):05d}.parquet"
             self._handle = self.destination.fs.open(posixpath.join(self.staging, name), "wb")
-            self._writer = pq.ParquetWriter(self._handle, self.schema, compression=self.compression)
+            self._writer = pq.ParquetWriter(
+                self._handle, self.schema, compression=self.compression, memory_pool=self.memory_pool
+            )
             self.files.append(name)
             self._file_rows = 0
         return self._writer
@@ -167,8 +211,7 @@ class PartitionWriter:
         """Flush and close; an empty partition still gets one zero-row file, so its schema is readable."""
         if self._finished:
             return
-        while self._buffered:
-            self._flush(self.row_group_rows)
+        self.flush()
         if not self.files:
             self._open_file()
         self._close_file()

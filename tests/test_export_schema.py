@@ -188,6 +188,30 @@ def test_tag_content_rows_long_form_with_typed_values():
     assert batch.column(batch.schema.get_field_index("value_datetime")).type == pa.timestamp("us", tz="UTC")
 
 
+def test_a_batch_is_built_in_the_memory_pool_it_is_given_and_equals_from_pylist():
+    order = {"PatientOrderUuid": "o", "InstitutionUuid": "i"}
+    contents = [
+        {"TagId": "00100010", "Vr": "PN", "Values": ["Muñoz^José"]},
+        {"TagId": "00280030", "Vr": "DS", "Values": ["0.7", "0.7"]},
+        {"TagId": "0008002A", "Vr": "DT", "Values": ["20260314093000+0200"]},
+        {"TagId": "00080030", "Vr": "TM", "Values": ["093000"]},
+        {"TagId": "00081030", "Vr": "LO", "Values": []},
+    ]
+    rows = es.tag_rows(order, contents)
+    pool = pa.proxy_memory_pool(pa.system_memory_pool())
+    batch = es.TAGS.batch(rows, pool)
+    assert pool.bytes_allocated() > 0
+    assert batch.equals(pa.RecordBatch.from_pylist(rows, schema=es.TAGS.schema))
+    assert batch.schema.equals(es.TAGS.schema, check_metadata=True)
+    wrong = [{**rows[0], "value_date": "not a date"}]
+    with pytest.raises(pa.ArrowTypeError):
+        pa.RecordBatch.from_pylist(wrong, schema=es.TAGS.schema)
+    with pytest.raises(pa.ArrowTypeError):
+        es.TAGS.batch(wrong, pool)
+    del batch
+    assert pool.bytes_allocated() == 0
+
+
 def test_order_row_from_the_custom_endpoint_answer():
     answer = {
         "PatientOrderUuid": "0F0E-AB", "InstitutionUuid": "inst", "OrderStatus": "Completed",

@@ -21,6 +21,7 @@ from flows import export_chunks
 from flows.export import nightly_order_export, plan_chunks, resolve_window
 from flows.export_chunks import CHUNKS_PER_SLOT
 from flows.export_schema import TABLES, hive_partitioning
+from flows.staged_partition import BUFFER_BYTES_ENV
 from postdicom import PostDicomClient
 from postdicom.models import PatientOrderSummary
 from postdicom.synthetic import StudySpec, write_study
@@ -296,6 +297,14 @@ def test_bad_parameters_end_the_run_failed_with_a_clear_message(prefect_harness,
     with get_client(sync_client=True) as client:
         stored = client.read_flow_run(state.state_details.flow_run_id)
     assert stored.state is not None and stored.state.is_failed(), "never left Pending"
+    assert not (tmp_path / "export").exists(), "nothing written"
+
+
+def test_a_wrong_buffer_setting_ends_the_run_failed_naming_it(prefect_harness, account, tmp_path, monkeypatch):
+    monkeypatch.setenv(BUFFER_BYTES_ENV, "4MB")
+    state, _ = run(account, tmp_path / "export", **WINDOW)
+    assert state.is_failed()
+    assert BUFFER_BYTES_ENV in str(state.result(raise_on_failure=False))
     assert not (tmp_path / "export").exists(), "nothing written"
 
 

@@ -19,7 +19,10 @@ from flows import parquet_writer
 from flows.export_schema import ORDERS, hive_partitioning
 from flows.export_destination import Destination
 from flows.parquet_writer import PartitionSet
-from flows.staged_partition import PartitionWriter
+from flows.staged_partition import (
+    BUFFER_BYTES_ENV, DEFAULT_BUFFER_BYTES, MIN_BUFFER_BYTES, PartitionWriter, buffer_bytes, export_memory_pool,
+)
+from postdicom.errors import ValidationError
 
 DAY = dt.date(2026, 3, 14)
 SCHEMAS = {
@@ -222,6 +225,58 @@ def test_a_row_group_is_cut_by_bytes_before_rows_so_narrow_tables_do_not_buffer_
     metadata = pq.ParquetFile(file).metadata
     assert metadata.num_rows == 1000 and metadata.num_row_groups == 4
     assert sorted(read(destination, "alpha").column("id").to_pylist()) == list(range(1000))
+
+
+def test_the_tables_of_a_day_buffer_at_most_buffer_bytes_together(tmp_path):
+    """Each table alone stays under its row group's bytes; together they stay under the set's shared bound."""
+    destination = Destination(str(tmp_path / "export"))
+    alpha = pa.RecordBatch.from_pylist(rows_alpha(100), schema=SCHEMAS["alpha"])
+    beta = pa.RecordBatch.from_pylist(rows_beta(100), schema=SCHEMAS["beta"])
+    budget = 3 * alpha.nbytes
+    most = 0
+    with PartitionSet(destination, SCHEMAS, DAY, "shared", buffer_bytes=budget) as parts:
+        for start in range(0, 2000, 100):
+            parts.write("alpha", pa.RecordBatch.from_pylist(rows_alpha(100, start), schema=SCHEMAS["alpha"]))
+            parts.write("beta", beta)
+            assert parts.buffered_bytes <= budget
+            most = max(most, parts.buffered_bytes)
+        assert all(writer.buffered_bytes < writer.row_group_bytes for writer in parts.writers.values())
+        parts.commit()
+
+    assert most > budget - alpha.nbytes - beta.nbytes, "row groups are cut at the bound, not far below it"
+    for table, rows in (("alpha", 2000), ("beta", 2000)):
+        (file,) = Path(destination.partition_dir(table, DAY)).glob("*.parquet")
+        metadata = pq.ParquetFile(file).metadata
+        assert metadata.num_rows == rows and metadata.num_row_groups > 1, table
+    assert sorted(read(destination, "alpha").column("id").to_pylist()) == list(range(2000))
+
+
+def test_row_groups_are_put_together_in_the_pool_given(tmp_path):
+    destination = Destination(str(tmp_path / "export"))
+    pool = pa.proxy_memory_pool(pa.system_memory_pool())
+    with PartitionSet(destination, SCHEMAS, DAY, "pool", row_group_rows=150, memory_pool=pool) as parts:
+        parts.write("alpha", rows_alpha(200))
+        assert pool.max_memory() > 0, "the remainder of the cut row group is copied in the pool"
+        before = pool.max_memory()
+        parts.write("beta", rows_beta(1000))
+        parts.commit()
+    assert pool.max_memory() > before, "the later row groups are put together in the pool too"
+    del parts
+    assert pool.bytes_allocated() == 0, "nothing of the pool is kept once the day is committed"
+    assert read(destination, "alpha").num_rows == 200 and read(destination, "beta").num_rows == 1000
+    assert parquet_writer.PartitionSet.memory_pool is None
+    assert export_memory_pool().backend_name == "system"
+
+
+def test_the_shared_buffer_bound_is_a_setting(monkeypatch):
+    monkeypatch.delenv(BUFFER_BYTES_ENV, raising=False)
+    assert buffer_bytes() == DEFAULT_BUFFER_BYTES == PartitionSet.buffer_bytes == 4 * 2**20
+    monkeypatch.setenv(BUFFER_BYTES_ENV, str(2**20))
+    assert buffer_bytes() == 2**20
+    for wrong in (str(MIN_BUFFER_BYTES - 1), "4MB", "1.5"):
+        monkeypatch.setenv(BUFFER_BYTES_ENV, wrong)
+        with pytest.raises(ValidationError, match=BUFFER_BYTES_ENV):
+            buffer_bytes()
 
 
 def test_an_empty_partition_still_has_its_schema(destination):
