@@ -143,6 +143,32 @@ class PrefectUp:
     def cpu_seconds(self) -> float:
         return round(self._total() - self.start, 3)
 
+    @staticmethod
+    def run_end_clock(flow_name: str) -> dict:
+        """Call right after ``ready()``: figures that give, after the clock, when Prefect ended the run.
+
+        ``run_end_s`` is from now to the ``end_time`` the Prefect API recorded
+        for the newest run of ``flow_name`` (its final state: what the UI shows
+        and what automations and a deployment's caller wait for). The wall
+        clock goes on past it: a sync flow run then joins Prefect's heartbeat
+        thread, which sleeps in whole seconds (RESULTS.md, *Fixed cost at
+        loopback, fourth pass*), before the call returns.
+        """
+        started = time.time()
+
+        def run_end() -> dict:
+            from prefect import get_client
+            from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+            from prefect.client.schemas.sorting import FlowRunSort
+
+            with get_client(sync_client=True) as client:
+                runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+                                             sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1)
+            ended = runs[0].end_time if runs else None
+            return {"run_end_s": round(ended.timestamp() - started, 3) if ended else None}
+
+        return {_common.AFTER_CLOCK: run_end}
+
 
 def _upload_client(spec: dict, ready: Callable[[], None]) -> dict:
     with _client(spec) as client:
@@ -158,6 +184,7 @@ def _upload_flow(spec: dict, ready: Callable[[], None]) -> dict:
     prefect = PrefectUp(spec)
     upload_done = _upload_part_clock()
     ready()
+    run_end = prefect.run_end_clock("bulk-upload-and-share")
     started = time.perf_counter()
     try:
         summary = bulk_upload_and_share(credentials, spec["data"], expire_date=dt.date.today() + dt.timedelta(days=2))
@@ -166,7 +193,7 @@ def _upload_flow(spec: dict, ready: Callable[[], None]) -> dict:
         summary, ended = _failed_after_upload(spec, error)
     return {"stored": summary.counts["stored"], "files": summary.total_files, "orders": len(summary.patient_order_uuids),
             "prefect_cpu_s": prefect.cpu_seconds(), "ended": ended,
-            "upload_part_s": round(upload_done[0] - started, 3) if upload_done else None}
+            "upload_part_s": round(upload_done[0] - started, 3) if upload_done else None, **run_end}
 
 
 def _upload_part_clock() -> list[float]:
@@ -240,9 +267,11 @@ def _export_flow(spec: dict, ready: Callable[[], None]) -> dict:
     day = dt.date.fromisoformat(spec["day"])
     prefect = PrefectUp(spec)
     ready()
+    run_end = prefect.run_end_clock("nightly-order-export")
     summary = nightly_order_export(credentials, spec["destination"], study_date_from=day, study_date_to=day,
                                    concurrency=spec["concurrency"], refresh_cache=True)
-    return {"orders": summary.orders, "requests": summary.requests + 1, "prefect_cpu_s": prefect.cpu_seconds()}
+    return {"orders": summary.orders, "requests": summary.requests + 1, "prefect_cpu_s": prefect.cpu_seconds(),
+            **run_end}
 
 
 def _rows(spec: dict) -> list[dict]:
@@ -269,12 +298,13 @@ def _reassign_flow(spec: dict, ready: Callable[[], None]) -> dict:
     credentials = _credentials(spec)
     prefect = PrefectUp(spec)
     ready()
+    run_end = prefect.run_end_clock("batch-reassignment")
     if spec["rows_file"].endswith(".csv"):
         report = batch_reassignment(credentials, assignments_file=spec["rows_file"], concurrency=spec["concurrency"])
     else:
         report = batch_reassignment(credentials, _rows(spec), concurrency=spec["concurrency"])
     return {"rows": len(report.rows), "assigned": report.counts.get("assigned", 0),
-            "prefect_cpu_s": prefect.cpu_seconds()}
+            "prefect_cpu_s": prefect.cpu_seconds(), **run_end}
 
 
 FLOOR_CASES = {
@@ -324,8 +354,9 @@ def _floor_flow(spec: dict, ready: Callable[[], None]) -> dict:
     if limit:
         ensure_concurrency_limit(limit, FLOOR_THREADS)
     ready()
+    run_end = prefect.run_end_clock(f"bench-floor-{case}")
     floor_flow()
-    return {"case": case, "prefect_cpu_s": prefect.cpu_seconds()}
+    return {"case": case, "prefect_cpu_s": prefect.cpu_seconds(), **run_end}
 
 
 def counted(method: Callable[[dict, Callable[[], None]], dict]) -> Callable[[dict, Callable[[], None]], dict]:
@@ -390,6 +421,8 @@ class Bench:
               f"Prefect API {figures.get('prefect_cpu_s') or 0:5.2f} s, server {figures['server_cpu_s'] or 0:5.2f} s; "
               f"peak RSS {figures['peak_rss_mb']:6.1f} MB  load {figures['load']}", flush=True)
         upload_part = f"upload part {figures['upload_part_s']:.2f} s, " if figures.get("upload_part_s") else ""
+        if figures.get("run_end_s"):
+            upload_part = f"run ended in Prefect at {figures['run_end_s']:.2f} s, " + upload_part
         print(f"    {'':16} {upload_part}requests: server {figures['server_requests']} "
               f"{figures['requests_by_kind']}, Prefect API {figures['prefect_requests']}"
               + (f"; {figures['ended']}" if figures.get("ended", "Completed") != "Completed" else ""), flush=True)
@@ -402,6 +435,9 @@ class Bench:
         best = _common.interleaved(self.args.repeat, labels, lambda label: every.append(measure(label)) or every[-1])
         client, flow = best[labels[0]], best[labels[1]]
         pairs = [round(c / f, 2) for c, f in zip(client["runs"], flow["runs"], strict=True)]
+        flow_runs = [figures for figures in every if "run_end_s" in figures]
+        run_end_pairs = [round(c / f["run_end_s"], 2) if f.get("run_end_s") else None
+                         for c, f in zip(client["runs"], flow_runs, strict=True)]
         row = {"part": part, "server": self.server if part == "upload" else "sandbox", "api": self.api,
                "size": size, "client_s": client["seconds"], "flow_s": flow["seconds"],
                "client_rate": round(count / client["seconds"]), "flow_rate": round(count / flow["seconds"]),
@@ -411,12 +447,13 @@ class Bench:
                "cpu_ratio": round(client["all_cpu_s"] / flow["all_cpu_s"], 2),
                "load": flow["load"], "loads": [figures["load"] for figures in every],
                "flow_upload_part_s": flow.get("upload_part_s"), "flow_ended": flow.get("ended"),
+               "flow_run_end_s": flow.get("run_end_s"), "run_end_pair_ratios": run_end_pairs,
                "client_requests": client["server_requests"], "flow_requests": flow["server_requests"],
                "client_requests_by_kind": client["requests_by_kind"],
                "flow_requests_by_kind": flow["requests_by_kind"], "flow_prefect_requests": flow["prefect_requests"]}
         self.comparisons.append(row)
         print(f"  => {part} {size}: client {row['client_s']} s, flow {row['flow_s']} s, ratio {row['ratio']} "
-              f"(per pair {pairs})", flush=True)
+              f"(per pair {pairs}; to the run's end in Prefect {run_end_pairs})", flush=True)
 
 
 @contextmanager
@@ -548,7 +585,8 @@ def floor_part(bench: Bench) -> None:
         figures = best[case]
         bench.floor.append({"case": what, "api": bench.api, "seconds": figures["seconds"], "runs": figures["runs"],
                             "flow_cpu_s": figures["client_cpu_s"], "prefect_cpu_s": figures["prefect_cpu_s"],
-                            "prefect_requests": figures["prefect_requests"], "load": figures["load"]})
+                            "prefect_requests": figures["prefect_requests"], "run_end_s": figures.get("run_end_s"),
+                            "load": figures["load"]})
 
 
 def growth_part(bench: Bench) -> None:
@@ -676,6 +714,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
         _common.print_table(bench.comparisons, [("part", "flow"), ("server", "server"), ("size", "size"),
                                                 ("flow_upload_part_s", "flow upload part s"),
+                                                ("flow_run_end_s", "flow s to the run's end in Prefect"),
+                                                ("run_end_pair_ratios", "client/flow to the run's end, per pair"),
                                                 ("client_requests", "client requests"),
                                                 ("flow_requests", "flow requests"),
                                                 ("flow_prefect_requests", "flow Prefect API requests"),
@@ -683,6 +723,7 @@ def main(argv: list[str] | None = None) -> int:
     if bench.floor:
         print()
         _common.print_table(bench.floor, [("case", "flow run"), ("api", "Prefect API"), ("seconds", "best s"),
+                                          ("run_end_s", "s to the run's end in Prefect"),
                                           ("runs", "every run s"), ("flow_cpu_s", "flow process CPU s"),
                                           ("prefect_cpu_s", "Prefect API CPU s"),
                                           ("prefect_requests", "Prefect API requests"), ("load", "load")])

@@ -5,7 +5,9 @@ what those figures rest on: each request is counted once, under the kind it
 is, for the sync (client) and async (Prefect) transports, and the patch is
 gone afterwards; a Failed flow run is taken as "failed after the upload"
 only on a standard DICOMweb server; the private PostgreSQL a ``--prefect-server`` (and
-the end-to-end test) runs on answers, and is stopped afterwards.
+the end-to-end test) runs on answers, and is stopped afterwards; what a
+worker leaves until after the clock (reading back the run's end from Prefect)
+is not in its seconds.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import asyncio
 import subprocess
 import sys
 import threading
+import time
+import types
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks._common import RequestCounter
+from benchmarks._common import AFTER_CLOCK, RequestCounter, _worker_main
 from benchmarks.flows_bench import _failed_after_upload
 from flows.reporting import FlowRunFailed
 
@@ -151,3 +155,22 @@ def test_a_private_postgres_takes_connections_and_is_gone_afterwards() -> None:
         assert asyncio.run(version(url))
     with pytest.raises((OSError, asyncpg.PostgresError)):
         asyncio.run(version(url))
+
+
+def test_what_a_worker_leaves_until_after_the_clock_is_added_but_not_timed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def probe(spec: dict, ready) -> dict:
+        ready()
+
+        def later() -> dict:
+            time.sleep(0.5)
+            return {"read_after_the_clock": spec["value"]}
+
+        return {"measured": True, AFTER_CLOCK: later}
+
+    module = types.ModuleType("benchmarks.after_clock_probe")
+    module.WORKERS = {"probe": probe}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "benchmarks.after_clock_probe", module)
+    figures = _worker_main("after_clock_probe", {"method": "probe", "value": 7})
+    assert figures["measured"] is True and figures["read_after_the_clock"] == 7
+    assert AFTER_CLOCK not in figures, "the function itself is not a figure (the worker prints JSON)"
+    assert figures["seconds"] < 0.5, figures
