@@ -4,7 +4,8 @@ This is the single-machine way to schedule the work: no work pool, no worker,
 just one long-lived process that both holds the nightly schedule and runs
 whatever is started from the Prefect UI. For several machines use
 ``deployments/prefect.yaml`` with a process work pool and workers instead
-(see the README); both describe the same deployments. Like
+(see the README); both describe the same deployments, listed once in
+``deployments/definitions.py``. Like
 ``postdicom-flows setup``, it installs (or updates) the automation that fires
 when an exported table was not refreshed within ``--fresh-within`` hours.
 
@@ -29,16 +30,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .definitions import CREDENTIALS_BLOCK, DEFINITION_OF_FLOW, NIGHTLY_CRON, NIGHTLY_TIMEZONE
 from .setup import FRESH_WITHIN_ENV, HEARTBEAT_SECONDS, fresh_within_hours, install_freshness_automation, no_server
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
-DEFAULT_CRON = "0 2 * * *"
-DEFAULT_TIMEZONE = "Europe/Madrid"
-DEFAULT_CREDENTIALS_BLOCK = "sandbox-demo"
 DEFAULT_EXPORT_DESTINATION = "./demo-data/export"
-TAGS = ["postdicom"]
 
 
 def check_timezone(timezone: str) -> str:
@@ -73,8 +71,8 @@ def deployments_owned_by_work_pools(deployments: Sequence[RunnerDeployment]) -> 
 
 
 def build_deployments(
-    timezone: str = DEFAULT_TIMEZONE,
-    cron: str = DEFAULT_CRON,
+    timezone: str = NIGHTLY_TIMEZONE,
+    cron: str = NIGHTLY_CRON,
     *,
     credentials: Any = None,
     destination: str | None = None,
@@ -86,47 +84,33 @@ def build_deployments(
     so the scheduled export can run unattended and the UI's run forms show the
     block pre-selected; without it the form asks for a block. ``destination`` is the export's default destination.
     The export's ``time_zone`` parameter is set to the schedule's zone, so
-    "yesterday" is the day that just ended where the cron fires.
+    "yesterday" is the day that just ended where the cron fires. Names,
+    descriptions, tags and which one is scheduled come from
+    ``deployments/definitions.py``, the table ``prefect.yaml`` is checked against.
     """
     from prefect.schedules import Cron
 
     from flows import batch_reassignment, bulk_upload_and_share, nightly_order_export
     from flows.check import check_account
 
-    from .steps import DEPLOYMENT_OF_FLOW
-
     schedule = Cron(cron, timezone=check_timezone(timezone))
     common: dict[str, Any] = {} if credentials is None else {"credentials": credentials_parameter(credentials)}
     export_parameters: dict[str, Any] = {**common, "time_zone": timezone}
     if destination is not None:
         export_parameters["destination"] = destination
-    return [
-        nightly_order_export.to_deployment(
-            name=DEPLOYMENT_OF_FLOW[nightly_order_export.name],
-            schedules=[schedule],
-            parameters=export_parameters,
-            description=f"Orders, studies, series and tags of the previous day to Parquet, at '{cron}' ({timezone}).",
-            tags=[*TAGS, "export", "scheduled"],
-        ),
-        bulk_upload_and_share.to_deployment(
-            name=DEPLOYMENT_OF_FLOW[bulk_upload_and_share.name],
-            parameters=dict(common),
-            description="Upload a folder of studies and share them with a link (run it from the UI's form).",
-            tags=[*TAGS, "upload", "ad-hoc"],
-        ),
-        batch_reassignment.to_deployment(
-            name=DEPLOYMENT_OF_FLOW[batch_reassignment.name],
-            parameters=dict(common),
-            description="Assign orders to users or user groups, from rows, a CSV/Parquet file or a selection.",
-            tags=[*TAGS, "reassignment", "ad-hoc"],
-        ),
-        check_account.to_deployment(
-            name=DEPLOYMENT_OF_FLOW[check_account.name],
-            parameters=dict(common),
-            description="postdicom-flows check: a read-only tour of the account and how each answer was read.",
-            tags=[*TAGS, "check", "ad-hoc"],
-        ),
-    ]
+    deployments = []
+    for flow in (nightly_order_export, bulk_upload_and_share, batch_reassignment, check_account):
+        definition = DEFINITION_OF_FLOW[flow.name]
+        deployments.append(
+            flow.to_deployment(
+                name=definition.name,
+                schedules=[schedule] if definition.nightly else None,
+                parameters=dict(export_parameters if flow is nightly_order_export else common),
+                description=definition.description,
+                tags=list(definition.tags),
+            )
+        )
+    return deployments
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -137,11 +121,11 @@ def _parser() -> argparse.ArgumentParser:
             "upload-and-share, reassignment and check-account ad hoc from the Prefect UI. Runs until interrupted."
         ),
     )
-    parser.add_argument("--timezone", default=DEFAULT_TIMEZONE, help="IANA time zone of the cron (default %(default)s)")
-    parser.add_argument("--cron", default=DEFAULT_CRON, help="when the export runs (default '%(default)s')")
+    parser.add_argument("--timezone", default=NIGHTLY_TIMEZONE, help="IANA time zone of the cron (default %(default)s)")
+    parser.add_argument("--cron", default=NIGHTLY_CRON, help="when the export runs (default '%(default)s')")
     parser.add_argument(
         "--credentials",
-        default=DEFAULT_CREDENTIALS_BLOCK,
+        default=CREDENTIALS_BLOCK,
         help="name of a saved PostDicomCredentials block used by default (default %(default)s; '' for none)",
     )
     parser.add_argument(

@@ -27,18 +27,9 @@ from typing import Any
 
 from prefect.exceptions import ObjectNotFound
 
+from .definitions import DEPLOYMENT_NAMES
+
 CREDENTIALS_BLOCK_TYPE = "postdicom-credentials"
-DEPLOYMENT_OF_FLOW = {
-    "nightly-order-export": "nightly-export",
-    "bulk-upload-and-share": "upload-and-share",
-    "batch-reassignment": "reassignment",
-    "check-account": "check-account",
-}
-"""Each flow's deployment name: the one place Python code names them (``postdicom-flows serve``,
-the guards). ``prefect.yaml`` cannot import it and repeats the names; ``tests/test_deployments.py``
-checks the two agree."""
-DEPLOYMENT_NAMES = tuple(f"{flow}/{deployment}" for flow, deployment in DEPLOYMENT_OF_FLOW.items())
-"""The deployments as ``FLOW/DEPLOYMENT``, the full names the server knows them by."""
 
 
 def block_reference(block_document_id: Any) -> dict[str, Any]:

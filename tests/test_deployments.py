@@ -27,7 +27,7 @@ from prefect.utilities.schema_tools.validation import validate
 import flows
 from deployments import serve
 from deployments.setup import HEARTBEAT_SECONDS
-from deployments.steps import DEPLOYMENT_OF_FLOW
+from deployments.definitions import CREDENTIALS_BLOCK, DEFINITION_OF_FLOW, NIGHTLY_CRON, NIGHTLY_TIMEZONE
 from flows.check import check_account
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ PREFECT_YAML = REPO / "deployments" / "prefect.yaml"
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
 FLOW_OF_DEPLOYMENT = {
-    DEPLOYMENT_OF_FLOW[flow.name]: flow
+    DEFINITION_OF_FLOW[flow.name].name: flow
     for flow in (flows.nightly_order_export, flows.bulk_upload_and_share, flows.batch_reassignment, check_account)
 }
 
@@ -112,7 +112,7 @@ def test_prefect_yaml_resolves_the_credentials_block_id_in_a_build_step_and_sets
     config = _yaml()
     guard, step = config["build"]
     assert guard == {"deployments.steps.no_served_deployments": {}}, "first: refuse to take over serve's deployments"
-    assert step == {"deployments.steps.credentials_reference": {"id": "credentials", "block": "sandbox-demo"}}
+    assert step == {"deployments.steps.credentials_reference": {"id": "credentials", "block": CREDENTIALS_BLOCK}}
     for deployment in config["deployments"]:
         assert deployment["work_pool"]["name"] == POOL_NAME
         env = deployment["work_pool"]["job_variables"]["env"]
@@ -471,13 +471,33 @@ def test_serve_refuses_to_take_over_deployments_made_by_prefect_deploy(
 
 
 def test_the_deployment_names_both_ways_share_are_the_ones_the_guards_check() -> None:
-    """``DEPLOYMENT_OF_FLOW`` is the source; ``prefect.yaml``, which cannot import it, must say the same."""
-    from deployments.steps import DEPLOYMENT_NAMES
+    """``deployments/definitions.py`` is the source; ``prefect.yaml``, which cannot import it, must say the same."""
+    from deployments.definitions import DEPLOYMENT_NAMES
 
-    assert {d["name"] for d in _yaml()["deployments"]} == set(DEPLOYMENT_OF_FLOW.values())
+    assert {d["name"] for d in _yaml()["deployments"]} == {d.name for d in DEFINITION_OF_FLOW.values()}
     from_yaml = {f"{FLOW_OF_DEPLOYMENT[d['name']].name}/{d['name']}" for d in _yaml()["deployments"]}
     from_serve = {f"{d.flow_name}/{d.name}" for d in serve.build_deployments()}
     assert set(DEPLOYMENT_NAMES) == from_yaml == from_serve
+
+
+def test_prefect_yaml_and_serve_describe_each_deployment_as_the_definitions_table() -> None:
+    """Descriptions, tags, schedule and parameter names: one table, so the UI shows one version either way."""
+    by_name = {definition.name: definition for definition in DEFINITION_OF_FLOW.values()}
+    served = {d.name: d for d in serve.build_deployments(destination="./anywhere")}
+    for deployment in _yaml()["deployments"]:
+        definition = by_name[deployment["name"]]
+        built = served[deployment["name"]]
+        assert deployment["description"] == built.description == definition.description, definition.name
+        assert deployment["tags"] == built.tags == list(definition.tags), definition.name
+        assert set(deployment["parameters"]) - {"credentials"} == set(built.parameters), definition.name
+        if definition.nightly:
+            assert deployment["schedules"] == [{"cron": NIGHTLY_CRON, "timezone": NIGHTLY_TIMEZONE, "active": True}]
+            assert deployment["parameters"]["time_zone"] == NIGHTLY_TIMEZONE
+            (schedule,) = built.schedules
+            assert (schedule.schedule.cron, schedule.schedule.timezone) == (NIGHTLY_CRON, NIGHTLY_TIMEZONE)
+            assert built.parameters["time_zone"] == NIGHTLY_TIMEZONE
+        else:
+            assert deployment["schedules"] is None and not built.schedules, definition.name
 
 
 def test_prefect_deploy_refuses_to_take_over_deployments_served_by_serve(prefect_harness: None) -> None:
