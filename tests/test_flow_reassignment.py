@@ -119,14 +119,19 @@ def test_plan_compares_with_the_current_assignment_and_a_dry_run_sends_nothing()
 # ----------------------------------------------------------------- on the sandbox
 
 
-def make_orders(info, count: int, *, modality: str = "CT", study_date: dt.date | None = None) -> list[str]:
-    """``count`` new scheduled orders with unique patient ids and accession numbers (shared sandbox)."""
+def make_orders(
+    info, count: int, *, modality: str = "CT", study_date: dt.date | None = None, institution_uuid: str | None = None
+) -> list[str]:
+    """``count`` new scheduled orders with unique patient ids and accession numbers (shared sandbox).
+
+    In ``institution_uuid``, by default the account's first institution.
+    """
     tag = uuid.uuid4().hex[:8]
     scheduled = dt.datetime.combine(study_date or dt.date(2026, 1, 5), dt.time(9, 0))
     with info.client() as client:
         return [
             client.create_patient_order(
-                institution_uuid=info.extra["institution_uuid"],
+                institution_uuid=institution_uuid or info.extra["institution_uuid"],
                 patient_name=f"Reassign^Patient{n}",
                 patient_id=f"RA-{tag}-{n}",
                 patient_birthdate=dt.date(1980, 1, 1),
@@ -350,6 +355,48 @@ def test_a_selection_by_modality_and_date_reassigns_exactly_the_matching_orders(
     current = assignments_of(sandbox_server, matching + other_modality + other_day)
     assert all(current[o] == (people["ben"], None) for o in matching)
     assert all(current[o] == (None, None) for o in other_modality + other_day)
+
+
+def test_a_selection_split_over_several_calls_numbers_its_rows_as_one_call_would(
+    prefect_harness, sandbox_server, people, monkeypatch, caplog
+):
+    """Rows by study date, as the server sorts one call (docs/api-answers.md), however many calls it took.
+
+    The two institutions' orders alternate by date; with a parameter header that fits one institution,
+    the search is sent as two calls, and the rows must still be numbered d1, d2, d3, d4, not the first
+    call's orders and then the second's.
+    """
+    from postdicom.wire import MAX_HEADER_ENV
+
+    first = dt.date(2019, 1, 1) + dt.timedelta(days=uuid.uuid4().int % 300)
+    days = [first + dt.timedelta(days=n) for n in range(4)]
+    institutions = [institution["InstitutionUuid"] for institution in sandbox_server.extra["account"]["Institutions"]]
+    order_of_day = {}
+    for n, institution in ((1, institutions[1]), (3, institutions[1]), (0, institutions[0]), (2, institutions[0])):
+        (order_of_day[days[n]],) = make_orders(
+            sandbox_server, 1, modality="MR", study_date=days[n], institution_uuid=institution
+        )
+    selection = dict(
+        credentials=sandbox_server.credentials(),
+        institution_uuid_list=institutions,
+        modality_list=["MR"],
+        study_date_from=days[0],
+        study_date_to=days[-1],
+        assigned_user_uuid=people["ben"],
+        dry_run=True,
+    )
+
+    def numbered(report) -> list[str]:
+        return [row.patient_order_uuid.lower() for row in sorted(report.rows, key=lambda row: row.row)]
+
+    expected = [order_of_day[day].lower() for day in days]
+    state, one_call = run(**selection)
+    assert state.is_completed() and numbered(one_call) == expected
+    monkeypatch.setenv(MAX_HEADER_ENV, "320")  # one institution's UUID fits, two do not
+    with caplog.at_level("INFO", logger="postdicom"):
+        state, split = run(**selection)
+    assert "GetPatientOrderList: header over the safe size, sent as 2 calls" in caplog.text
+    assert state.is_completed() and numbered(split) == expected
 
 
 def test_neither_the_order_list_nor_a_finished_batch_is_kept_while_the_batches_run(
