@@ -56,8 +56,7 @@ from .answers import (
     raise_failed,
     row_understood,
 )
-from .http_errors import reading_body
-from .http_limits import bounded_chunks
+from .http_errors import bounded_body
 from .models import Answer, AnswerReading
 
 R = TypeVar("R")
@@ -254,38 +253,37 @@ def read_list(
     assert model.list_key is not None, f"{row.vendor_name} does not answer a list"
     method, url = response.request.method, str(response.request.url)
     where = dict(status=response.status_code, method=method, url=url)
-    pull = JsonPull(bounded_chunks(response, limit, method, url))
+    pull = JsonPull(bounded_body(response, limit, method, url))
     read = AnswerRead(row.vendor_name, model, b"", response.headers.get("X-Error-Reason"), where)
     walk = ListRead(pull, read)
     row_model = _row_model(model)
     unknown: dict[str, None] = {}
     understood = True
-    with reading_body(response, method, url):
-        try:
-            if pull.peek() == "\ufeff":
-                pull.pos += 1
-                read.without_bom("\ufeff")
-            empty = pull.peek() == ""
-            data: Any = None
-            rows = walk.walk() if not empty else iter(())
-            while True:
-                try:
-                    entry = next(rows)
-                except StopIteration as end:
-                    data = end.value
-                    break
-                found = read.validate(row_model, entry, read.notes)
-                understood = understood and row_understood(found)
-                for key in found.unknown_keys(f"{model.list_key}[]."):
-                    unknown.setdefault(key, None)
-                yield found
-            if pull.peek() != "":
-                raise ValueError("more after the JSON value")
-        except ValueError:
-            read.head = pull.head
-            raise read.unreadable(not_json(pull.head.decode("utf-8", errors="replace"))) from None
+    try:
+        if pull.peek() == "\ufeff":
+            pull.pos += 1
+            read.without_bom("\ufeff")
+        empty = pull.peek() == ""
+        data: Any = None
+        rows = walk.walk() if not empty else iter(())
+        while True:
+            try:
+                entry = next(rows)
+            except StopIteration as end:
+                data = end.value
+                break
+            found = read.validate(row_model, entry, read.notes)
+            understood = understood and row_understood(found)
+            for key in found.unknown_keys(f"{model.list_key}[]."):
+                unknown.setdefault(key, None)
+            yield found
+        if pull.peek() != "":
+            raise ValueError("more after the JSON value")
+    except ValueError:
         read.head = pull.head
-        answer = read.answer(data, empty=empty)
+        raise read.unreadable(not_json(pull.head.decode("utf-8", errors="replace"))) from None
+    read.head = pull.head
+    answer = read.answer(data, empty=empty)
     if walk.streamed is not None and read.listed is not walk.streamed:
         raise read.unreadable("several lists of objects; the rows handed on were not the answer's list")
     yield from list_rows(answer)  # the rows of a shape read whole (none when the list was streamed)

@@ -10,7 +10,6 @@ certainly did not reach the server (which even a create may retry).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -27,7 +26,7 @@ from .errors import (
     error_for_status,
     shown_url,
 )
-from .http_limits import DOWNLOAD_BYTES_SETTING, ERROR_BODY_BYTES, Deadline, bounded_chunks, read_body
+from .http_limits import ERROR_BODY_BYTES, JSON_BYTES_SETTING, Deadline, bounded_chunks, read_body
 from .transport import request_deadline
 
 
@@ -155,34 +154,32 @@ def undecodable_error(response: httpx.Response, exc: httpx.DecodingError, method
     )
 
 
-@contextlib.contextmanager
-def reading_body(response: httpx.Response, method: str, url: str) -> Iterator[None]:
-    """Turn httpx's failures while a streamed body is read into this package's errors.
+def bounded_body(
+    response: httpx.Response,
+    limit: int,
+    method: str,
+    url: str,
+    *,
+    chunks: Iterable[bytes] | None = None,
+    setting: str = JSON_BYTES_SETTING,
+) -> Iterator[bytes]:
+    """``response``'s streamed body, at most ``limit`` bytes, with httpx's failures mid-body turned into ours.
 
-    A connection lost mid-body is a :class:`~postdicom.errors.TransportError`
-    (transient: the caller decides whether it may start again, knowing what
-    it already handed on); a body its ``Content-Encoding`` does not describe
-    is :func:`undecodable_error`.
+    The one way a body is read piece by piece: a list answer as it arrives
+    (:mod:`postdicom.answer_stream`, ``POSTDICOM_MAX_JSON_BYTES``) and a
+    download (:mod:`postdicom.wado`, ``POSTDICOM_MAX_DOWNLOAD_BYTES``). The
+    size cap (:func:`bounded_chunks`, ``setting`` names it in the error) holds
+    whether or not the answer announced its length, so a body that never ends
+    stops at the cap, not only at the deadline. A connection lost mid-body is
+    a :class:`~postdicom.errors.TransportError` (transient: the caller decides
+    whether it may start again, knowing what it already handed on); a body
+    its ``Content-Encoding`` does not describe is :func:`undecodable_error`.
     """
     try:
-        yield
+        yield from bounded_chunks(response, limit, method, url, chunks=chunks, setting=setting)
     except httpx.TransportError as exc:
         raise TransportError(
             f"connection lost while reading the answer ({type(exc).__name__})", method=method, url=url
         ) from None
     except httpx.DecodingError as exc:
         raise undecodable_error(response, exc, method, url) from None
-
-
-def download_chunks(
-    response: httpx.Response, chunks: Iterable[bytes], limit: int, method: str, url: str
-) -> Iterator[bytes]:
-    """``chunks`` of a streamed download, at most ``limit`` bytes, with httpx's failures mid-body turned into ours.
-
-    The size cap (``POSTDICOM_MAX_DOWNLOAD_BYTES``, :func:`bounded_chunks`)
-    holds whether or not the answer announced its length, so a body that
-    never ends stops at the cap, not only at the download deadline; the
-    failures are those of :func:`reading_body`.
-    """
-    with reading_body(response, method, url):
-        yield from bounded_chunks(response, limit, method, url, chunks=chunks, setting=DOWNLOAD_BYTES_SETTING)

@@ -152,7 +152,7 @@ def bounded_chunks(
     ``chunks`` is the body as the caller reads it (default: decoded,
     ``response.iter_bytes()``). What an answer read whole (:func:`read_body`),
     an answer read piece by piece (:mod:`postdicom.answer_stream`) and a
-    download (:func:`postdicom.http_errors.download_chunks`) share, so all
+    download (both through :func:`postdicom.http_errors.bounded_body`) share, so all
     keep their cap the same way.
     """
     declared = response.headers.get("Content-Length", "")

@@ -27,8 +27,8 @@ import httpx
 
 from .dicom_json import TAG_SERIES_UID, TAG_SOP_UID, TAG_STUDY_UID, first_value
 from .errors import NotFoundError, ProtocolError, TransportError
-from .http_errors import download_chunks, error_reason
-from .http_limits import ERROR_BODY_BYTES, read_body
+from .http_errors import bounded_body, error_reason
+from .http_limits import DOWNLOAD_BYTES_SETTING, ERROR_BODY_BYTES, read_body
 from .multipart import ReceivedPart, parse_content_type, split_to_files
 from .part10 import sop_instance_uid_of
 from .qido import QidoPaging
@@ -137,7 +137,10 @@ class Wado:
                     method="GET",
                     url=url,
                 )
-            body = download_chunks(response, _body_chunks(response), self._http.limits.max_download_bytes, "GET", url)
+            body = bounded_body(
+                response, self._http.limits.max_download_bytes, "GET", url,
+                chunks=_body_chunks(response), setting=DOWNLOAD_BYTES_SETTING,
+            )
             try:
                 for part in split_to_files(body, content_type, target):
                     written[_place(part, target)] = None

@@ -347,7 +347,7 @@ def test_a_qido_answer_that_cannot_be_read_shows_its_first_bytes_with_values_mas
 BAD_GZIP = {"Content-Encoding": "gzip"}
 
 
-@pytest.mark.parametrize("call", ["qido", "custom endpoint", "wado"])
+@pytest.mark.parametrize("call", ["qido", "custom endpoint", "custom endpoint streamed", "wado"])
 def test_a_body_its_content_encoding_does_not_describe_is_a_protocol_error(call, small_study, tmp_path):
     """A proxy that labels a plain body gzip: a clear error naming the coding, not httpx's DecodingError, once."""
     if call == "wado":
@@ -359,6 +359,7 @@ def test_a_body_its_content_encoding_does_not_describe_is_a_protocol_error(call,
     calls = {
         "qido": lambda: client.search_for_studies({"PatientID": "MRN-4711"}),
         "custom endpoint": lambda: client.get_patient_order_list(institution_uuid_list=[]),
+        "custom endpoint streamed": lambda: list(client.iter_patient_order_list(institution_uuid_list=[])),
         "wado": lambda: client.retrieve_study(STUDY, tmp_path / "out"),
     }
     with pytest.raises(ProtocolError, match=r"cannot be decoded as its Content-Encoding \(gzip\) says") as caught:
