@@ -17,7 +17,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
@@ -49,6 +49,9 @@ from .window import MAX_WORKERS, bounded_task_runner, submit_bounded, take_chunk
 
 DEFAULT_LIMIT_NAME = "postdicom-assignments"
 """Prefect global concurrency limit the write batches hold a slot of."""
+
+CSV_ROWS_PER_READ = 1000
+"""Rows of an assignments CSV that pandas parses at a time: the read's memory beyond the rows kept."""
 
 NO_LIMIT_AS_EMPTY = BeforeValidator(lambda value: "" if value is None else value)
 """``concurrency_limit_name=None`` means no limit, as empty does (the form keeps a plain text field)."""
@@ -83,6 +86,19 @@ def _show(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _csv_records(location: str) -> Iterator[dict[str, Any]]:
+    """The rows of the CSV file at ``location``, read :data:`CSV_ROWS_PER_READ` rows at a time.
+
+    The same pandas reader, options and errors as a read of the whole file
+    (the same parser reads each piece), without a whole-file frame and its
+    records alive at once beside the rows kept (``benchmarks/RESULTS.md``,
+    *Reassignment CSV read in pieces*).
+    """
+    with pd.read_csv(location, dtype=str, keep_default_na=False, chunksize=CSV_ROWS_PER_READ) as pieces:
+        for frame in pieces:
+            yield from frame.to_dict("records")
+
+
 def read_assignment_rows(source: str | os.PathLike[str] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The rows of ``source`` with their column names in snake_case.
 
@@ -95,12 +111,11 @@ def read_assignment_rows(source: str | os.PathLike[str] | Sequence[Mapping[str, 
         location = os.fspath(source)
         name = PurePosixPath(location.split("?", 1)[0]).name.lower()
         if name.endswith((".parquet", ".pq", ".parq")):
-            frame = pd.read_parquet(location)
+            records: Iterable[Any] = pd.read_parquet(location).to_dict("records")
         elif re.search(r"\.csv(\.(gz|bz2|zip|xz|zst))?$", name):
-            frame = pd.read_csv(location, dtype=str, keep_default_na=False)
+            records = _csv_records(location)
         else:
             raise ValueError("assignments file must be named *.csv or *.parquet")
-        records: Iterable[Any] = frame.to_dict("records")
     else:
         records = source
     return [

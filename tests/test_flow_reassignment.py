@@ -49,6 +49,40 @@ def test_csv_and_parquet_read_the_same_rows_with_vendor_or_snake_headers(tmp_pat
         ]
 
 
+def test_a_csv_read_in_pieces_gives_the_rows_and_errors_of_one_read(tmp_path, monkeypatch):
+    """The CSV is read ``CSV_ROWS_PER_READ`` rows at a time; nothing changes at the pieces' edges.
+
+    A byte-order mark, quoted commas and line breaks, empty cells, blank lines, compression, and
+    pandas' own error for a row with a field too many (its line counted over the whole file).
+    """
+    import gzip
+
+    import flows.reassignment as reassignment
+
+    monkeypatch.setattr(reassignment, "CSV_ROWS_PER_READ", 2)
+    text = (
+        "\ufeffPatientOrderUuid,Assigned User Uuid,AssignedUserGroupUuid\n"
+        f'"{ORDER_A}",{USER_1},\n'
+        f'"{ORDER_B}",,{GROUP_1}\n'
+        "\n"
+        '"not, a uuid","two\nlines",\n'
+        ",,\n"
+        f"{ORDER_A},{USER_2},\n"
+    )
+    (tmp_path / "rows.csv.gz").write_bytes(gzip.compress(text.encode("utf-8")))
+    columns = ("patient_order_uuid", "assigned_user_uuid", "assigned_user_group_uuid")
+    assert read_assignment_rows(str(tmp_path / "rows.csv.gz")) == [
+        dict(zip(columns, values))
+        for values in [
+            (ORDER_A, USER_1, ""), (ORDER_B, "", GROUP_1), ("not, a uuid", "two\nlines", ""), ("", "", ""),
+            (ORDER_A, USER_2, ""),
+        ]
+    ]
+    (tmp_path / "ragged.csv").write_text("patient_order_uuid,assigned_user_uuid\n1,2\n3,4\n5,6\n7,8,9\n")
+    with pytest.raises(pd.errors.ParserError, match="Expected 2 fields in line 5, saw 3"):
+        read_assignment_rows(str(tmp_path / "ragged.csv"))
+
+
 def test_a_file_of_unknown_format_is_refused_before_anything_else(tmp_path):
     path = tmp_path / "rows.xlsx"
     path.write_bytes(b"not read")
