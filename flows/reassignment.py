@@ -94,9 +94,42 @@ def _csv_records(location: str) -> Iterator[dict[str, Any]]:
     records alive at once beside the rows kept (``benchmarks/RESULTS.md``,
     *Reassignment CSV read in pieces*).
     """
+    first_row = 1
     with pd.read_csv(location, dtype=str, keep_default_na=False, chunksize=CSV_ROWS_PER_READ) as pieces:
         for frame in pieces:
-            yield from frame.to_dict("records")
+            if isinstance(frame.index, pd.RangeIndex):
+                yield from frame.to_dict("records")
+            else:
+                yield from _records_past_the_header(frame, first_row)
+            first_row += len(frame)
+
+
+def _records_past_the_header(frame: pd.DataFrame, first_row: int) -> Iterator[dict[str, Any]]:
+    """The records of a piece whose rows have more fields than the header names, the extra ones empty.
+
+    Such rows are what a spreadsheet export with a comma at the end of every
+    row writes. pandas then reads the first field(s) as the frame's index and
+    shifts every column by one: ``patient_order_uuid`` would get the user's
+    UUID. Its ``index_col=False`` instead drops the fields past the header
+    even when they hold something. Here the row is put back together from
+    the index and the columns; the fields past the header must be empty, and
+    a row with something in them is an error naming the row (its value is
+    not repeated: it may be patient data), since it cannot be told which of
+    its fields is the one too many.
+    """
+    columns = list(frame.columns)
+    for number, (leading, values) in enumerate(
+        zip(frame.index, frame.itertuples(index=False, name=None)), start=first_row
+    ):
+        fields = (*(leading if isinstance(leading, tuple) else (leading,)), *values)
+        past = [position for position, value in enumerate(fields[len(columns) :], start=len(columns) + 1) if not _blank(value)]
+        if past:
+            raise ValueError(
+                f"assignments CSV row {number} (counted from the first row after the header) has a value in field "
+                f"{past[0]}, past the {len(columns)} columns the header names: name that column in the header, or remove the field (rows ending in an empty field "
+                "are read as if it were not there)"
+            )
+        yield dict(zip(columns, fields))
 
 
 def read_assignment_rows(source: str | os.PathLike[str] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

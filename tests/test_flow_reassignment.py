@@ -83,6 +83,45 @@ def test_a_csv_read_in_pieces_gives_the_rows_and_errors_of_one_read(tmp_path, mo
         read_assignment_rows(str(tmp_path / "ragged.csv"))
 
 
+def test_a_csv_with_a_comma_at_the_end_of_every_row_reads_as_meant(tmp_path, monkeypatch):
+    """Spreadsheet exports end each row with a comma: one field more than the header names.
+
+    pandas alone reads the first field as the index and shifts the columns (the order got the user's
+    UUID); the empty fields past the header are dropped instead, across pieces, also two of them.
+    """
+    import flows.reassignment as reassignment
+
+    monkeypatch.setattr(reassignment, "CSV_ROWS_PER_READ", 2)
+    header = "patient_order_uuid,assigned_user_uuid,assigned_user_group_uuid\n"
+    rows = [(ORDER_A, USER_1, ""), (ORDER_B, "", GROUP_1), (ORDER_B, USER_2, "")]
+    columns = header.strip().split(",")
+    for ending in (",", ",,"):
+        path = tmp_path / f"export{len(ending)}.csv"
+        path.write_text(header + "".join(",".join(row) + ending + "\n" for row in rows))
+        assert read_assignment_rows(str(path)) == [dict(zip(columns, row)) for row in rows]
+    candidates, skipped = validate_rows(read_assignment_rows(str(tmp_path / "export1.csv")))
+    assert skipped == []
+    assert [(c.row, c.patient_order_uuid, c.target_uuid) for c in candidates] == [
+        (1, ORDER_A, USER_1), (2, ORDER_B, GROUP_1), (3, ORDER_B, USER_2),
+    ]
+
+
+def test_a_csv_row_with_a_value_past_the_header_is_an_error_naming_the_row(tmp_path, monkeypatch):
+    """A filled field past the header is not dropped (pandas' ``index_col=False`` would drop it silently)."""
+    import flows.reassignment as reassignment
+
+    monkeypatch.setattr(reassignment, "CSV_ROWS_PER_READ", 2)
+    path = tmp_path / "rows.csv"
+    path.write_text(
+        "patient_order_uuid,assigned_user_uuid\n"
+        f"{ORDER_A},{USER_1},\n{ORDER_B},{USER_1},\n\n{ORDER_A},{USER_2},{GROUP_1}\n"
+    )
+    with pytest.raises(ValueError, match=r"CSV row 3 \(counted from the first row after the header\) has a value in "
+                       r"field 3, past the 2 columns the header names") as raised:
+        read_assignment_rows(str(path))
+    assert GROUP_1 not in str(raised.value), "the cell's value is not repeated (it may be patient data)"
+
+
 def test_a_file_of_unknown_format_is_refused_before_anything_else(tmp_path):
     path = tmp_path / "rows.xlsx"
     path.write_bytes(b"not read")
