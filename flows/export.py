@@ -29,8 +29,10 @@ Decisions (and why):
   of their order-list entries (an order that changed gets fetched again), the
   tag list and :data:`~flows.export_schema.SCHEMA_VERSION`. A rerun after a
   failure fetches only the chunks that failed or never ran. The cached value
-  is the chunk's typed rows as Arrow tables (compact, no secret) pickled by
-  Prefect under ``PREFECT_RESULTS_LOCAL_STORAGE_PATH`` (default
+  is the chunk's typed rows as Arrow tables (no secret), pickled and
+  compressed with zlib by :class:`~flows.export_chunks.ChunkRowsSerializer`
+  (about a tenth of Prefect's base64 pickle), under
+  ``PREFECT_RESULTS_LOCAL_STORAGE_PATH`` (default
   ``~/.prefect/storage``): that is patient data at rest. Point that setting (or
   ``PREFECT_DEFAULT_RESULT_STORAGE_BLOCK``) at encrypted storage, shorten
   ``cache_hours``, or set ``cache_hours=0`` to cache nothing. Prefect does not

@@ -11,11 +11,14 @@ answer) and the task that turns a chunk into typed rows
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
 import math
+import pickle
 import sys
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -23,6 +26,8 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+from prefect.serializers import Serializer
+from pydantic import Field
 
 from blocks import PostDicomCredentials
 from postdicom import PostDicomClient
@@ -167,6 +172,56 @@ class ChunkRows:
     vanished: list[str] = field(default_factory=list)
 
 
+CACHE_COMPRESSION_LEVEL = 1
+"""zlib level of the cached chunks: a 57-order chunk's pickle of 382 KB becomes 42 KB in 3 ms (level 6: 39 KB, 5 ms)."""
+
+
+class _CompressingSink:
+    """A write-only file for :class:`pickle.Pickler` that keeps only the compressed pieces."""
+
+    def __init__(self, level: int) -> None:
+        self.compressor = zlib.compressobj(level)
+        self.pieces: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.pieces.append(self.compressor.compress(data))
+        return len(data)
+
+    def compressed(self) -> bytes:
+        self.pieces.append(self.compressor.flush())
+        return b"".join(self.pieces)
+
+
+class ChunkRowsSerializer(Serializer):
+    """How a chunk's rows are cached: pickled, compressed with zlib as they are pickled, then base64 in one line.
+
+    Prefect's default (cloudpickle, then base64 with a newline every 76
+    characters, escaped again inside the JSON record) made about 0.4 MB per
+    chunk, held in four copies at once on the worker thread that fetched it;
+    glibc kept those blocks in the eight worker threads' arenas, more the
+    larger the day (``benchmarks/RESULTS.md``, *Export memory, fifth pass*).
+    Pickled into a compressor, the chunk is never whole and uncompressed in
+    memory, and its record is about a tenth of that, each copy well under
+    glibc's 128 KiB mmap threshold. Not Arrow IPC: its writer allocates in
+    Arrow's default pool on each worker thread whatever pool the tables use
+    (measured: more memory kept, not less). Prefect stores a serializer's
+    output as a string inside its JSON record, so the output is ASCII (base64,
+    no newline). A record is read back with the serializer it names: chunks
+    cached with Prefect's pickle serializer before this one still read cleanly.
+    """
+
+    type: str = Field(default="postdicom-export-chunk", frozen=True)
+
+    def dumps(self, obj: ChunkRows) -> bytes:
+        sink = _CompressingSink(CACHE_COMPRESSION_LEVEL)
+        pickle.Pickler(sink, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+        return base64.b64encode(sink.compressed())
+
+    def loads(self, blob: bytes) -> ChunkRows:
+        rows: ChunkRows = pickle.loads(zlib.decompress(base64.b64decode(blob)))
+        return rows
+
+
 def fetch_order(client: PostDicomClient, ref: OrderRef, tags: Sequence[str]) -> tuple[dict[str, list[dict[str, Any]]], int] | None:
     """One order's rows for the four tables and the number of requests made; None if it vanished."""
     try:
@@ -201,6 +256,7 @@ def fetch_order(client: PostDicomClient, ref: OrderRef, tags: Sequence[str]) -> 
     cache_policy=INPUTS + TASK_SOURCE,
     cache_expiration=dt.timedelta(hours=24),
     cache_result_in_memory=False,
+    result_serializer=ChunkRowsSerializer(),
 )
 def fetch_order_chunk(
     credentials: PostDicomCredentials, orders: list[OrderRef], dicom_tag_id_list: list[str], schema_version: str
@@ -235,6 +291,6 @@ def fetch_order_chunk(
 
 
 __all__ = [
-    "CHUNKS_PER_SLOT", "ChunkRows", "OrderRef", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks",
+    "CHUNKS_PER_SLOT", "ChunkRows", "ChunkRowsSerializer", "OrderRef", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks",
     "read_day_orders",
 ]

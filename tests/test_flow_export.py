@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pickle
 import time
 import uuid
 from pathlib import Path
@@ -15,6 +16,8 @@ import polars as pl
 import pyarrow as pa
 import pytest
 from prefect import get_client
+from prefect._internal.result_records import ResultRecord
+from prefect.serializers import PickleSerializer
 
 from flows import export as export_module
 from flows import export_chunks
@@ -163,6 +166,31 @@ def test_rerunning_the_window_replaces_instead_of_adding(prefect_harness, accoun
         assert len(read_pandas(dest, table)) == first.rows[table]
     assert len(visible_parquet(dest)) == len(files_before)
     assert visible_parquet(dest) != files_before, "the files of the first run were replaced, not kept"
+
+
+def test_chunks_cached_with_prefects_pickle_serializer_are_still_read(prefect_harness, account, tmp_path):
+    """Chunk records name their serializer: ones written by Prefect's pickle (before ChunkRowsSerializer) read cleanly."""
+    own_tags = {"dicom_tag_id_list": ["PatientName", "StudyDate", "SeriesDescription", "BodyPartExamined"]}
+    dest = tmp_path / "export"
+    started = time.time()
+    _, first = run(account, dest, **WINDOW, **own_tags)
+    storage = Path(os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"])
+    ours = [p for p in storage.rglob("*") if p.is_file() and p.stat().st_mtime >= started
+            and b'"postdicom-export-chunk"' in p.read_bytes()]
+    assert len(ours) == first.chunks > 0, "every chunk was cached with the export's serializer"
+    for path in ours:
+        record = ResultRecord.deserialize(path.read_bytes())
+        metadata = record.metadata.model_copy(update={"serializer": PickleSerializer()})
+        path.write_bytes(ResultRecord(metadata=metadata, result=record.result).serialize())
+        assert b'"pickle"' in path.read_bytes()
+    expected = {table: canonical(dest, table) for table in TABLES}
+
+    state, second = run(account, dest, **WINDOW, **own_tags)
+    assert state.is_completed(), state.message
+    assert second.chunks_from_cache == second.chunks == first.chunks
+    assert second.requests == 0 and second.rows == first.rows
+    for table in TABLES:
+        pd.testing.assert_frame_equal(canonical(dest, table), expected[table])
 
 
 def test_a_run_killed_mid_export_then_rerun_gives_the_uninterrupted_tables(prefect_harness, account, tmp_path, monkeypatch):
@@ -323,6 +351,9 @@ def test_cached_results_and_artifacts_hold_no_secret(prefect_harness, account, t
     assert stored, "chunk results are persisted for resume"
     secret = account.password.encode("utf-8")
     assert not [p for p in stored if secret in p.read_bytes()]
+    chunks = [ResultRecord.deserialize(p.read_bytes()).result for p in stored if b'"postdicom-export-chunk"' in p.read_bytes()]
+    assert chunks, "the chunks are stored compressed: look inside them too"
+    assert not [c for c in chunks if secret in pickle.dumps(c)]
     assert account.password not in summary.model_dump_json()
 
 
