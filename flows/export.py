@@ -42,7 +42,7 @@ Decisions (and why):
   wait to be written, rows
   stream through :class:`~flows.parquet_writer.PartitionWriter` row groups,
   the day's four tables buffering at most ``POSTDICOM_EXPORT_BUFFER_BYTES``
-  (4 MiB) together: memory depends on the chunk size, not on the window. The one thing
+  (1 MiB) together: memory depends on the chunk size, not on the window. The one thing
   proportional to a day is its orders as :class:`~flows.export_chunks.OrderRef`
   (about 0.25 KB an order): the day's order list, which the API does not
   page, is read as it arrives

@@ -32,14 +32,17 @@ DEFAULT_ROW_GROUP_BYTES = 4 * 2**20
 otherwise stay buffered up to ``row_group_rows``, i.e. grow with the day until 64,000 orders."""
 DEFAULT_FILE_ROWS = 2_000_000
 BUFFER_BYTES_ENV = "POSTDICOM_EXPORT_BUFFER_BYTES"
-DEFAULT_BUFFER_BYTES = 4 * 2**20
+DEFAULT_BUFFER_BYTES = 2**20
 """Arrow data a day's tables buffer together before the largest one's buffer is written as a row group.
 
 Without a shared bound each of the four tables buffered up to ``row_group_bytes`` (16 MiB together, and the
 process kept the memory after it was freed), an amount a large day reaches and a small one does not: the
-export's peak memory grew with the day (benchmarks/RESULTS.md, *Export memory, fourth pass*). At 4 MiB the
-``tags`` table's row groups hold about 7,000 rows and the narrow tables' about 4,000: small enough to
-bound memory, large enough for DuckDB, Polars and pandas (each reads a row group as one unit of work)."""
+export's peak memory grew with the day (benchmarks/RESULTS.md, *Export memory, fourth pass*). The bound
+also sets how much each row group's Parquet encoding takes, in Arrow's default pool, which keeps it: from 4 to
+1 MiB the peak's growth from 1,000 to 5,000 orders fell from about 23 to 13 MB (*Export memory, fifth
+pass*). At 1 MiB the ``tags`` table's row groups hold about 1,800 rows and the narrow tables' about 1,200:
+still whole units of work for DuckDB, Polars and pandas, which read a row group at a time; a larger value
+makes larger row groups for more memory."""
 MIN_BUFFER_BYTES = 2**16
 
 
@@ -55,7 +58,7 @@ def export_memory_pool() -> pa.MemoryPool:
 
 
 def buffer_bytes() -> int:
-    """The shared buffer bound, from ``POSTDICOM_EXPORT_BUFFER_BYTES`` (default 4 MiB, at least 64 KiB)."""
+    """The shared buffer bound, from ``POSTDICOM_EXPORT_BUFFER_BYTES`` (default 1 MiB, at least 64 KiB)."""
     return int(env_number(BUFFER_BYTES_ENV, DEFAULT_BUFFER_BYTES, minimum=MIN_BUFFER_BYTES, whole=True, unit="bytes"))
 
 

@@ -270,9 +270,9 @@ def test_row_groups_are_put_together_in_the_pool_given(tmp_path):
 
 def test_the_shared_buffer_bound_is_a_setting(monkeypatch):
     monkeypatch.delenv(BUFFER_BYTES_ENV, raising=False)
-    assert buffer_bytes() == DEFAULT_BUFFER_BYTES == PartitionSet.buffer_bytes == 4 * 2**20
-    monkeypatch.setenv(BUFFER_BYTES_ENV, str(2**20))
-    assert buffer_bytes() == 2**20
+    assert buffer_bytes() == DEFAULT_BUFFER_BYTES == PartitionSet.buffer_bytes == 2**20
+    monkeypatch.setenv(BUFFER_BYTES_ENV, str(4 * 2**20))
+    assert buffer_bytes() == 4 * 2**20
     for wrong in (str(MIN_BUFFER_BYTES - 1), "4MB", "1.5"):
         monkeypatch.setenv(BUFFER_BYTES_ENV, wrong)
         with pytest.raises(ValidationError, match=BUFFER_BYTES_ENV):
