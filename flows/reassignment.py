@@ -18,10 +18,15 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pa_fs
+import pyarrow.parquet as pq
+from pandas.io.common import get_handle
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactCreate
@@ -30,6 +35,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, BeforeValidator
 
 from blocks import PostDicomCredentials
+from postdicom.settings import env_number
 
 from .assignment import (
     ASSIGNMENT_STATUSES,
@@ -51,7 +57,21 @@ DEFAULT_LIMIT_NAME = "postdicom-assignments"
 """Prefect global concurrency limit the write batches hold a slot of."""
 
 CSV_ROWS_PER_READ = 1000
-"""Rows of an assignments CSV that pandas parses at a time: the read's memory beyond the rows kept."""
+"""Rows of an assignments CSV that pandas parses (or of a Parquet file that pyarrow reads) at a time.
+
+The read's memory beyond the rows kept."""
+
+MAX_ROWS_ENV = "POSTDICOM_REASSIGNMENT_MAX_ROWS"
+DEFAULT_MAX_ROWS = 100_000
+"""The most rows one run takes (file, inline rows or selection), checked before anything is written.
+
+A run's peak RSS grows by about 2.1 KB a row (8.2-8.4 MB from 1,000 to 5,000
+rows, ``benchmarks/RESULTS.md``, *Reassignment CSV read in pieces*) over about
+290 MB, and its time by about 2.5 ms a row (*Reassignment memory, second
+pass*): 100,000 rows is about 500 MB and 4-5 minutes at loopback. That is twice a month
+of a large hospital's orders (1,500 a day), so a real handover fits; a file
+or a selection past it is more likely a mistake (the wrong file, a filter
+left out) than a worklist, and split runs report and fail separately."""
 
 NO_LIMIT_AS_EMPTY = BeforeValidator(lambda value: "" if value is None else value)
 """``concurrency_limit_name=None`` means no limit, as empty does (the form keeps a plain text field)."""
@@ -132,29 +152,89 @@ def _records_past_the_header(frame: pd.DataFrame, first_row: int) -> Iterator[di
         yield dict(zip(columns, fields))
 
 
-def read_assignment_rows(source: str | os.PathLike[str] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def max_rows() -> int:
+    """The most rows one run takes, from ``POSTDICOM_REASSIGNMENT_MAX_ROWS`` (default 100,000, at least 1)."""
+    return int(env_number(MAX_ROWS_ENV, DEFAULT_MAX_ROWS, minimum=1, whole=True, unit="rows"))
+
+
+def too_many_rows(source: str, count: str, most_rows: int) -> ValueError:
+    """The error of a run given more rows than it takes: the source, the count and the setting."""
+    return ValueError(
+        f"{source} has {count} rows, and {MAX_ROWS_ENV} (the most rows one run takes) is {most_rows:,}; nothing "
+        "was changed: split the rows over several runs, or raise the setting"
+    )
+
+
+@contextmanager
+def _opened_parquet(location: str) -> Iterator[pq.ParquetFile]:
+    """The Parquet file at ``location``, opened as ``pd.read_parquet`` opens it.
+
+    pyarrow's own file systems for the URLs it knows (local paths, ``s3://``,
+    ``gs://``, ``hdfs://``), pandas' opener otherwise (relative paths, http(s)
+    through urllib, fsspec's other protocols), so that the same paths and
+    URLs are accepted as before this file was read in batches.
+    """
+    try:
+        filesystem, path = pa_fs.FileSystem.from_uri(location)
+    except (TypeError, pa.ArrowInvalid):
+        with get_handle(location, "rb", is_text=False) as handles:
+            with pq.ParquetFile(handles.handle) as parquet:
+                yield parquet
+    else:
+        with filesystem.open_input_file(path) as handle, pq.ParquetFile(handle) as parquet:
+            yield parquet
+
+
+def _parquet_records(location: str, label: str, most_rows: int) -> Iterator[dict[str, Any]]:
+    """The rows of the Parquet file at ``location``, read :data:`CSV_ROWS_PER_READ` rows at a time.
+
+    The file's footer says how many rows it holds: past ``most_rows`` no row
+    is read at all.
+    """
+    with _opened_parquet(location) as parquet:
+        count = parquet.metadata.num_rows
+        if count > most_rows:
+            raise too_many_rows(label, f"{count:,}", most_rows)
+        for batch in parquet.iter_batches(batch_size=CSV_ROWS_PER_READ):
+            yield from batch.to_pandas().to_dict("records")
+
+
+def read_assignment_rows(
+    source: str | os.PathLike[str] | Sequence[Mapping[str, Any]], most_rows: int | None = None
+) -> list[dict[str, Any]]:
     """The rows of ``source`` with their column names in snake_case.
 
     A string is a path or URL (anything pandas/fsspec opens) to a ``.csv``
     (optionally compressed) or ``.parquet`` file; CSV cells are read as text so
     that nothing is turned into a number or a date behind the caller's back.
-    Raises ``ValueError`` when the file's format cannot be told from its name.
+    Raises ``ValueError`` when the file's format cannot be told from its name,
+    and when there are more than ``most_rows`` rows (default: :func:`max_rows`):
+    a file is read no further than one piece past it.
     """
+    most_rows = max_rows() if most_rows is None else most_rows
     if isinstance(source, (str, os.PathLike)):
         location = os.fspath(source)
-        name = PurePosixPath(location.split("?", 1)[0]).name.lower()
-        if name.endswith((".parquet", ".pq", ".parq")):
-            records: Iterable[Any] = pd.read_parquet(location).to_dict("records")
-        elif re.search(r"\.csv(\.(gz|bz2|zip|xz|zst))?$", name):
+        name = PurePosixPath(location.split("?", 1)[0]).name
+        label = f"assignments file {name!r}"
+        if name.lower().endswith((".parquet", ".pq", ".parq")):
+            records: Iterable[Any] = _parquet_records(location, label, most_rows)
+        elif re.search(r"\.csv(\.(gz|bz2|zip|xz|zst))?$", name.lower()):
             records = _csv_records(location)
         else:
             raise ValueError("assignments file must be named *.csv or *.parquet")
     else:
+        label = "the inline assignments"
+        if len(source) > most_rows:
+            raise too_many_rows(label, f"{len(source):,}", most_rows)
         records = source
-    return [
-        {_snake(key): value for key, value in record.items()} if isinstance(record, Mapping) else {"_not_a_row": record}
-        for record in records
-    ]
+    rows: list[dict[str, Any]] = []
+    for record in records:
+        if len(rows) == most_rows:
+            raise too_many_rows(label, f"more than {most_rows:,}", most_rows)
+        rows.append(
+            {_snake(key): value for key, value in record.items()} if isinstance(record, Mapping) else {"_not_a_row": record}
+        )
+    return rows
 
 
 def validate_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[list[AssignmentCandidate], list[RowResult]]:
@@ -303,6 +383,7 @@ def _plan(
     assigned_user_group_uuid: str | None,
     *,
     dry_run: bool,
+    most_rows: int,
 ) -> tuple[list[PlannedAssignment], list[RowResult], int]:
     """The rows to send, the rows already decided (skipped, unchanged, dry run), and how many were decided by lookup.
 
@@ -311,13 +392,16 @@ def _plan(
     is read as an index of the orders the rows name (who each is assigned to
     now, :func:`flows.orders.order_index`), never as parsed entries with the
     JSON they were read from (3-5 KB an order; ``benchmarks/RESULTS.md``,
-    *Reassignment memory* and its second pass).
+    *Reassignment memory* and its second pass). More than ``most_rows`` rows
+    (a file, inline rows or a selection) is an error here, before any write.
     """
     if source is not None:
-        candidates, results = validate_rows(read_assignment_rows(source))
+        candidates, results = validate_rows(read_assignment_rows(source, most_rows))
         index = order_index(credentials, {candidate.patient_order_uuid for candidate in candidates})
     else:
         index = order_index(credentials, listing=True, **chosen_filters)
+        if len(index.listed or []) > most_rows:
+            raise too_many_rows("the selection", f"{len(index.listed or []):,}", most_rows)
         target_rows = [
             {
                 "patient_order_uuid": order_uuid,
@@ -404,9 +488,11 @@ def batch_reassignment(
     expire the leases there) and a warning says so. The run ends Failed when
     any requested row was not applied (failed, invalid, conflicting, unknown
     order), after every other row was processed; the report is in the raised
-    error's ``report``.
+    error's ``report``. More rows than ``POSTDICOM_REASSIGNMENT_MAX_ROWS``
+    (100,000 by default) fail the run before any change.
     """
     logger = get_run_logger()
+    most_rows = max_rows()
     selection = {
         "institution_uuid_list": institution_uuid_list,
         "modality_list": modality_list,
@@ -427,7 +513,8 @@ def batch_reassignment(
         if canonical_uuid(assigned_user_uuid or assigned_user_group_uuid) is None:
             raise ValueError("the target of a selection must be a UUID")
     to_send, results, decided_count = _plan(
-        credentials, source, chosen_filters, assigned_user_uuid, assigned_user_group_uuid, dry_run=dry_run
+        credentials, source, chosen_filters, assigned_user_uuid, assigned_user_group_uuid, dry_run=dry_run,
+        most_rows=most_rows,
     )
     logger.info(
         "%d rows: %d to send, %d already decided, %d skipped before lookup",

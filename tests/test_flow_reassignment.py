@@ -122,6 +122,43 @@ def test_a_csv_row_with_a_value_past_the_header_is_an_error_naming_the_row(tmp_p
     assert GROUP_1 not in str(raised.value), "the cell's value is not repeated (it may be patient data)"
 
 
+def test_more_rows_than_the_setting_are_refused_naming_it_the_count_and_the_source(tmp_path, monkeypatch):
+    """``POSTDICOM_REASSIGNMENT_MAX_ROWS`` bounds inline rows, Parquet (by its footer) and CSV (read no further)."""
+    import flows.reassignment as reassignment
+    from flows.reassignment import MAX_ROWS_ENV
+
+    monkeypatch.setattr(reassignment, "CSV_ROWS_PER_READ", 2)
+    monkeypatch.setenv(MAX_ROWS_ENV, "3")
+    rows = [{"patient_order_uuid": str(uuid.uuid4()), "assigned_user_uuid": USER_1} for _ in range(4)]
+    assert read_assignment_rows(rows[:3]) == rows[:3], "as many rows as the setting are taken"
+    with pytest.raises(ValueError, match=rf"the inline assignments has 4 rows, and {MAX_ROWS_ENV} \(.*\) is 3;"):
+        read_assignment_rows(rows)
+
+    pd.DataFrame(rows).to_parquet(tmp_path / "four.parquet", row_group_size=1)
+    assert read_assignment_rows(str(tmp_path / "four.parquet"), most_rows=4) == rows, "read in batches, in order"
+    with pytest.raises(ValueError, match=rf"assignments file 'four.parquet' has 4 rows, and {MAX_ROWS_ENV}"):
+        read_assignment_rows(str(tmp_path / "four.parquet"))
+
+    # rows 5 and 6 are a piece the read never reaches: the ragged row 6 would otherwise be pandas' error
+    text = pd.DataFrame(rows).to_csv(index=False) + f"{ORDER_A},{USER_1}\n{ORDER_B},{USER_1},{GROUP_1},x\n"
+    (tmp_path / "six.csv").write_text(text)
+    with pytest.raises(ValueError, match=rf"assignments file 'six.csv' has more than 3 rows, and {MAX_ROWS_ENV}"):
+        read_assignment_rows(str(tmp_path / "six.csv"))
+    with pytest.raises(pd.errors.ParserError, match="line 7"):
+        read_assignment_rows(str(tmp_path / "six.csv"), most_rows=10)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "2.5", "many"])
+def test_a_bad_max_rows_setting_is_refused_naming_it(monkeypatch, value):
+    from flows.reassignment import DEFAULT_MAX_ROWS, MAX_ROWS_ENV, max_rows
+
+    monkeypatch.delenv(MAX_ROWS_ENV, raising=False)
+    assert max_rows() == DEFAULT_MAX_ROWS == 100_000
+    monkeypatch.setenv(MAX_ROWS_ENV, value)
+    with pytest.raises(ValueError, match=MAX_ROWS_ENV):
+        max_rows()
+
+
 def test_a_file_of_unknown_format_is_refused_before_anything_else(tmp_path):
     path = tmp_path / "rows.xlsx"
     path.write_bytes(b"not read")
@@ -428,6 +465,31 @@ def test_a_selection_by_modality_and_date_reassigns_exactly_the_matching_orders(
     current = assignments_of(sandbox_server, matching + other_modality + other_day)
     assert all(current[o] == (people["ben"], None) for o in matching)
     assert all(current[o] == (None, None) for o in other_modality + other_day)
+
+
+def test_a_selection_over_the_max_rows_setting_fails_before_any_write(prefect_harness, sandbox_server, people,
+                                                                      monkeypatch):
+    from flows.reassignment import MAX_ROWS_ENV
+
+    day = dt.date(2018, 1, 1) + dt.timedelta(days=uuid.uuid4().int % 300)
+    orders = make_orders(sandbox_server, 3, modality="MR", study_date=day)
+    selection = dict(
+        credentials=sandbox_server.credentials(), modality_list=["MR"], study_date_from=day, study_date_to=day,
+        assigned_user_uuid=people["ben"],
+    )
+    monkeypatch.setenv(MAX_ROWS_ENV, "2")
+    state, _ = run(**selection)
+    assert state.is_failed()
+    assert f"the selection has 3 rows, and {MAX_ROWS_ENV} (the most rows one run takes) is 2" in str(
+        state.result(raise_on_failure=False)
+    )
+    monkeypatch.setenv(MAX_ROWS_ENV, "two")
+    state, _ = run(**selection)
+    assert state.is_failed() and MAX_ROWS_ENV in str(state.result(raise_on_failure=False))
+    assert set(assignments_of(sandbox_server, orders).values()) == {(None, None)}, "nothing was written"
+    monkeypatch.setenv(MAX_ROWS_ENV, "3")
+    state, report = run(**selection)
+    assert state.is_completed() and report.counts["assigned"] == 3
 
 
 def test_a_selection_split_over_several_calls_numbers_its_rows_as_one_call_would(
