@@ -49,6 +49,7 @@ from deployments.demo_servers import (
     start_prefect_server,
     start_sandbox,
 )
+from deployments.prefect_dual import synchronous_result
 from deployments.processes import free_port, port_is_free, secrets_withheld, stop_process
 
 if TYPE_CHECKING:
@@ -260,7 +261,7 @@ def _run(
 
             credentials = PostDicomCredentials(username=account.email, password=account.password, web_address=sandbox.url)
             credentials.save(BLOCK_NAME, overwrite=True)
-            credentials = PostDicomCredentials.load(BLOCK_NAME)
+            credentials = synchronous_result(PostDicomCredentials.load(BLOCK_NAME))
             outcome["detail"] = f"block postdicom-credentials/{BLOCK_NAME}"
 
         with step(console, "Writing synthetic studies") as outcome:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .definitions import CREDENTIALS_BLOCK, DEFINITION_OF_FLOW, NIGHTLY_CRON, NIGHTLY_TIMEZONE
+from .prefect_dual import synchronous_result
 from .setup import FRESH_WITHIN_ENV, HEARTBEAT_SECONDS, fresh_within_hours, install_freshness_automation, no_server
 
 if TYPE_CHECKING:
@@ -102,12 +103,14 @@ def build_deployments(
     for flow in (nightly_order_export, bulk_upload_and_share, batch_reassignment, check_account):
         definition = DEFINITION_OF_FLOW[flow.name]
         deployments.append(
-            flow.to_deployment(
-                name=definition.name,
-                schedules=[schedule] if definition.nightly else None,
-                parameters=dict(export_parameters if flow is nightly_order_export else common),
-                description=definition.description,
-                tags=list(definition.tags),
+            synchronous_result(
+                flow.to_deployment(
+                    name=definition.name,
+                    schedules=[schedule] if definition.nightly else None,
+                    parameters=dict(export_parameters if flow is nightly_order_export else common),
+                    description=definition.description,
+                    tags=list(definition.tags),
+                )
             )
         )
     return deployments

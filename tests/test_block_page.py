@@ -42,7 +42,7 @@ def test_documentation_link_follows_the_published_readme(monkeypatch: pytest.Mon
             return ["Source, https://example.org/src", "Documentation, https://example.org/postdicom-flows/README.md"]
 
     monkeypatch.setattr(metadata, "metadata", lambda name: Published())
-    assert project_documentation_url("credentials-block") == (
+    assert str(project_documentation_url("credentials-block")) == (
         "https://example.org/postdicom-flows/README.md#credentials-block"
     )
 

@@ -605,3 +605,19 @@ def test_demo_ends_with_parquet_files_and_a_share_link_and_runs_again_without_ch
     assert "5 orders" in second
     assert "demo-test-share-pw" not in first + second
     assert demo.port_is_free(port)
+
+
+def test_a_prefect_dual_method_gives_its_value_outside_an_event_loop_and_an_error_inside_one():
+    """``build_deployments`` and the demo call Prefect's sync/async methods from plain code (``prefect_dual``)."""
+    from deployments.prefect_dual import synchronous_result
+    from flows.check import check_account
+
+    assert synchronous_result(check_account.to_deployment(name="x")).name == "x"
+
+    async def inside_a_loop():
+        return check_account.to_deployment(name="x")
+
+    returned = asyncio.run(inside_a_loop())
+    with pytest.raises(RuntimeError, match="inside an event loop: await its async form"):
+        synchronous_result(returned)
+    assert returned.cr_frame is None, "the coroutine is closed (no 'never awaited' warning)"
