@@ -104,9 +104,38 @@ def _shared_upload() -> SharedUpload | None:
         return _SHARED_UPLOADS.get(context.task_run.flow_run_id)
 
 
+@dataclass
+class BatchOutcome:
+    """What one upload batch hands back: its per-status counts, the files not stored, the studies stored.
+
+    One object rather than one entry per file: Prefect links every item of a
+    task's returned list to its task run for the rest of the flow run
+    (``FlowRunContext.run_results``, ~200 B a file that was never freed), and
+    the flow only ever needs the counts, the entries of files the server does
+    not hold (with their reasons) and the studies on the server.
+    """
+
+    files: int
+    counts: dict[str, int]
+    not_stored: list[FileEntry]
+    studies: list[str]
+
+    @classmethod
+    def of(cls, entries: Sequence[FileEntry]) -> BatchOutcome:
+        """Count ``entries`` (one per file, in walk order); keep only those not on the server, and the studies that are."""
+        return cls(
+            files=len(entries),
+            counts=dict(Counter(entry.status for entry in entries)),
+            not_stored=[entry for entry in entries if entry.status not in ON_SERVER],
+            studies=list(dict.fromkeys(
+                entry.study_instance_uid for entry in entries if entry.status in ON_SERVER and entry.study_instance_uid
+            )),
+        )
+
+
 @task(name="upload-files-batch", **write_task_options(idempotent=True))
-def upload_files_batch(batch: list[Path], credentials: PostDicomCredentials) -> list[FileEntry]:
-    """Classify, pre-check and STOW one batch of files; one entry per file, in order.
+def upload_files_batch(batch: list[Path], credentials: PostDicomCredentials) -> BatchOutcome:
+    """Classify, pre-check and STOW one batch of files; how many got each status, and every file not stored.
 
     The pre-check (one QIDO per series) is what makes a rerun cheap and
     honest: instances the server holds are reported ``already_stored`` and
@@ -125,17 +154,16 @@ def upload_files_batch(batch: list[Path], credentials: PostDicomCredentials) -> 
             concurrency=shared.concurrency if shared else 1,
             shared=shared,
         )
-    return report.files
+    return BatchOutcome.of(report.files)
 
 
 @dataclass
 class UploadTally:
     """What the flow keeps of the upload: per-status counts, the files not stored, the studies on the server.
 
-    Each batch's entries (one per file: its path and UIDs, ~1.4 KB) are
-    counted here as the batch finishes and then let go, so the flow's
-    memory does not grow with the number of files stored. What is kept is
-    in the order of the batches (the walk's), whichever finished first.
+    Each batch's outcome is counted here as the batch finishes, so the
+    flow's memory does not grow with the number of files stored. What is
+    kept is in the order of the batches (the walk's), whichever finished first.
     """
 
     files: int = 0
@@ -143,14 +171,12 @@ class UploadTally:
     _not_stored: dict[int, list[FileEntry]] = field(default_factory=dict)
     _studies: dict[int, list[str]] = field(default_factory=dict)
 
-    def add(self, index: int, entries: Sequence[FileEntry]) -> None:
-        """Count batch ``index``'s entries; keep only those not on the server, and its studies that are."""
-        self.files += len(entries)
-        self.counts.update(entry.status for entry in entries)
-        self._not_stored[index] = [entry for entry in entries if entry.status not in ON_SERVER]
-        self._studies[index] = list(dict.fromkeys(
-            entry.study_instance_uid for entry in entries if entry.status in ON_SERVER and entry.study_instance_uid
-        ))
+    def add(self, index: int, outcome: BatchOutcome) -> None:
+        """Count batch ``index``; keep its files not on the server, and its studies that are."""
+        self.files += outcome.files
+        self.counts.update(outcome.counts)
+        self._not_stored[index] = outcome.not_stored
+        self._studies[index] = outcome.studies
 
     def not_stored(self) -> list[FileEntry]:
         """The entries of files not on the server, in walk order."""
@@ -208,26 +234,26 @@ def _upload_batches(
     ))
     planned = chunked(list(files), batch_size)
 
-    def not_confirmed(index: int, error: Exception) -> list[FileEntry]:
+    def not_confirmed(index: int, error: Exception) -> BatchOutcome:
         remedy = (
             "run the flow again (files already stored are skipped)"
             if is_transient(error)
             else NOT_TRANSIENT
         )
         reason = f"not confirmed stored: {error_text(error)}; {remedy}"
-        return [FileEntry(path=Path(path), status="failed", reason=reason) for path in planned[index]]
+        return BatchOutcome.of([FileEntry(path=Path(path), status="failed", reason=reason) for path in planned[index]])
 
     tally = UploadTally()
     moved = time.monotonic()
-    for index, entries, future in submit_bounded(
+    for index, outcome, future in submit_bounded(
         lambda batch: upload_files_batch.submit([Path(path) for path in batch], credentials),
         planned,
         min(task_runs, MAX_WORKERS),
         on_error=not_confirmed,
     ):
-        tally.add(index, entries)
+        tally.add(index, outcome)
         if future.state.is_completed():
-            # The run's state would hold the entries until Python's cycle collector frees it.
+            # The run's state would hold the outcome until Python's cycle collector frees it.
             let_go(future.state)
         if time.monotonic() - moved >= PROGRESS_SECONDS:
             update_progress_artifact(progress_id, progress=round(100.0 * tally.files / len(files), 1))

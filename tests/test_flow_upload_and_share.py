@@ -551,8 +551,8 @@ def test_the_upload_tally_keeps_the_walk_order_and_lets_go_of_stored_files(tmp_p
     second = [entry("d", "failed", "1.3"), entry("e", "stored", "1.3"), entry("f", "stored", "1.1")]
     stored = [weakref.ref(item) for item in first + second if item.status in ("stored", "already_stored")]
     tally = upload_flow.UploadTally()
-    tally.add(1, second)
-    tally.add(0, first)
+    tally.add(1, upload_flow.BatchOutcome.of(second))
+    tally.add(0, upload_flow.BatchOutcome.of(first))
     del first, second
     gc.collect()
 
@@ -565,6 +565,30 @@ def test_the_upload_tally_keeps_the_walk_order_and_lets_go_of_stored_files(tmp_p
     assert summary.total_files == 6
     assert summary.counts == {"stored": 3, "already_stored": 1, "rejected": 0, "not_dicom": 1, "failed": 1}
     assert [issue.path for issue in summary.files_not_stored] == ["b", "d"]
+
+
+def test_prefect_links_each_upload_batch_to_its_task_run_not_each_file(prefect_harness, sandbox, tmp_path):
+    """One batch of 2 files and one of 8: the flow run keeps as many result links for each (not one per file)."""
+    from prefect import flow
+    from prefect.context import FlowRunContext
+
+    credentials = sandbox.credentials()
+
+    @flow(name="upload-result-links")
+    def result_links_after_upload(directory: str) -> tuple[int, int, int]:
+        files = upload_flow.list_directory(directory)
+        tally = upload_flow.upload_all(files, credentials, batch_size=len(files), concurrency=2)
+        context = FlowRunContext.get()
+        assert context is not None
+        return len(context.run_results), tally.files, tally.counts["stored"]
+
+    links = {}
+    for count in (2, 8):
+        folder = tmp_path / f"links-{count}"
+        write_study(folder, unique_specs(1, instances_per_series=count)[0])
+        links[count], files, stored = result_links_after_upload(str(folder))
+        assert files == stored == count
+    assert links[8] == links[2], "a file's entry was linked to its task run: the flow's memory grows with the files"
 
 
 def test_on_a_standard_dicomweb_server_every_file_is_stored_then_the_run_says_why_nothing_was_shared(
