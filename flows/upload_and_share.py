@@ -199,9 +199,13 @@ def upload_all(
     ``concurrency`` STOW requests are in flight at once, as with the client's
     ``upload_folder``. Each task run spends some time on Prefect's bookkeeping
     (its start, a tag-concurrency request to the API, its end) without
-    sending: on the flow's own thread pool, twice as many task runs as
-    request slots are started (:class:`~postdicom.upload.SharedUpload`), so
-    the next batches are ready to send when a slot frees. On another task
+    sending: on the flow's own thread pool, one task run more than request
+    slots is started (:class:`~postdicom.upload.SharedUpload`), so the next
+    batch is ready to send when one ends. One is enough: a single batch keeps
+    every slot busy (its requests are queued ahead of its reading), and each
+    task run in flight holds its whole batch (paths, headers, outcomes: 1 to
+    1.5 MB of peak RSS for 400 files), so more of them only cost memory
+    (benchmarks/RESULTS.md, *Upload flow, fourth pass*). On another task
     runner (its tasks may run in other processes) ``concurrency`` task runs
     send one request at a time each.
 
@@ -213,15 +217,17 @@ def upload_all(
     if context is None or context.flow_run is None or not isinstance(context.task_runner, ThreadPoolTaskRunner):
         return _upload_batches(files, credentials, batch_size=batch_size, task_runs=concurrency)
     run_id = context.flow_run.id
+    shared = SharedUpload(concurrency)
     with _SHARED_UPLOADS_LOCK:
-        _SHARED_UPLOADS[run_id] = SharedUpload(concurrency)
+        _SHARED_UPLOADS[run_id] = shared
     try:
         return _upload_batches(
-            files, credentials, batch_size=batch_size, task_runs=min(2 * concurrency, MAX_WORKERS)
+            files, credentials, batch_size=batch_size, task_runs=min(concurrency + 1, MAX_WORKERS)
         )
     finally:
         with _SHARED_UPLOADS_LOCK:
             del _SHARED_UPLOADS[run_id]
+        shared.close()
 
 
 def _upload_batches(
@@ -333,7 +339,7 @@ def bulk_upload_and_share(
     Python; for deployment runs only a Prefect ``Secret`` block, so the
     password is never stored in the run's parameters.
     Files go in tasks of ``batch_size`` files, ``concurrency`` STOW requests
-    in flight at once (twice as many tasks run, so the next is ready). The
+    in flight at once (one task more runs, so the next is ready). The
     run ends Failed, with the summary still written and in the raised error's
     ``report``, when a file could not be sent, a stored study has no order,
     an assignment failed, or a link is not made or unknown (each planned

@@ -14,10 +14,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -303,6 +304,7 @@ class Stow:
         batching: StowBatching,
         on_progress: ProgressCallback | None = None,
         slots: threading.Semaphore | None = None,
+        pool: Executor | None = None,
     ) -> StowResult:
         """STOW files whose headers are read; one outcome per file, in order.
 
@@ -318,7 +320,9 @@ class Stow:
         (the batches of one upload run as separate calls): a request is
         handed to the pool only once it holds a slot, and gives it back when
         its answer is read. Without it, ``batching.concurrency`` alone bounds
-        this call's requests.
+        this call's requests. ``pool`` runs the requests of such calls on one
+        set of threads (:class:`~postdicom.upload.SharedUpload`'s); without
+        it, this call starts ``batching.concurrency`` threads of its own.
 
         Raises
         ------
@@ -351,7 +355,11 @@ class Stow:
             finally:
                 slot.release()
 
-        with ThreadPoolExecutor(max_workers=batching.concurrency, thread_name_prefix="stow") as pool:
+        with contextlib.ExitStack() as own:
+            if pool is None:
+                pool = own.enter_context(
+                    ThreadPoolExecutor(max_workers=batching.concurrency, thread_name_prefix="stow")
+                )
             try:
                 for group in batching.groups(headers):
                     order.extend(h.path for h in group)
@@ -368,6 +376,7 @@ class Stow:
                 for future in pending:
                     if future.cancel():
                         slot.release()
+                wait(pending)  # the requests already sent end before the error goes up, as with a pool of our own
                 raise
         return StowResult([outcomes[path] for path in order])
 

@@ -40,7 +40,7 @@ import stat
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -163,8 +163,14 @@ class SharedUpload:
             raise ValidationError(f"concurrency must be at least 1, not {concurrency}")
         self.concurrency = concurrency
         self.slots = threading.BoundedSemaphore(concurrency)
+        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="stow")
+        """The threads every slice's requests run on: ``concurrency`` in all, not as many per slice."""
         self._lock = threading.Lock()
         self._present: dict[tuple[str, str], Future[set[str]]] = {}
+
+    def close(self) -> None:
+        """Stop the request threads once every slice has returned (they are started as requests need them)."""
+        self.pool.shutdown(wait=True)
 
     def present(self, client: DicomWebClient, header: DicomHeader) -> set[str]:
         """SOP Instance UIDs of ``header``'s series the server held when this upload first asked (one QIDO).
@@ -314,7 +320,9 @@ def upload_files(
             studies[path] = found.study_instance_uid
             yield found
 
-    result = client.stow.store_headers(to_send(), batching, on_progress, shared.slots if shared else None)
+    result = client.stow.store_headers(
+        to_send(), batching, on_progress, shared.slots if shared else None, shared.pool if shared else None
+    )
     for outcome in result.outcomes:
         entries[outcome.path] = FileEntry(
             outcome.path,

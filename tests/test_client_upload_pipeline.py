@@ -91,7 +91,7 @@ def test_each_series_is_looked_up_once_before_any_of_its_files_is_sent(tmp_path)
 
 
 def test_slices_sharing_an_upload_keep_its_request_limit_and_ask_each_series_once(tmp_path):
-    """Four slices of one series sent at once by four calls: at most 2 requests in flight, one pre-check in all."""
+    """Four slices of one series sent at once by four calls: at most 2 requests in flight, on 2 threads, one pre-check."""
     import time
     from concurrent.futures import ThreadPoolExecutor
 
@@ -101,6 +101,7 @@ def test_slices_sharing_an_upload_keep_its_request_limit_and_ask_each_series_onc
     in_flight = [0]
     most = [0]
     lookups: list[str] = []
+    request_threads: set[threading.Thread] = set()
 
     def respond(request: httpx.Request) -> httpx.Response:
         if request.method == "GET":
@@ -113,6 +114,7 @@ def test_slices_sharing_an_upload_keep_its_request_limit_and_ask_each_series_onc
         with lock:
             in_flight[0] += 1
             most[0] = max(most[0], in_flight[0])
+            request_threads.add(threading.current_thread())
         time.sleep(0.05)
         parts = read_parts(request.read(), request.headers["Content-Type"])
         sent = [pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID for _, data in parts]
@@ -128,9 +130,12 @@ def test_slices_sharing_an_upload_keep_its_request_limit_and_ask_each_series_onc
             lambda paths: upload_files(client, paths, batch_size=1, concurrency=shared.concurrency, shared=shared),
             slices,
         ))
+    shared.close()
 
     assert lookups == [held.series_instance_uid], "the series was asked once for all four slices"
     assert most[0] == 2, "the four slices together kept the shared limit of 2 requests, and used it"
+    assert len(request_threads) == 2, "the slices' requests ran on the upload's 2 request threads, not 2 per slice"
+    assert not any(thread.is_alive() for thread in request_threads), "close() ended them"
     statuses = [entry.status for report in reports for entry in report.files]
     assert statuses == ["already_stored"] + ["stored"] * 15
     assert len([r for r in recorder.requests if r.method == "POST"]) == 15
@@ -155,5 +160,6 @@ def test_a_slice_stopped_by_an_error_leaves_the_shared_upload_usable(tmp_path, f
     assert shared.slots.acquire(blocking=False), "no request slot stays taken"
     shared.slots.release()
     report = upload_files(client, files, batch_size=2, concurrency=1, shared=shared)
+    shared.close()
     assert report.counts["stored"] == 2
     assert seen == ({"GET": 2, "POST": 1} if failing == "GET" else {"GET": 1, "POST": 2})
