@@ -22,7 +22,8 @@ Parts (``--parts``, all by default):
     Peak RSS and seconds of each flow at three sizes (upload 1k/4k/16k files
     of 16 KB, export 1k/5k/20k orders, reassignment 1k/5k rows; ``--quick``:
     a quarter), each in a fresh child process; ``--growth-flows`` picks the
-    flows (``--parts growth --growth-flows reassign``: the reassignment only).
+    flows (``--parts growth --growth-flows reassign``: the reassignment only);
+    ``--upload-files`` the upload's sizes (``--upload-files 1000,16000``).
 ``export-growth``
     Only the export's rows of ``growth``, at the sizes of ``--export-orders``
     (e.g. ``--export-orders 1000,5000``).
@@ -593,7 +594,8 @@ def growth_part(bench: Bench) -> None:
     scale = 4 if bench.args.quick else 1
     flows = bench.args.growth_flows
     print(f"\ncost growth of {', '.join(flows)} (each size a fresh process; load {load()})", flush=True)
-    for count in (1000 // scale, 4000 // scale, 16000 // scale) if "upload" in flows else ():
+    upload_sizes = bench.args.upload_files or [1000 // scale, 4000 // scale, 16000 // scale]
+    for count in upload_sizes if "upload" in flows else ():
         data = bench.work / f"growth-{count}"
         _common.generate_studies(data, count, 16 * 1024, f"g{count}")
         with _common.sandbox() as server:
@@ -672,8 +674,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="Prefect's default task-run recorder (one transaction per event) instead of RECORDER_SETTINGS")
     parser.add_argument("--export-orders", default="",
                         help="sizes for --parts export-growth, e.g. 1000,5000,20000 (default the issue's, --quick a quarter)")
+    parser.add_argument("--upload-files", default="",
+                        help="sizes of the upload's growth rows, e.g. 1000,16000 (default the issue's 1k/4k/16k, "
+                             "--quick a quarter)")
     args = parser.parse_args(argv)
     args.export_orders = [int(value) for value in args.export_orders.split(",") if value]
+    args.upload_files = [int(value) for value in args.upload_files.split(",") if value]
     args.latencies = [int(value) for value in args.latencies.split(",") if value]
     args.growth_flows = [flow.strip() for flow in args.growth_flows.split(",") if flow.strip()]
     unknown_flows = set(args.growth_flows) - {"upload", "export", "reassign"}
