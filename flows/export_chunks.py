@@ -183,9 +183,11 @@ class _CompressingSink:
         self.compressor = zlib.compressobj(level)
         self.pieces: list[bytes] = []
 
-    def write(self, data: bytes) -> int:
-        self.pieces.append(self.compressor.compress(data))
-        return len(data)
+    def write(self, data: bytes | pickle.PickleBuffer) -> int:
+        # Protocol 5 hands a large Arrow buffer over as a PickleBuffer (no len(), but the buffer protocol).
+        view = memoryview(data)
+        self.pieces.append(self.compressor.compress(view))
+        return view.nbytes
 
     def compressed(self) -> bytes:
         self.pieces.append(self.compressor.flush())

@@ -1,8 +1,9 @@
-"""How a chunk's rows are cached: compact Arrow IPC through Prefect's result record, read back equal."""
+"""How a chunk's rows are cached: pickled into zlib through Prefect's result record, read back equal."""
 
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 from prefect._internal.result_records import ResultRecord, ResultRecordMetadata
 from prefect.serializers import PickleSerializer
 
@@ -36,8 +37,12 @@ def a_chunk(orders: int = 40) -> ChunkRows:
     return ChunkRows(tables=tables, orders=orders, requests=4 * orders + 1, vanished=["gone-1"])
 
 
-def test_a_chunk_reads_back_equal_through_prefects_result_record():
-    chunk = a_chunk()
+@pytest.mark.parametrize("orders", [40, 600], ids=["small", "buffers over 64 KiB"])
+def test_a_chunk_reads_back_equal_through_prefects_result_record(orders: int):
+    # From 64 KiB on, pickle's protocol 5 writes an Arrow buffer to the sink as a PickleBuffer, not bytes.
+    chunk = a_chunk(orders)
+    assert (orders < 100) == all(buffer is None or buffer.size < 64 * 1024 for table in chunk.tables.values()
+                                 for column in table.columns for piece in column.chunks for buffer in piece.buffers())
     serializer = ChunkRowsSerializer()
     record = ResultRecord(metadata=ResultRecordMetadata(serializer=serializer, storage_key="k"), result=chunk)
     stored = record.serialize()
@@ -48,7 +53,7 @@ def test_a_chunk_reads_back_equal_through_prefects_result_record():
     for name, table in chunk.tables.items():
         assert back.result.tables[name].equals(table, check_metadata=True), name
         assert back.result.tables[name].schema.equals(TABLES[name].schema, check_metadata=True)
-    assert (back.result.orders, back.result.requests, back.result.vanished) == (40, 161, ["gone-1"])
+    assert (back.result.orders, back.result.requests, back.result.vanished) == (orders, 4 * orders + 1, ["gone-1"])
 
 
 def test_a_cached_chunk_is_under_a_quarter_of_its_pickle_and_ascii():
