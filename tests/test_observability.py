@@ -250,23 +250,29 @@ def _prefect_store_since(since: dt.datetime, flow_run_ids: list[uuid.UUID]) -> d
 
 
 def _persisted_exceptions(since: float) -> list[tuple[str, bytes]]:
-    """Exceptions Prefect pickled into result storage since ``since`` (failed cached tasks), as raw pickles."""
-    import base64
-    import json
+    """Exceptions Prefect stored into result storage since ``since`` (failed cached tasks), as pickles.
+
+    Each record is read with the serializer it names (Prefect's pickle, or the
+    export's compressed chunk serializer), so a compressed record cannot hide a
+    value from the search; what is returned is the exception pickled plainly.
+    """
     import os
 
     import cloudpickle
+    from prefect._internal.result_records import ResultRecord
+
+    import flows.export_chunks  # noqa: F401 - registers the chunk serializer the export's records name
 
     found = []
     for path in Path(os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"]).glob("*"):
         if not path.is_file() or path.stat().st_mtime < since:
             continue
         try:
-            raw = base64.b64decode(json.loads(path.read_bytes())["result"])
+            record = ResultRecord.deserialize(path.read_bytes())
         except (ValueError, KeyError, TypeError):
             continue
-        if isinstance(cloudpickle.loads(raw), BaseException):
-            found.append((path.name, raw))
+        if isinstance(record.result, BaseException):
+            found.append((path.name, cloudpickle.dumps(record.result)))
     return found
 
 
