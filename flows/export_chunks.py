@@ -243,7 +243,8 @@ def fetch_order(client: PostDicomClient, ref: OrderRef, tags: Sequence[str]) -> 
             patient_order_uuid=ref.patient_order_uuid,
             dicom_tag_id_list=list(tags),
         )
-        rows["tags"] = tag_rows(properties, [entry.raw for entry in contents.dicom_tag_content_list])
+        # The list dumped with its answer in one call, not entry by entry (the same dicts, less CPU).
+        rows["tags"] = tag_rows(properties, contents.raw.get(contents.list_key or "", []))
         studies = client.search_for_studies({"StudyInstanceUID": study_uid}, fields=STUDIES.dicom_keywords)
         rows["studies"] = study_rows(properties, studies)
         series = client.search_for_series(study_uid, fields=SERIES.dicom_keywords)

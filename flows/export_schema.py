@@ -34,6 +34,7 @@ of the fetch tasks, so cached rows of an older schema are never reused).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -181,7 +182,15 @@ class Table:
     def row(self, source: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Typed row from a source record; ``context`` supplies the export's own columns."""
         lowered = lower_keys(source)
-        merged = {**source, **lowered, **(context or {})}
+        return self.row_from_merged({**source, **lowered, **(context or {})})
+
+    def row_from_merged(self, merged: Mapping[str, Any]) -> dict[str, Any]:
+        """Typed row from a record whose keys are already lower-case and that holds the context too.
+
+        What :meth:`row` ends with; the ``tags`` table, a row per tag of each order, builds its
+        records that way and spares a second copy of each (``benchmarks/RESULTS.md``, *Export CPU at
+        loopback, fifth pass*).
+        """
         return {c.name: c.read(merged) for c in self.columns}
 
     @property
@@ -382,24 +391,39 @@ def series_rows(order: Mapping[str, Any], matches: Iterable[Mapping[str, Any]]) 
     return rows
 
 
+def _tag_identity(tag_id: Any, keyword: Any) -> tuple[str | None, str | None, str | None]:
+    """A tag row's tag (8 hex digits) and, for a tag in the dictionary, its keyword and VR there."""
+    tag = normalize_tag(tag_id) or normalize_tag(keyword)
+    if tag is None or not keyword_for_tag(int(tag, 16)):
+        return tag, None, None
+    return tag, keyword_for_tag(int(tag, 16)), dictionary_VR(int(tag, 16))
+
+
+_tag_identity_cached = functools.lru_cache(maxsize=4096, typed=True)(_tag_identity)
+"""The same for hashable ids: an order's tags are the same few dozen every time, each looked up once."""
+
+
 def tag_rows(order: Mapping[str, Any], contents: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """GetDicomTagContent's DicomTagContentList for one order → ``tags`` rows."""
     context = _context(order)
     rows = []
     for item in map(lower_keys, contents):
-        tag = normalize_tag(item.get("tagid")) or normalize_tag(item.get("keyword"))
+        try:
+            tag, dictionary_keyword, dictionary_vr = _tag_identity_cached(item.get("tagid"), item.get("keyword"))
+        except TypeError:
+            tag, dictionary_keyword, dictionary_vr = _tag_identity(item.get("tagid"), item.get("keyword"))
         raw_values = item.get("values") or []
         values = [str(v) for v in raw_values if v is not None and str(v) != ""] if isinstance(raw_values, list) else []
-        known = tag is not None and bool(keyword_for_tag(int(tag, 16)))
         record = {
             **item,
             "tag": tag,
-            "keyword": clean_text(item.get("keyword")) or (keyword_for_tag(int(tag, 16)) if known and tag else None),
-            "vr": clean_text(item.get("vr")) or (dictionary_VR(int(tag, 16)) if known and tag else None),
+            "keyword": clean_text(item.get("keyword")) or dictionary_keyword,
+            "vr": clean_text(item.get("vr")) or dictionary_vr,
             "values": values or None,
             "value": MULTI_VALUE_SEPARATOR.join(values) or None,
+            **context,
         }
-        rows.append(TAGS.row(record, context))
+        rows.append(TAGS.row_from_merged(record))
     return rows
 
 

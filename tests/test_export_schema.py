@@ -254,3 +254,24 @@ def test_committed_doc_matches_the_schema():
     )
     for table in es.TABLES.values():
         assert f"## `{table.name}`" in DOC.read_text(encoding="utf-8")
+
+
+def test_tag_rows_from_the_answers_dumped_list_equal_those_from_each_entrys_dump():
+    """fetch_order reads the tag list from the answer's ``raw`` (one dump), no longer entry by entry."""
+    from postdicom.models import DicomTagContentAnswer
+
+    answer = DicomTagContentAnswer.model_validate({"patientOrderUuid": "{0F0E-AB}", "dicomTagContentList": [
+        {"PATIENTSERIESUUID": "{AB-CD}", "SeriesInstanceUid": "1.2", "TagId": "0028,0030", "Vr": "DS",
+         "Values": "0.7\\0.7", "Color": "unknown key"},
+        {"patientseriesguid": "ab-cd", "TagId": "BodyPartExamined", "Values": ["CHEST", ""], "SopInstanceUid": 12},
+        {"TagId": "00100010", "Keyword": None, "Vr": "PN", "Values": None},
+    ]})
+    order = {"PatientOrderUuid": "0f0e-ab", "InstitutionUuid": "i"}
+    listed = answer.raw[DicomTagContentAnswer.list_key]
+    assert listed == [entry.raw for entry in answer.dicom_tag_content_list]
+    rows = es.tag_rows(order, listed)
+    assert rows == es.tag_rows(order, [entry.raw for entry in answer.dicom_tag_content_list])
+    assert [row["tag"] for row in rows] == ["00280030", "00180015", "00100010"]
+    assert rows[0]["values"] == ["0.7", "0.7"] and rows[0]["value_number"] == 0.7
+    assert rows[1]["keyword"] == "BodyPartExamined" and rows[1]["vr"] == "CS" and rows[1]["sop_instance_uid"] == "12"
+    assert rows[2]["keyword"] == "PatientName" and rows[2]["values"] is None
