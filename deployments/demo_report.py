@@ -87,6 +87,19 @@ def _command(name: str) -> str:
     return str(executable)
 
 
+def server_runs_page() -> str:
+    """The runs page of the Prefect server ``PREFECT_API_URL`` names, for a person to open.
+
+    Its UI's address (``PREFECT_UI_URL``, which Prefect derives from the API's by
+    dropping ``/api``, or sets for Prefect Cloud), not the API's, which a
+    browser shows as JSON; the API's address only when no UI address is known.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    ui_url = PREFECT_UI_URL.value()
+    return f"{ui_url.rstrip('/')}/runs" if ui_url else str(PREFECT_API_URL.value())
+
+
 def summary(
     console: Console,
     args: argparse.Namespace,
@@ -160,7 +173,7 @@ def summary(
     if ui is not None:
         line(f"[bold]See them in the Prefect UI:[/bold] {ui.url}/runs")
     elif api_url:
-        line(f"[bold]See them in the Prefect UI[/bold] of the server at {api_url}")
+        line(f"[bold]See them in the Prefect UI:[/bold] {server_runs_page()}")
     else:
         home = PREFECT_HOME.value()
         prefix = f"PREFECT_HOME={home} " if "PREFECT_HOME" in os.environ else ""
