@@ -56,10 +56,10 @@ from .window import MAX_WORKERS, bounded_task_runner, submit_bounded, take_chunk
 DEFAULT_LIMIT_NAME = "postdicom-assignments"
 """Prefect global concurrency limit the write batches hold a slot of."""
 
-CSV_ROWS_PER_READ = 1000
-"""Rows of an assignments CSV that pandas parses (or of a Parquet file that pyarrow reads) at a time.
+FILE_ROWS_PER_READ = 1000
+"""Rows of an assignments file read at a time (pandas' CSV parser, pyarrow's Parquet batches).
 
-The read's memory beyond the rows kept."""
+The read's memory beyond the rows kept (the name was ``CSV_ROWS_PER_READ`` in RESULTS.md's figures)."""
 
 MAX_ROWS_ENV = "POSTDICOM_REASSIGNMENT_MAX_ROWS"
 DEFAULT_MAX_ROWS = 100_000
@@ -107,7 +107,7 @@ def _show(value: Any, limit: int = 60) -> str:
 
 
 def _csv_records(location: str) -> Iterator[dict[str, Any]]:
-    """The rows of the CSV file at ``location``, read :data:`CSV_ROWS_PER_READ` rows at a time.
+    """The rows of the CSV file at ``location``, read :data:`FILE_ROWS_PER_READ` rows at a time.
 
     The same pandas reader, options and errors as a read of the whole file
     (the same parser reads each piece), without a whole-file frame and its
@@ -115,7 +115,7 @@ def _csv_records(location: str) -> Iterator[dict[str, Any]]:
     *Reassignment CSV read in pieces*).
     """
     first_row = 1
-    with pd.read_csv(location, dtype=str, keep_default_na=False, chunksize=CSV_ROWS_PER_READ) as pieces:
+    with pd.read_csv(location, dtype=str, keep_default_na=False, chunksize=FILE_ROWS_PER_READ) as pieces:
         for frame in pieces:
             if isinstance(frame.index, pd.RangeIndex):
                 yield from frame.to_dict("records")
@@ -186,7 +186,7 @@ def _opened_parquet(location: str) -> Iterator[pq.ParquetFile]:
 
 
 def _parquet_records(location: str, label: str, most_rows: int) -> Iterator[dict[str, Any]]:
-    """The rows of the Parquet file at ``location``, read :data:`CSV_ROWS_PER_READ` rows at a time.
+    """The rows of the Parquet file at ``location``, read :data:`FILE_ROWS_PER_READ` rows at a time.
 
     The file's footer says how many rows it holds: past ``most_rows`` no row
     is read at all.
@@ -195,7 +195,7 @@ def _parquet_records(location: str, label: str, most_rows: int) -> Iterator[dict
         count = parquet.metadata.num_rows
         if count > most_rows:
             raise too_many_rows(label, f"{count:,}", most_rows)
-        for batch in parquet.iter_batches(batch_size=CSV_ROWS_PER_READ):
+        for batch in parquet.iter_batches(batch_size=FILE_ROWS_PER_READ):
             yield from batch.to_pandas().to_dict("records")
 
 
@@ -400,8 +400,9 @@ def _plan(
         index = order_index(credentials, {candidate.patient_order_uuid for candidate in candidates})
     else:
         index = order_index(credentials, listing=True, **chosen_filters)
-        if len(index.listed or []) > most_rows:
-            raise too_many_rows("the selection", f"{len(index.listed or []):,}", most_rows)
+        selected = len(index.listed or [])
+        if selected > most_rows:
+            raise too_many_rows("the selection", f"{selected:,}", most_rows)
         target_rows = [
             {
                 "patient_order_uuid": order_uuid,

@@ -50,7 +50,7 @@ def test_csv_and_parquet_read_the_same_rows_with_vendor_or_snake_headers(tmp_pat
 
 
 def test_a_csv_read_in_pieces_gives_the_rows_and_errors_of_one_read(tmp_path, monkeypatch):
-    """The CSV is read ``CSV_ROWS_PER_READ`` rows at a time; nothing changes at the pieces' edges.
+    """The CSV is read ``FILE_ROWS_PER_READ`` rows at a time; nothing changes at the pieces' edges.
 
     A byte-order mark, quoted commas and line breaks, empty cells, blank lines, compression, and
     pandas' own error for a row with a field too many (its line counted over the whole file).
@@ -59,7 +59,7 @@ def test_a_csv_read_in_pieces_gives_the_rows_and_errors_of_one_read(tmp_path, mo
 
     import flows.reassignment as reassignment
 
-    monkeypatch.setattr(reassignment, "CSV_ROWS_PER_READ", 2)
+    monkeypatch.setattr(reassignment, "FILE_ROWS_PER_READ", 2)
     text = (
         "\ufeffPatientOrderUuid,Assigned User Uuid,AssignedUserGroupUuid\n"
         f'"{ORDER_A}",{USER_1},\n'
@@ -91,7 +91,7 @@ def test_a_csv_with_a_comma_at_the_end_of_every_row_reads_as_meant(tmp_path, mon
     """
     import flows.reassignment as reassignment
 
-    monkeypatch.setattr(reassignment, "CSV_ROWS_PER_READ", 2)
+    monkeypatch.setattr(reassignment, "FILE_ROWS_PER_READ", 2)
     header = "patient_order_uuid,assigned_user_uuid,assigned_user_group_uuid\n"
     rows = [(ORDER_A, USER_1, ""), (ORDER_B, "", GROUP_1), (ORDER_B, USER_2, "")]
     columns = header.strip().split(",")
@@ -110,7 +110,7 @@ def test_a_csv_row_with_a_value_past_the_header_is_an_error_naming_the_row(tmp_p
     """A filled field past the header is not dropped (pandas' ``index_col=False`` would drop it silently)."""
     import flows.reassignment as reassignment
 
-    monkeypatch.setattr(reassignment, "CSV_ROWS_PER_READ", 2)
+    monkeypatch.setattr(reassignment, "FILE_ROWS_PER_READ", 2)
     path = tmp_path / "rows.csv"
     path.write_text(
         "patient_order_uuid,assigned_user_uuid\n"
@@ -127,7 +127,7 @@ def test_more_rows_than_the_setting_are_refused_naming_it_the_count_and_the_sour
     import flows.reassignment as reassignment
     from flows.reassignment import MAX_ROWS_ENV
 
-    monkeypatch.setattr(reassignment, "CSV_ROWS_PER_READ", 2)
+    monkeypatch.setattr(reassignment, "FILE_ROWS_PER_READ", 2)
     monkeypatch.setenv(MAX_ROWS_ENV, "3")
     rows = [{"patient_order_uuid": str(uuid.uuid4()), "assigned_user_uuid": USER_1} for _ in range(4)]
     assert read_assignment_rows(rows[:3]) == rows[:3], "as many rows as the setting are taken"
