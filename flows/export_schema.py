@@ -394,9 +394,13 @@ def series_rows(order: Mapping[str, Any], matches: Iterable[Mapping[str, Any]]) 
 def _tag_identity(tag_id: Any, keyword: Any) -> tuple[str | None, str | None, str | None]:
     """A tag row's tag (8 hex digits) and, for a tag in the dictionary, its keyword and VR there."""
     tag = normalize_tag(tag_id) or normalize_tag(keyword)
-    if tag is None or not keyword_for_tag(int(tag, 16)):
+    if tag is None:
+        return None, None, None
+    number = int(tag, 16)
+    dictionary_keyword = keyword_for_tag(number)
+    if not dictionary_keyword:
         return tag, None, None
-    return tag, keyword_for_tag(int(tag, 16)), dictionary_VR(int(tag, 16))
+    return tag, dictionary_keyword, dictionary_VR(number)
 
 
 _tag_identity_cached = functools.lru_cache(maxsize=4096, typed=True)(_tag_identity)
