@@ -17,8 +17,8 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
@@ -106,7 +106,7 @@ def _show(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _csv_records(location: str) -> Iterator[dict[str, Any]]:
+def _csv_records(location: str) -> Generator[dict[str, Any], None, None]:
     """The rows of the CSV file at ``location``, read :data:`FILE_ROWS_PER_READ` rows at a time.
 
     The same pandas reader, options and errors as a read of the whole file
@@ -185,7 +185,7 @@ def _opened_parquet(location: str) -> Iterator[pq.ParquetFile]:
             yield parquet
 
 
-def _parquet_records(location: str, label: str, most_rows: int) -> Iterator[dict[str, Any]]:
+def _parquet_records(location: str, label: str, most_rows: int) -> Generator[dict[str, Any], None, None]:
     """The rows of the Parquet file at ``location``, read :data:`FILE_ROWS_PER_READ` rows at a time.
 
     The file's footer says how many rows it holds: past ``most_rows`` no row
@@ -217,7 +217,7 @@ def read_assignment_rows(
         name = PurePosixPath(location.split("?", 1)[0]).name
         label = f"assignments file {name!r}"
         if name.lower().endswith((".parquet", ".pq", ".parq")):
-            records: Iterable[Any] = _parquet_records(location, label, most_rows)
+            records: Generator[Any, None, None] = _parquet_records(location, label, most_rows)
         elif re.search(r"\.csv(\.(gz|bz2|zip|xz|zst))?$", name.lower()):
             records = _csv_records(location)
         else:
@@ -226,14 +226,19 @@ def read_assignment_rows(
         label = "the inline assignments"
         if len(source) > most_rows:
             raise too_many_rows(label, f"{len(source):,}", most_rows)
-        records = source
+        records = (record for record in source)
     rows: list[dict[str, Any]] = []
-    for record in records:
-        if len(rows) == most_rows:
-            raise too_many_rows(label, f"more than {most_rows:,}", most_rows)
-        rows.append(
-            {_snake(key): value for key, value in record.items()} if isinstance(record, Mapping) else {"_not_a_row": record}
-        )
+    # Closed on the way out, error or not: an error's traceback holds this frame, and with it an
+    # unfinished file reader and its open file, for as long as the error is kept.
+    with closing(records):
+        for record in records:
+            if len(rows) == most_rows:
+                raise too_many_rows(label, f"more than {most_rows:,}", most_rows)
+            rows.append(
+                {_snake(key): value for key, value in record.items()}
+                if isinstance(record, Mapping)
+                else {"_not_a_row": record}
+            )
     return rows
 
 

@@ -148,6 +148,36 @@ def test_more_rows_than_the_setting_are_refused_naming_it_the_count_and_the_sour
         read_assignment_rows(str(tmp_path / "six.csv"), most_rows=10)
 
 
+def open_paths() -> set[str]:
+    """The files this process has open (what keeps a file from being removed on Windows)."""
+    import psutil
+
+    return {handle.path for handle in psutil.Process().open_files()}
+
+
+@pytest.mark.parametrize("name", ["rows.csv", "rows.csv.gz"])
+def test_a_csv_over_the_row_limit_is_closed_while_its_error_is_kept(tmp_path, monkeypatch, name):
+    """The error's traceback holds the reading frame; the file it read must be closed all the same.
+
+    Otherwise a worklist refused for its size stays open (on Windows: cannot be moved or removed) for as long
+    as the error is kept: in a flow run's failed state, to the end of the process.
+    """
+    import flows.reassignment as reassignment
+    from flows.reassignment import MAX_ROWS_ENV
+
+    monkeypatch.setattr(reassignment, "FILE_ROWS_PER_READ", 2)
+    monkeypatch.setenv(MAX_ROWS_ENV, "3")
+    path = tmp_path / name
+    pd.DataFrame([{"patient_order_uuid": str(uuid.uuid4()), "assigned_user_uuid": USER_1}] * 6).to_csv(
+        path, index=False
+    )
+    with pytest.raises(ValueError, match=MAX_ROWS_ENV) as raised:
+        read_assignment_rows(str(path))
+    assert raised.traceback, "the error and its frames are still held here"
+    assert str(path) not in open_paths()
+    path.unlink()
+
+
 @pytest.mark.parametrize("value", ["0", "-5", "2.5", "many"])
 def test_a_bad_max_rows_setting_is_refused_naming_it(monkeypatch, value):
     from flows.reassignment import DEFAULT_MAX_ROWS, MAX_ROWS_ENV, max_rows
