@@ -35,6 +35,8 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, BeforeValidator
 
 from blocks import PostDicomCredentials
+from postdicom.errors import AnswerTooLargeError
+from postdicom.http_limits import JSON_BYTES_SETTING, HttpLimits
 from postdicom.settings import env_number
 
 from .assignment import (
@@ -72,6 +74,18 @@ pass*): 100,000 rows is about 500 MB and 4-5 minutes at loopback. That is twice 
 of a large hospital's orders (1,500 a day), so a real handover fits; a file
 or a selection past it is more likely a mistake (the wrong file, a filter
 left out) than a worklist, and split runs report and fail separately."""
+
+ORDER_LIST_BYTES_AN_ORDER = (600, 700)
+"""What one order takes in a GetPatientOrderList answer (least, most), for the error naming ``POSTDICOM_MAX_JSON_BYTES``.
+
+The order list is one answer (the API does not page it), under the same
+size cap as every answer read into memory: 64 MiB by default. Measured: 0.60
+KB an order from the sandbox (300 scheduled orders, half of them assigned,
+no study UID yet), 0.61 KB for ``benchmarks/order_list_bench.py``'s orders;
+both assignees and a 64-character study UID add about 0.1 KB. So 64 MiB
+holds about 96,000-112,000 orders: a selection can pass the cap before
+``POSTDICOM_REASSIGNMENT_MAX_ROWS`` (100,000), and the lookup of a file's
+or inline rows reads every order of the account, however few rows there are."""
 
 NO_LIMIT_AS_EMPTY = BeforeValidator(lambda value: "" if value is None else value)
 """``concurrency_limit_name=None`` means no limit, as empty does (the form keeps a plain text field)."""
@@ -380,6 +394,31 @@ def not_applied(report: ReassignmentReport) -> list[RowResult]:
     return [row for row in report.rows if row.status == "failed" or (row.status == "skipped" and row.duplicate_of is None)]
 
 
+@contextmanager
+def _order_list_within_cap(read: str, remedy: str) -> Iterator[None]:
+    """An order list larger than ``POSTDICOM_MAX_JSON_BYTES`` raised as an error saying what was read and what to do.
+
+    The client's own error names the setting and the byte count only; the
+    person running a reassignment needs to know which list that was (a
+    file's lookup reads every order of the account), about how many orders
+    the cap holds (:data:`ORDER_LIST_BYTES_AN_ORDER`), and that nothing was
+    changed. Still an :class:`~postdicom.errors.AnswerTooLargeError`, with
+    the request it was about.
+    """
+    try:
+        yield
+    except AnswerTooLargeError as error:
+        cap = HttpLimits.from_env().max_json_bytes
+        most, least = (cap // size for size in ORDER_LIST_BYTES_AN_ORDER)
+        raise AnswerTooLargeError(
+            f"{read} is larger than {JSON_BYTES_SETTING} allows ({cap:,} bytes, about {least:,}-{most:,} orders); "
+            f"nothing was changed: {remedy}",
+            status=error.status,
+            method=error.method,
+            url=error.url,
+        ) from error
+
+
 def _plan(
     credentials: PostDicomCredentials,
     source: str | Sequence[AssignmentRow] | None,
@@ -398,13 +437,25 @@ def _plan(
     now, :func:`flows.orders.order_index`), never as parsed entries with the
     JSON they were read from (3-5 KB an order; ``benchmarks/RESULTS.md``,
     *Reassignment memory* and its second pass). More than ``most_rows`` rows
-    (a file, inline rows or a selection) is an error here, before any write.
+    (a file, inline rows or a selection) is an error here, before any write,
+    and so is an order list larger than ``POSTDICOM_MAX_JSON_BYTES``.
     """
     if source is not None:
         candidates, results = validate_rows(read_assignment_rows(source, most_rows))
-        index = order_index(credentials, {candidate.patient_order_uuid for candidate in candidates})
+        with _order_list_within_cap(
+            f"the account's order list (every order of every institution, read to look up the {len(candidates):,} "
+            "orders the rows name: a row does not say its order's institution)",
+            f"raise {JSON_BYTES_SETTING} above the size of that list (it is read as it arrives, one order at a time: "
+            "a larger value costs this run no memory)",
+        ):
+            index = order_index(credentials, {candidate.patient_order_uuid for candidate in candidates})
     else:
-        index = order_index(credentials, listing=True, **chosen_filters)
+        with _order_list_within_cap(
+            "the selection's order list (the orders of its institutions, modalities and study dates)",
+            f"split the selection over several runs (fewer study dates or institutions), or raise {JSON_BYTES_SETTING} "
+            f"(and {MAX_ROWS_ENV}, {most_rows:,} now, if the selection has more orders than that)",
+        ):
+            index = order_index(credentials, listing=True, **chosen_filters)
         selected = len(index.listed or [])
         if selected > most_rows:
             raise too_many_rows("the selection", f"{selected:,}", most_rows)
@@ -495,7 +546,9 @@ def batch_reassignment(
     any requested row was not applied (failed, invalid, conflicting, unknown
     order), after every other row was processed; the report is in the raised
     error's ``report``. More rows than ``POSTDICOM_REASSIGNMENT_MAX_ROWS``
-    (100,000 by default) fail the run before any change.
+    (100,000 by default) fail the run before any change, and so does an order
+    list larger than ``POSTDICOM_MAX_JSON_BYTES`` (64 MiB, about 100,000
+    orders; rows are looked up in every order of the account).
     """
     logger = get_run_logger()
     most_rows = max_rows()

@@ -522,6 +522,54 @@ def test_a_selection_over_the_max_rows_setting_fails_before_any_write(prefect_ha
     assert state.is_completed() and report.counts["assigned"] == 3
 
 
+def test_an_order_list_over_the_json_cap_fails_naming_the_setting_and_what_was_read(
+    prefect_harness, sandbox_server, people, monkeypatch
+):
+    """GetPatientOrderList is one answer under ``POSTDICOM_MAX_JSON_BYTES``, 0.6-0.7 KB an order.
+
+    64 MiB holds about 100,000 orders: a selection can pass it before ``POSTDICOM_REASSIGNMENT_MAX_ROWS``,
+    and rows (a file, inline) are looked up in every order of the account, however few they are. Here the
+    cap is under six orders' size. The error says which list it was, about how many orders the cap holds,
+    the setting(s) to raise, and that nothing was changed; it carries no order or patient value.
+    """
+    from flows.reassignment import MAX_ROWS_ENV
+    from postdicom.errors import AnswerTooLargeError
+
+    day = dt.date(2017, 1, 1) + dt.timedelta(days=uuid.uuid4().int % 300)
+    orders = make_orders(sandbox_server, 6, modality="MR", study_date=day)
+    monkeypatch.setenv("POSTDICOM_MAX_JSON_BYTES", "3000")
+    monkeypatch.setenv(MAX_ROWS_ENV, "50")
+
+    state, _ = run(
+        credentials=sandbox_server.credentials(),
+        assignments=[{"patient_order_uuid": order, "assigned_user_uuid": people["ana"]} for order in orders[:2]],
+    )
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, AnswerTooLargeError)
+    assert str(error).startswith(
+        "the account's order list (every order of every institution, read to look up the 2 orders the rows name: "
+        "a row does not say its order's institution) is larger than POSTDICOM_MAX_JSON_BYTES allows (3,000 bytes, "
+        "about 4-5 orders); nothing was changed: raise POSTDICOM_MAX_JSON_BYTES above the size of that list"
+    ), str(error)
+
+    state, _ = run(
+        credentials=sandbox_server.credentials(), modality_list=["MR"], study_date_from=day, study_date_to=day,
+        assigned_user_uuid=people["ben"],
+    )
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, AnswerTooLargeError)
+    assert str(error).startswith(
+        "the selection's order list (the orders of its institutions, modalities and study dates) is larger than "
+        "POSTDICOM_MAX_JSON_BYTES allows (3,000 bytes, about 4-5 orders); nothing was changed: split the selection "
+        f"over several runs (fewer study dates or institutions), or raise POSTDICOM_MAX_JSON_BYTES (and {MAX_ROWS_ENV}, "
+        "50 now, if the selection has more orders than that)"
+    ), str(error)
+    assert not any(order.lower() in str(error).lower() for order in orders)
+    assert set(assignments_of(sandbox_server, orders).values()) == {(None, None)}, "nothing was written"
+
+
 def test_a_selection_split_over_several_calls_numbers_its_rows_as_one_call_would(
     prefect_harness, sandbox_server, people, monkeypatch, caplog
 ):
