@@ -18,15 +18,17 @@ import os
 import re
 import sys
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import PurePosixPath
 from typing import Annotated, Any
+from urllib.parse import urlsplit
+from urllib.request import urlopen
 
+import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pa_fs
 import pyarrow.parquet as pq
-from pandas.io.common import get_handle
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactCreate
@@ -179,24 +181,42 @@ def too_many_rows(source: str, count: str, most_rows: int) -> ValueError:
     )
 
 
-@contextmanager
-def _opened_parquet(location: str) -> Iterator[pq.ParquetFile]:
-    """The Parquet file at ``location``, opened as ``pd.read_parquet`` opens it.
+URL_SCHEMES_READ_WHOLE = frozenset({"http", "https", "ftp"})
+"""URL schemes a Parquet file is downloaded whole from (urllib), as ``pd.read_parquet`` reads them.
 
-    pyarrow's own file systems for the URLs it knows (local paths, ``s3://``,
-    ``gs://``, ``hdfs://``), pandas' opener otherwise (relative paths, http(s)
-    through urllib, fsspec's other protocols), so that the same paths and
-    URLs are accepted as before this file was read in batches.
+fsspec's own HTTP file system needs ``aiohttp``, which is not a dependency."""
+
+
+@contextmanager
+def _opened_parquet(location: str, label: str) -> Iterator[pq.ParquetFile]:
+    """The Parquet file at ``location``, from the paths and URLs ``pd.read_parquet`` accepts.
+
+    pyarrow's own file systems for what it knows (absolute local paths,
+    ``file://``, ``s3://``, ``gs://``, ``hdfs://``); http(s) and ftp
+    downloaded whole (:data:`URL_SCHEMES_READ_WHOLE`: a Parquet file is read
+    from its end, and those answers are not seekable); fsspec (a dependency)
+    for the rest: relative paths and its other protocols. A file that cannot
+    be opened keeps its error (``FileNotFoundError`` names the path); one
+    whose protocol nothing here knows, or whose content is not Parquet, is a
+    ``ValueError`` naming ``label``.
     """
-    try:
-        filesystem, path = pa_fs.FileSystem.from_uri(location)
-    except (TypeError, pa.ArrowInvalid):
-        with get_handle(location, "rb", is_text=False) as handles:
-            with pq.ParquetFile(handles.handle) as parquet:
-                yield parquet
-    else:
-        with filesystem.open_input_file(path) as handle, pq.ParquetFile(handle) as parquet:
-            yield parquet
+    scheme = urlsplit(location).scheme.lower()
+    with ExitStack() as stack:
+        try:
+            if scheme in URL_SCHEMES_READ_WHOLE:
+                with urlopen(location) as answer:  # noqa: S310 - the schemes are the ones listed above
+                    handle: Any = pa.BufferReader(answer.read())
+            else:
+                try:
+                    filesystem, path = pa_fs.FileSystem.from_uri(location)
+                except (TypeError, pa.ArrowInvalid):
+                    handle = stack.enter_context(fsspec.open(location, "rb"))
+                else:
+                    handle = stack.enter_context(filesystem.open_input_file(path))
+            parquet = stack.enter_context(pq.ParquetFile(handle))
+        except ValueError as error:  # pa.ArrowInvalid is one; fsspec's unknown protocol too
+            raise ValueError(f"{label} could not be read as Parquet from {scheme or 'a local path'}: {error}") from error
+        yield parquet
 
 
 def _parquet_records(location: str, label: str, most_rows: int) -> Generator[dict[str, Any], None, None]:
@@ -205,7 +225,7 @@ def _parquet_records(location: str, label: str, most_rows: int) -> Generator[dic
     The file's footer says how many rows it holds: past ``most_rows`` no row
     is read at all.
     """
-    with _opened_parquet(location) as parquet:
+    with _opened_parquet(location, label) as parquet:
         count = parquet.metadata.num_rows
         if count > most_rows:
             raise too_many_rows(label, f"{count:,}", most_rows)
@@ -222,8 +242,9 @@ def read_assignment_rows(
     (optionally compressed) or ``.parquet`` file; CSV cells are read as text so
     that nothing is turned into a number or a date behind the caller's back.
     Raises ``ValueError`` when the file's format cannot be told from its name,
-    and when there are more than ``most_rows`` rows (default: :func:`max_rows`):
-    a file is read no further than one piece past it.
+    when a Parquet file cannot be read as one (or its URL's protocol is not
+    known), and when there are more than ``most_rows`` rows (default:
+    :func:`max_rows`): a file is read no further than one piece past it.
     """
     most_rows = max_rows() if most_rows is None else most_rows
     if isinstance(source, (str, os.PathLike)):

@@ -189,6 +189,56 @@ def test_a_bad_max_rows_setting_is_refused_naming_it(monkeypatch, value):
         max_rows()
 
 
+@pytest.fixture
+def files_over_http(tmp_path):
+    """``tmp_path`` served over HTTP on loopback (a thread); yields the base URL."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_a_parquet_file_is_read_from_a_path_a_file_url_an_http_url_or_an_fsspec_url(
+    tmp_path, monkeypatch, files_over_http
+):
+    """The paths and URLs ``pd.read_parquet`` accepts, through pyarrow, urllib or fsspec (no pandas internals)."""
+    import fsspec
+
+    rows = [{"patient_order_uuid": ORDER_A, "assigned_user_uuid": USER_1}]
+    path = tmp_path / "rows.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    in_memory = f"memory://{uuid.uuid4().hex}/rows.parquet"
+    with fsspec.open(in_memory, "wb") as memory:
+        memory.write(path.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    for location in (str(path), "rows.parquet", path.as_uri(), f"{files_over_http}/rows.parquet",
+                     f"{files_over_http}/rows.parquet?version=2", in_memory):
+        assert read_assignment_rows(location) == rows, location
+
+
+def test_an_unreadable_parquet_file_is_an_error_naming_it(tmp_path):
+    (tmp_path / "notes.parquet").write_text("patient_order_uuid,assigned_user_uuid\n")
+    with pytest.raises(ValueError, match=r"assignments file 'notes.parquet' could not be read as Parquet from a local "
+                       "path: .*magic bytes"):
+        read_assignment_rows(str(tmp_path / "notes.parquet"))
+    with pytest.raises(ValueError, match=r"assignments file 'rows.parquet' could not be read as Parquet from "
+                       "nosuch: Protocol not known: nosuch"):
+        read_assignment_rows("nosuch://bucket/rows.parquet")
+    with pytest.raises(FileNotFoundError, match="missing.parquet"):
+        read_assignment_rows(str(tmp_path / "missing.parquet"))
+
+
 def test_a_file_of_unknown_format_is_refused_before_anything_else(tmp_path):
     path = tmp_path / "rows.xlsx"
     path.write_bytes(b"not read")
