@@ -84,23 +84,22 @@ class BasicAuthMiddleware:
         return Account(uuid, email) if uuid else None
 
 
-async def _api_error(request: Request, exc: ApiError) -> Response:
-    return error_response(exc)
+async def _error_answer(request: Request, exc: Exception) -> Response:
+    """Every failure as the API's error answer (one handler: Starlette types each for any exception).
 
-
-async def _http_error(request: Request, exc: HTTPException) -> Response:
-    reason = {404: f"no such endpoint {request.method} {request.url.path}",
-              405: f"method {request.method} not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
-    headers = dict(exc.headers or {})
-    return error_response(ApiError(exc.status_code, reason, headers))
-
-
-async def _server_error(request: Request, exc: Exception) -> Response:
-    """A bug: answer 500 with a reference to the log, never the exception (it may quote data or internals).
-
-    Starlette re-raises the exception after this answer, so the traceback
-    follows the reference line in the sandbox's log.
+    An ``ApiError`` as raised; Starlette's ``HTTPException`` (no such route,
+    method not allowed) in the API's words; anything else is a bug: answer
+    500 with a reference to the log, never the exception (it may quote data
+    or internals). Starlette re-raises such an exception after this answer,
+    so the traceback follows the reference line in the sandbox's log.
     """
+    if isinstance(exc, ApiError):
+        return error_response(exc)
+    if isinstance(exc, HTTPException):
+        reason = {404: f"no such endpoint {request.method} {request.url.path}",
+                  405: f"method {request.method} not allowed on {request.url.path}"}.get(exc.status_code,
+                                                                                          str(exc.detail))
+        return error_response(ApiError(exc.status_code, reason, dict(exc.headers or {})))
     reference = secrets.token_hex(4)
     logger.error("internal error %s on %s %s", reference, request.method, request.url.path)
     return error_response(ApiError(500, f"internal error (reference {reference} in the sandbox log)"))
@@ -187,7 +186,7 @@ def create_app(settings: Settings, faults: FaultConfig | None = None) -> Starlet
     app = Starlette(
         routes=routes,
         middleware=[Middleware(BasicAuthMiddleware, store=store)],
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={ApiError: _error_answer, HTTPException: _error_answer, Exception: _error_answer},
     )
     app.state.store = store
     app.state.settings = settings

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--latency-ms", type=int, default=int(env("SANDBOX_LATENCY_MS") or 0),
                         help="fixed latency added to every API request (env SANDBOX_LATENCY_MS)")
     faults.add_argument("--fault-seed", type=int,
-                        default=int(env("SANDBOX_FAULT_SEED")) if env("SANDBOX_FAULT_SEED") else None,
+                        default=int(fault_seed) if (fault_seed := env("SANDBOX_FAULT_SEED")) else None,
                         help="seed for probabilistic faults, making them reproducible (env SANDBOX_FAULT_SEED)")
     faults.add_argument("--retry-after", type=int, default=int(env("SANDBOX_RETRY_AFTER") or 1),
                         help="Retry-After seconds sent with injected 429/503 (env SANDBOX_RETRY_AFTER)")

@@ -178,8 +178,8 @@ def dataset_json(ds: Dataset, memo: dict[tuple, dict[str, Any]] | None = None) -
     """
     if memo is None or not ds.original_character_set:
         return ds.to_json_dict(bulk_data_threshold=BULK_THRESHOLD, bulk_data_element_handler=_bulk_uri)
-    charset = ds.original_character_set
-    charset = charset if isinstance(charset, str) else tuple(charset)
+    declared = ds.original_character_set
+    charset = declared if isinstance(declared, str) else tuple(declared)
     out: dict[str, Any] = {}
     for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset itself converts every element
         raw = ds.get_item(tag, keep_deferred=True)

@@ -29,6 +29,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.datastructures import State
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from sandbox.custom import ENDPOINTS
 from sandbox.dicomweb import PREFIX
 
@@ -194,11 +197,11 @@ class FaultConfig:
 class FaultMiddleware:
     """Pure ASGI middleware reading the current config from ``app.state.faults`` on every request."""
 
-    def __init__(self, app, state):
+    def __init__(self, app: ASGIApp, state: State) -> None:
         self.app = app
         self.state = state
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         group = group_of(scope["method"], scope["path"])
@@ -226,7 +229,7 @@ class FaultMiddleware:
                              [(b"retry-after", str(config.retry_after).encode())])
 
 
-async def _answer(send, status: int, reason: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _answer(send: Send, status: int, reason: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps({"Error": reason}).encode()
     headers = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(body)).encode()),
                (b"x-error-reason", reason.encode()), *(extra or [])]

@@ -11,11 +11,15 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 
 from sandbox.errors import ApiError
+
+if TYPE_CHECKING:  # python-multipart declares its callback table for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 CHUNK = 1024 * 1024
 
@@ -44,12 +48,12 @@ class _PartSink:
     def __init__(self, new_path: Callable[[], Path]):
         self.new_path = new_path
         self.parts: list[ReceivedPart] = []
-        self._handle = None
+        self._handle: BinaryIO | None = None
         self._field = bytearray()
         self._value = bytearray()
         self.finished = False
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self.on_part_begin,
             "on_part_data": self.on_part_data,
@@ -73,12 +77,13 @@ class _PartSink:
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         """Written through a memoryview: slicing the bytes would copy every received byte once more."""
+        if self._handle is None:
+            raise ApiError(400, "multipart part data outside a part")
         self._handle.write(memoryview(data)[start:end])
         self.parts[-1].size += end - start
 
     def on_part_end(self) -> None:
-        self._handle.close()
-        self._handle = None
+        self.close()
 
     def on_end(self) -> None:
         self.finished = True
@@ -166,6 +171,8 @@ def multipart_body(parts: list[OutgoingPart]) -> tuple[str, int, Iterator[bytes]
             if part.data is not None:
                 yield part.data + b"\r\n"
                 continue
+            if part.path is None:
+                raise ValueError("an outgoing part has neither a file nor data")
             sent = 0
             with part.path.open("rb") as handle:
                 while sent < part.size:

@@ -55,14 +55,14 @@ def decode(header_name: str, raw: str | None, params: tuple[Param, ...]) -> dict
         raise ApiError(400, f"parameter header {header_name} is not a JSON object")
     values: dict[str, Any] = {}
     for param in params:
-        text = obj.get(param.name)
-        if text is not None and not isinstance(text, str):
+        sent = obj.get(param.name)
+        if sent is not None and not isinstance(sent, str):
             raise ApiError(400, f"parameter {param.name} must be sent as a JSON string")
-        if text is not None:
-            _check_unicode(param.name, text)
-        value = _convert(param, text) if text not in (None, "") else None
+        if sent is not None:
+            _check_unicode(param.name, sent)
+        value = _convert(param, sent) if sent else None
         if param.required:
-            missing = text is None if param.blank_means_all else value in (None, [])
+            missing = sent is None if param.blank_means_all else value in (None, [])
             if missing:
                 raise ApiError(400, f"missing required parameter {param.name}")
         values[param.name] = value
@@ -123,7 +123,7 @@ def _json_list(name: str, text: str, *, objects: bool = False) -> list[Any]:
         raise ApiError(400, f"parameter {name} is not a JSON list{_where(exc)}") from exc
     if not isinstance(items, list):
         raise ApiError(400, f"parameter {name} is not a JSON list")
-    out = []
+    out: list[Any] = []
     for item in items:
         if objects and isinstance(item, dict):
             out.append(item)

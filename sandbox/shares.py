@@ -151,15 +151,16 @@ def _shared_orders(conn: sqlite3.Connection, share: _Share) -> list[sqlite3.Row]
     return [r for r in rows if r is not None]
 
 
-async def _checked(request: Request) -> tuple[_Share | None, Response | None]:
+async def _checked(request: Request) -> _Share | Response:
+    """The share of the request's token, or the page that says why there is none (not found, expired)."""
     store: Store = request.app.state.store
     settings: Settings = request.app.state.settings
     share = await in_worker(request, _lookup, store, request.path_params["token"])
     if share is None:
-        return None, _notice("Link not found", "This share link does not exist or was removed.", 404)
+        return _notice("Link not found", "This share link does not exist or was removed.", 404)
     if share.expired(settings):
-        return None, _notice("Link expired", f"This share link expired on {share.row['expire_date']}.", 410)
-    return share, None
+        return _notice("Link expired", f"This share link expired on {share.row['expire_date']}.", 410)
+    return share
 
 
 def _password_form(message: str = "", status: int = 200) -> HTMLResponse:
@@ -176,9 +177,9 @@ def _display_name(pn: str) -> str:
 
 async def share_page(request: Request) -> Response:
     """GET /share/{token}: the password form, or the list of shared studies."""
-    share, failure = await _checked(request)
-    if failure:
-        return failure
+    share = await _checked(request)
+    if isinstance(share, Response):
+        return share
     if not share.unlocked(request, request.app.state.store.secret):
         return _password_form()
     store: Store = request.app.state.store
@@ -237,9 +238,9 @@ def _clear_attempts(store: Store, share_uuid: str) -> None:
 
 async def share_unlock(request: Request) -> Response:
     """POST /share/{token}: check the password (limited attempts), then set the session cookie."""
-    share, failure = await _checked(request)
-    if failure:
-        return failure
+    share = await _checked(request)
+    if isinstance(share, Response):
+        return share
     if not share.protected:
         return RedirectResponse(f"/share/{share.token}", status_code=303, headers=SECURITY_HEADERS)
     store: Store = request.app.state.store
@@ -277,7 +278,7 @@ async def share_unlock(request: Request) -> Response:
 class _Pipe(io.RawIOBase):
     """A write-only sink zipfile writes into; drained after every block (zip streamed, never whole)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._chunks: list[bytes] = []
 
     def writable(self) -> bool:
@@ -314,9 +315,9 @@ def _safe_name(text: str) -> str:
 
 async def share_download(request: Request) -> Response:
     """GET /share/{token}/download: a zip of the shared studies' files, only when downloadable."""
-    share, failure = await _checked(request)
-    if failure:
-        return failure
+    share = await _checked(request)
+    if isinstance(share, Response):
+        return share
     store: Store = request.app.state.store
     if not share.unlocked(request, store.secret):
         return RedirectResponse(f"/share/{share.token}", status_code=303, headers=SECURITY_HEADERS)

@@ -1,4 +1,5 @@
-"""Type checkers see the code as it is: ``mypy`` passes on postdicom/, tasks/, flows/, blocks/ and deployments/.
+"""Type checkers see the code as it is: ``mypy`` passes on postdicom/, tasks/, flows/, blocks/, deployments/
+and sandbox/.
 
 The settings are the project's own (``[tool.mypy]`` in pyproject.toml), so a
 person running ``python -m mypy`` at the repository root sees the same. The
