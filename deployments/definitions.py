@@ -3,13 +3,25 @@
 ``serve`` builds its deployments from this table. ``prefect.yaml`` is a plain
 file that ``prefect deploy`` reads and cannot import Python, so it repeats the
 same values; ``tests/test_deployments.py`` checks every field of it against
-this table, so a description, tag or schedule changed in one place only fails
-the tests instead of showing two versions of a deployment in the UI.
+this table, so a description, tag, schedule, work pool or job variable changed
+in one place only fails the tests instead of showing two versions of a
+deployment in the UI (or runs that behave differently either way).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+POOL_NAME = "postdicom-pool"
+"""The process work pool ``prefect.yaml``'s deployments run on (``postdicom-flows setup`` creates it)."""
+WORK_QUEUE = "default"
+HEARTBEAT_SECONDS = 30
+"""Seconds between a flow run's heartbeats, for the deployments of this project (Prefect's minimum)."""
+RUN_ENV = {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
+"""The environment every flow run gets: ``prefect.yaml``'s job variables, and ``serve``'s own process
+(which runs the flows in it). Heartbeats let ``postdicom-flows setup``'s automation mark a run whose
+machine was lost Crashed."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,11 @@ class DeploymentDefinition:
     nightly: bool
     """Runs on the nightly cron (:data:`NIGHTLY_CRON` in :data:`NIGHTLY_TIMEZONE` unless changed);
     the others have no schedule and are started from the UI."""
+
+    @property
+    def job_variables(self) -> dict[str, Any]:
+        """The work pool's job variables of this deployment in ``prefect.yaml``: its runs' environment."""
+        return {"env": dict(RUN_ENV)}
 
 
 NIGHTLY_CRON = "0 2 * * *"

@@ -30,9 +30,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .definitions import CREDENTIALS_BLOCK, DEFINITION_OF_FLOW, NIGHTLY_CRON, NIGHTLY_TIMEZONE
+from .definitions import CREDENTIALS_BLOCK, DEFINITION_OF_FLOW, NIGHTLY_CRON, NIGHTLY_TIMEZONE, RUN_ENV
 from .prefect_dual import synchronous_result
-from .setup import FRESH_WITHIN_ENV, HEARTBEAT_SECONDS, fresh_within_hours, install_freshness_automation, no_server
+from .setup import FRESH_WITHIN_ENV, fresh_within_hours, install_freshness_automation, no_server
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -187,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     print(f"  {asyncio.run(install_freshness_automation(fresh_within))}")
-    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
+    for name, value in RUN_ENV.items():  # the served flows run in this process
+        os.environ.setdefault(name, value)
     serve(*deployments, limit=args.limit)
     return 0

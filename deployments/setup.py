@@ -18,7 +18,7 @@ Run it once per server (again after an upgrade: it only creates or updates):
 
 Heartbeats come from the flow-run process every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``
 seconds; ``prefect.yaml`` and ``postdicom-flows serve`` set it to
-:data:`HEARTBEAT_SECONDS`. The automation fires when none arrived for
+:data:`~deployments.definitions.HEARTBEAT_SECONDS` (``RUN_ENV`` there). The automation fires when none arrived for
 ``--crash-after`` seconds. Every flow run on the server that sends heartbeats
 is watched, so that window must be longer than the slowest heartbeat of any of
 them: Prefect's own default is 180 s, hence the default of 240 s.
@@ -35,12 +35,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from .definitions import HEARTBEAT_SECONDS, POOL_NAME
+
 if TYPE_CHECKING:
     from prefect.events.schemas.automations import AutomationCore
 
-POOL_NAME = "postdicom-pool"
-HEARTBEAT_SECONDS = 30
-"""Seconds between a flow run's heartbeats, for the deployments of this project (Prefect's minimum)."""
 CRASH_AFTER_ENV = "POSTDICOM_CRASH_AFTER_SECONDS"
 DEFAULT_CRASH_AFTER_SECONDS = 240
 MIN_CRASH_AFTER_SECONDS = HEARTBEAT_SECONDS + 10

@@ -26,7 +26,7 @@ from prefect.utilities.schema_tools.validation import validate
 
 import flows
 from deployments import serve
-from deployments.setup import HEARTBEAT_SECONDS
+from deployments.definitions import HEARTBEAT_SECONDS
 from deployments.definitions import CREDENTIALS_BLOCK, DEFINITION_OF_FLOW, NIGHTLY_CRON, NIGHTLY_TIMEZONE
 from flows.check import check_account
 
@@ -107,14 +107,14 @@ def test_prefect_yaml_parameters_fit_the_flow_schema(name: str, at_repo_root: Pa
 
 def test_prefect_yaml_resolves_the_credentials_block_id_in_a_build_step_and_sets_heartbeats() -> None:
     """A slug reference shows "None" in the run form; an id written in the file would be inlined by deploy."""
-    from deployments.setup import POOL_NAME
+    from deployments.definitions import POOL_NAME
 
     config = _yaml()
     guard, step = config["build"]
     assert guard == {"deployments.steps.no_served_deployments": {}}, "first: refuse to take over serve's deployments"
     assert step == {"deployments.steps.credentials_reference": {"id": "credentials", "block": CREDENTIALS_BLOCK}}
     for deployment in config["deployments"]:
-        assert deployment["work_pool"]["name"] == POOL_NAME
+        assert deployment["work_pool"]["name"] == POOL_NAME, "the pool postdicom-flows setup creates"
         env = deployment["work_pool"]["job_variables"]["env"]
         assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(HEARTBEAT_SECONDS), deployment["name"]
 
@@ -481,12 +481,22 @@ def test_the_deployment_names_both_ways_share_are_the_ones_the_guards_check() ->
 
 
 def test_prefect_yaml_and_serve_describe_each_deployment_as_the_definitions_table() -> None:
-    """Descriptions, tags, schedule and parameter names: one table, so the UI shows one version either way."""
+    """Descriptions, tags, schedule, parameter names, work pool and job variables: one table.
+
+    So the UI shows one version either way, and runs get the same environment from a worker (the job
+    variables) as from ``serve`` (its own process's environment, where the served flows run).
+    """
+    from deployments.definitions import POOL_NAME, RUN_ENV, WORK_QUEUE
+
     by_name = {definition.name: definition for definition in DEFINITION_OF_FLOW.values()}
     served = {d.name: d for d in serve.build_deployments(destination="./anywhere")}
     for deployment in _yaml()["deployments"]:
         definition = by_name[deployment["name"]]
         built = served[deployment["name"]]
+        assert deployment["work_pool"] == {
+            "name": POOL_NAME, "work_queue_name": WORK_QUEUE, "job_variables": definition.job_variables,
+        }, definition.name
+        assert definition.job_variables == {"env": RUN_ENV}
         assert deployment["description"] == built.description == definition.description, definition.name
         assert deployment["tags"] == built.tags == list(definition.tags), definition.name
         assert set(deployment["parameters"]) - {"credentials"} == set(built.parameters), definition.name
