@@ -215,7 +215,8 @@ def _opened_parquet(location: str, label: str) -> Iterator[pq.ParquetFile]:
                     handle = stack.enter_context(filesystem.open_input_file(path))
             parquet = stack.enter_context(pq.ParquetFile(handle))
         except ValueError as error:  # pa.ArrowInvalid is one; fsspec's unknown protocol too
-            raise ValueError(f"{label} could not be read as Parquet from {scheme or 'a local path'}: {error}") from error
+            source = f"a {scheme}:// URL" if scheme else "a local path"
+            raise ValueError(f"{label} could not be read as Parquet from {source}: {error}") from error
         yield parquet
 
 

@@ -233,7 +233,7 @@ def test_an_unreadable_parquet_file_is_an_error_naming_it(tmp_path):
                        "path: .*magic bytes"):
         read_assignment_rows(str(tmp_path / "notes.parquet"))
     with pytest.raises(ValueError, match=r"assignments file 'rows.parquet' could not be read as Parquet from "
-                       "nosuch: Protocol not known: nosuch"):
+                       "a nosuch:// URL: Protocol not known: nosuch"):
         read_assignment_rows("nosuch://bucket/rows.parquet")
     with pytest.raises(FileNotFoundError, match="missing.parquet"):
         read_assignment_rows(str(tmp_path / "missing.parquet"))
