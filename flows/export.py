@@ -377,9 +377,10 @@ def nightly_order_export(
 
     with ThreadPoolTaskRunner[Any](max_workers=concurrency) as runner:
         for number, day in enumerate(days, start=1):
-            refs = list_day_orders(credentials, list(institution_uuid_list or [""]), modality_list or None, day)
-            chunks = plan_chunks(refs, orders_per_chunk, concurrency)
-            del refs
+            day_orders = list_day_orders(credentials, list(institution_uuid_list or [""]), modality_list or None, day)
+            chunks = plan_chunks(day_orders.refs, orders_per_chunk, concurrency)
+            upstream = day_orders.upstream()
+            del day_orders
             parameters = {"credentials": credentials, "dicom_tag_id_list": tags, "schema_version": SCHEMA_VERSION}
             schemas = {name: t.schema for name, t in TABLES.items()}
             with PartitionSet(
@@ -387,7 +388,9 @@ def nightly_order_export(
             ) as parts:
                 if parts.repaired:
                     logger.warning("Finished the interrupted commit of %s (a crashed run's)", ", ".join(map(str, parts.repaired)))
-                submit = lambda chunk: runner.submit(chunk_task, {**parameters, "orders": chunk})  # noqa: E731
+                submit = lambda chunk: runner.submit(  # noqa: E731
+                    chunk_task, {**parameters, "orders": chunk}, dependencies=upstream
+                )
                 # One chunk more than the pool's threads is submitted: it waits in the pool and starts as soon
                 # as a thread frees, while this thread writes the finished chunk (no slot idles meanwhile).
                 for done, (_, rows, future) in enumerate(submit_bounded(submit, chunks, concurrency + 1), 1):

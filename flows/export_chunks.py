@@ -18,6 +18,7 @@ import json
 import math
 import pickle
 import sys
+import uuid
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+from prefect.client.schemas.objects import RunInput, TaskRunResult
 from prefect.serializers import Serializer
 from pydantic import Field
 
@@ -66,6 +68,28 @@ def order_ref(entry: PatientOrderSummary | Mapping[str, Any]) -> OrderRef:
         sys.intern(str(summary.institution_uuid or "").lower()),
         digest,
     )
+
+
+@dataclass
+class DayOrders:
+    """A day's :class:`OrderRef` list, as one object, and the task run that listed them.
+
+    Prefect links a task's result, and each item one level inside it, to the
+    task run for the rest of the flow run (``FlowRunContext.run_results``,
+    which lives on with the context Prefect keeps for the process's first
+    tagged task run): returned as a bare list, each ref was such an item,
+    about 0.2 KB an order never freed (``benchmarks/RESULTS.md``, *Export
+    memory, sixth pass*). Inside this object the refs are two levels down and
+    are not linked. What the link gave, the chunk runs' edge to the listing
+    run in Prefect's graph, is kept by :meth:`upstream`.
+    """
+
+    refs: list[OrderRef]
+    listed_by: uuid.UUID | None = None
+
+    def upstream(self) -> dict[str, set[RunInput]]:
+        """The chunk task's ``orders`` input as coming from the listing run (``dependencies`` of a submission)."""
+        return {"orders": {TaskRunResult(id=self.listed_by)}} if self.listed_by else {}
 
 
 CHUNKS_PER_SLOT = 2
@@ -114,7 +138,7 @@ def plan_chunks(
 )
 def read_day_orders(
     credentials: PostDicomCredentials, institution_uuid_list: list[str], modality_list: list[str] | None, day: dt.date
-) -> list[OrderRef]:
+) -> DayOrders:
     """GetPatientOrderList for one study date, each order reduced to its :class:`OrderRef` as it arrives.
 
     The API does not page the list: read whole, a 20,000-order day held about
@@ -136,22 +160,22 @@ def read_day_orders(
     logger.info("%d order(s)", len(refs))
     for warning in reading.warnings:
         logger.warning("%s", warning)
-    return refs
+    return DayOrders(refs)
 
 
 def list_day_orders(
     credentials: PostDicomCredentials, institution_uuid_list: list[str], modality_list: list[str] | None, day: dt.date
-) -> list[OrderRef]:
-    """The day's orders as :class:`OrderRef` (a :func:`read_day_orders` run).
+) -> DayOrders:
+    """The day's orders as :class:`OrderRef` (a :func:`read_day_orders` run), and that run's id.
 
     The run's state lets go of the refs once returned (:func:`flows.orders.let_go`):
     otherwise Prefect may keep the first tagged run's result for the life of
     the process.
     """
-    refs: list[OrderRef] = let_go(
-        read_day_orders(credentials, institution_uuid_list, modality_list, day, return_state=True)
-    )
-    return refs
+    state = read_day_orders(credentials, institution_uuid_list, modality_list, day, return_state=True)
+    orders: DayOrders = let_go(state)
+    orders.listed_by = state.state_details.task_run_id
+    return orders
 
 
 # --------------------------------------------------------------------------
@@ -294,6 +318,6 @@ def fetch_order_chunk(
 
 
 __all__ = [
-    "CHUNKS_PER_SLOT", "ChunkRows", "ChunkRowsSerializer", "OrderRef", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks",
+    "CHUNKS_PER_SLOT", "ChunkRows", "ChunkRowsSerializer", "DayOrders", "OrderRef", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks",
     "read_day_orders",
 ]

@@ -421,7 +421,7 @@ def test_the_day_order_list_is_read_as_it_arrives_and_let_go_once_reduced(monkey
         return real_let_go(state)
 
     monkeypatch.setattr(export_chunks, "let_go", let_go)
-    refs = export_chunks.list_day_orders(credentials, [""], None, DAY1)
+    refs = export_chunks.list_day_orders(credentials, [""], None, DAY1).refs
     assert [ref.patient_order_uuid for ref in refs] == [entry["PatientOrderUuid"] for entry in entries]
     assert refs == [export_chunks.order_ref(entry) for entry in entries], "the digest is the entry's, as received"
     with credentials.get_client() as client:
@@ -429,3 +429,53 @@ def test_the_day_order_list_is_read_as_it_arrives_and_let_go_once_reduced(monkey
     assert refs == [export_chunks.order_ref(entry) for entry in whole.patient_order_list], "the cache keys of runs that read whole"
     assert len(states) == 1 and states[0].data is None
     assert recorder.paths() == ["/getpatientorderlist"] * 2
+
+def test_the_day_listing_links_as_many_results_to_the_flow_run_for_8_orders_as_for_2(prefect_harness):
+    """Prefect links each item one level inside a task's result to its run, for the rest of the flow run.
+
+    The refs came back as a bare list, so each order's ref was linked (about 0.2 KB an order that was never
+    freed, RESULTS.md "Export memory, sixth pass"); as one ``DayOrders`` they are not.
+    """
+    import httpx
+    from prefect import flow
+    from prefect.context import FlowRunContext
+
+    from tests.fixtures.mock_server import Recorder, credentials_for
+
+    @flow(name="day-listing-result-links")
+    def result_links_after_listing(credentials) -> tuple[int, int]:
+        orders = export_chunks.list_day_orders(credentials, [""], None, DAY1)
+        context = FlowRunContext.get()
+        assert context is not None
+        return len(context.run_results), len(orders.refs)
+
+    links = {}
+    for count in (2, 8):
+        entries = [{"PatientOrderUuid": str(uuid.UUID(int=n)), "InstitutionUuid": "I"} for n in range(1, count + 1)]
+        recorder = Recorder(lambda request, entries=entries: httpx.Response(200, json={"PatientOrderList": entries}))
+        links[count], listed = result_links_after_listing(credentials_for(recorder))
+        assert listed == count
+    assert links[8] == links[2], "an order's ref was linked to the listing run: the flow's memory grows with the day"
+
+
+def test_each_chunk_run_takes_its_orders_from_the_day_listing_run(prefect_harness, account, tmp_path):
+    """Prefect's run graph keeps its edge from the day's listing run to each chunk run (the ``orders`` input)."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    state, summary = run(account, tmp_path / "export", **WINDOW)
+    assert state.is_completed(), state.message
+    run_filter = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    deadline = time.monotonic() + 60
+    while True:
+        with get_client(sync_client=True) as prefect_client:
+            runs = prefect_client.read_task_runs(flow_run_filter=run_filter)
+        listings = {r.id for r in runs if r.name.startswith("export-day-orders")}
+        chunks = [r for r in runs if r.name.startswith("export-order-chunk")]
+        if (len(listings) == 2 and len(chunks) == summary.chunks) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(listings) == 2 and len(chunks) == summary.chunks >= 2
+    upstream = [{i.id for i in chunk.task_inputs["orders"]} for chunk in chunks]
+    assert all(len(ids) == 1 and ids <= listings for ids in upstream), upstream
+    assert {next(iter(ids)) for ids in upstream} == listings, "each day's chunks come from that day's listing"
+
