@@ -90,7 +90,7 @@ from .parquet_writer import CommittedPartition, Destination, PartitionSet, new_r
 from .staged_partition import buffer_bytes, export_memory_pool
 from .forms import ACCOUNT, NONE_AS_EMPTY, TIME_ZONE, OptionalDate, form
 from .reporting import run_name_or
-from .window import submit_bounded
+from .window import submit_bounded, unlink_result
 
 DEFAULT_DICOM_TAGS: tuple[str, ...] = (
     "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientWeight", "PatientSize",
@@ -406,6 +406,7 @@ def nightly_order_export(
                     summary.requests += 0 if cached else rows.requests
                     summary.vanished_orders += len(rows.vanished)
                     progress.update(number - 1 + done / len(chunks))
+                    unlink_result(rows)
                 committed = parts.commit(manifest)
             written.extend(committed)
             for partition in committed:

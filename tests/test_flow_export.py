@@ -479,3 +479,27 @@ def test_each_chunk_run_takes_its_orders_from_the_day_listing_run(prefect_harnes
     assert all(len(ids) == 1 and ids <= listings for ids in upstream), upstream
     assert {next(iter(ids)) for ids in upstream} == listings, "each day's chunks come from that day's listing"
 
+
+def test_at_each_commit_the_flow_run_links_no_chunk_result(prefect_harness, account, tmp_path, monkeypatch):
+    """Each chunk's result is unlinked once written: what Prefect links to the flow run does not grow with the chunks.
+
+    Only the days' listing runs stay linked (one state each), RESULTS.md "Export memory, sixth pass".
+    """
+    from prefect.context import FlowRunContext
+
+    from flows.parquet_writer import PartitionSet
+
+    linked_states: list[int] = []
+    real_commit = PartitionSet.commit
+
+    def commit(self, *args, **kwargs):
+        context = FlowRunContext.get()
+        assert context is not None
+        linked_states.append(len({id(state) for state, _, _ in context.run_results.values()}))
+        return real_commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(PartitionSet, "commit", commit)
+    state, summary = run(account, tmp_path / "export", orders_per_chunk=1, **WINDOW)
+    assert state.is_completed(), state.message
+    assert summary.chunks >= 3
+    assert linked_states == [1, 2], "one listing run per day so far, and no chunk run"
