@@ -12,7 +12,8 @@ Parts (``--parts``, all by default):
     chunk fetched and stored, as a first run does) against the client's own
     calls for the same orders at the same concurrency (the day's order list,
     then properties, tag contents, QIDO study and series per order, on a
-    thread pool of the flow's ``concurrency``).
+    thread pool of the flow's ``concurrency``); 1,000 orders, or each size of
+    ``--export-orders`` (``--parts export --export-orders 20000``).
 ``reassign``
     ``batch_reassignment`` of N rows against the order list plus N
     ``assign_order_to_user`` calls on a thread pool of the flow's
@@ -65,6 +66,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import shutil
@@ -524,9 +526,20 @@ def seeded_sandbox(bench: Bench, orders: int, latency_ms: int = 0) -> Iterator[S
             yield server
 
 
+def export_sizes(args: argparse.Namespace, *, growth: bool) -> list[int]:
+    """Orders of each export measured: ``--export-orders`` when given, else the part's own sizes.
+
+    The export part compares client and flow at 1,000 orders (``--quick`` 300); the growth rows run
+    the issue's 1k/5k/20k (``--quick`` a quarter).
+    """
+    if args.export_orders:
+        return list(args.export_orders)
+    scale = 4 if args.quick else 1
+    return [1000 // scale, 5000 // scale, 20000 // scale] if growth else [300 if args.quick else 1000]
+
+
 def export_part(bench: Bench) -> None:
-    orders = 300 if bench.args.quick else 1000
-    for latency in bench.args.latencies:
+    for orders, latency in itertools.product(export_sizes(bench.args, growth=False), bench.args.latencies):
         print(f"\nexport of {orders} orders, concurrency 8, round trip {latency} ms; load {load()}", flush=True)
         with seeded_sandbox(bench, orders, latency) as server:
             spec = {"server": server.as_dict(), "day": EXPORT_DAY.isoformat(), "concurrency": 8,
@@ -629,8 +642,7 @@ def export_growth_run(bench: Bench, server: Server, count: int) -> None:
 
 def export_growth_part(bench: Bench) -> None:
     """Only the export's cost growth, at ``--export-orders`` (default: the issue's 1k/5k/20k; --quick a quarter)."""
-    scale = 4 if bench.args.quick else 1
-    sizes = bench.args.export_orders or [1000 // scale, 5000 // scale, 20000 // scale]
+    sizes = export_sizes(bench.args, growth=True)
     print(f"\nexport cost growth at {sizes} orders (each size a fresh process; load {load()})", flush=True)
     for count in sizes:
         with seeded_sandbox(bench, count) as server:
@@ -673,7 +685,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recorder-default", action="store_true",
                         help="Prefect's default task-run recorder (one transaction per event) instead of RECORDER_SETTINGS")
     parser.add_argument("--export-orders", default="",
-                        help="sizes for --parts export-growth, e.g. 1000,5000,20000 (default the issue's, --quick a quarter)")
+                        help="orders of each export run of --parts export-growth (default the issue's 1000,5000,20000, "
+                             "--quick a quarter) and of --parts export (default 1000, --quick 300), e.g. 20000")
     parser.add_argument("--upload-files", default="",
                         help="sizes of the upload's growth rows, e.g. 1000,16000 (default the issue's 1k/4k/16k, "
                              "--quick a quarter)")

@@ -174,3 +174,20 @@ def test_what_a_worker_leaves_until_after_the_clock_is_added_but_not_timed(monke
     assert figures["measured"] is True and figures["read_after_the_clock"] == 7
     assert AFTER_CLOCK not in figures, "the function itself is not a figure (the worker prints JSON)"
     assert figures["seconds"] < 0.5, figures
+
+
+def test_the_export_sizes_are_the_parts_own_unless_export_orders_names_them() -> None:
+    """``--export-orders`` sets the export part's size too (client vs flow at 20,000 orders); each part keeps its default."""
+    import argparse
+
+    from benchmarks.flows_bench import export_sizes
+
+    def args(quick: bool = False, orders: tuple[int, ...] = ()) -> argparse.Namespace:
+        return argparse.Namespace(quick=quick, export_orders=list(orders))
+
+    assert export_sizes(args(), growth=False) == [1000]
+    assert export_sizes(args(quick=True), growth=False) == [300]
+    assert export_sizes(args(), growth=True) == [1000, 5000, 20000]
+    assert export_sizes(args(quick=True), growth=True) == [250, 1250, 5000]
+    assert export_sizes(args(orders=(20000,)), growth=False) == [20000]
+    assert export_sizes(args(orders=(1000, 5000)), growth=True) == [1000, 5000]
