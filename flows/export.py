@@ -51,12 +51,15 @@ Decisions (and why):
   at once, never held whole. The chunks' Arrow data lives in the C library's
   allocator (:func:`~flows.staged_partition.export_memory_pool`): Arrow's
   default pool kept its freed pages per thread. The process's peak RSS still
-  grows with the day (about 1.2 KB an order, 1,000 → 20,000 orders; 3.1 KB
-  in the third pass, 1.9 in the fourth) although neither its live Python
+  grows with the day (about 1 KB an order, 1,000 → 20,000 orders; 3.1 KB
+  in the third pass, 1.9 in the fourth, 1.2 in the fifth) although neither its live Python
   objects nor its live Arrow data do: memory glibc's per-thread arenas (and
   Arrow's pool, for the Parquet encoding of each row group, hence the 1 MiB
   buffer bound) keep after it is freed (``benchmarks/RESULTS.md``, *Export
-  memory, fourth pass* and *fifth pass*).
+  memory, fourth pass* to *sixth pass*). Prefect's links from results to
+  task runs, which it never frees, are kept to one per day: the day's refs
+  come back as one :class:`~flows.export_chunks.DayOrders`, and each chunk's
+  rows are unlinked once written (:func:`~flows.window.unlink_result`).
 * **The tables are Prefect assets.** Once every day of the window is
   committed, one task run materializes the four tables (keyed by their
   location, upstream the account's host, metadata per date): see
