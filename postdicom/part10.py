@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -60,9 +60,10 @@ SOP_CLASS_UID = 0x00080016
 SOP_INSTANCE_UID = 0x00080018
 STUDY_INSTANCE_UID = 0x0020000D
 SERIES_INSTANCE_UID = 0x0020000E
+PATIENT_ID = 0x00100020
 _WANTED = frozenset(
     {MEDIA_STORAGE_SOP_INSTANCE_UID, TRANSFER_SYNTAX_UID, SOP_CLASS_UID, SOP_INSTANCE_UID, STUDY_INSTANCE_UID,
-     SERIES_INSTANCE_UID}
+     SERIES_INSTANCE_UID, PATIENT_ID}
 )
 _HEADER_TAGS = ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID")
 
@@ -76,6 +77,23 @@ class DicomHeader:
     sop_instance_uid: str
     study_instance_uid: str
     series_instance_uid: str = ""
+    patient_id: str | None = field(default=None, repr=False)
+    """The file's PatientID when it is plain printable ASCII (see :func:`plain_patient_id`), else ``None``.
+
+    Kept out of ``repr`` so that no log or error message made from a header
+    shows it.
+    """
+
+
+def plain_patient_id(text: str | None) -> str | None:
+    """``text`` as a PatientID to ask the server by, or ``None`` when there is none or it is not plain ASCII.
+
+    Values in other character sets (escape sequences, bytes past 127) are
+    left out rather than decoded here: how a server stores them is its own
+    business, and whoever needs the server's PatientID then asks the server.
+    """
+    text = (text or "").strip(" \x00")
+    return text if text and text.isascii() and text.isprintable() else None
 
 
 @dataclass(frozen=True)
@@ -124,7 +142,7 @@ def scan_elements(
     size: int | None = None,
     stop_after: int | None = None,
 ) -> dict[int, str] | None:
-    """Walk the top-level elements of a plain Part 10 file; the UIDs it holds, by tag.
+    """Walk the top-level elements of a plain Part 10 file; the UIDs (and PatientID) it holds, by tag.
 
     Parameters
     ----------
@@ -144,7 +162,8 @@ def scan_elements(
     dict or None
         The values of the file meta's MediaStorageSOPInstanceUID and
         TransferSyntaxUID and of the data set's SOP Class, SOP Instance,
-        Study and Series Instance UIDs that were met. ``None`` when these
+        Study and Series Instance UIDs and PatientID that were met (as
+        ASCII text, padding removed). ``None`` when these
         bytes cannot tell for sure and pydicom must read the file: no
         ``DICM`` marker, a big-endian, deflated or private transfer syntax,
         an element of undefined length, an element not wholly within what
@@ -206,7 +225,7 @@ def quick_header(path: Path, size: int) -> DicomHeader | None:
     sop_class, series = found.get(SOP_CLASS_UID, ""), found.get(SERIES_INSTANCE_UID, "")
     if not all(is_uid(uid) for uid in (sop, study)) or not all(is_uid(uid) for uid in (sop_class, series) if uid):
         return None
-    return DicomHeader(path, size, sop, study, series)
+    return DicomHeader(path, size, sop, study, series, plain_patient_id(found.get(PATIENT_ID)))
 
 
 def inspect_file(path: str | os.PathLike) -> DicomHeader | NotDicom:
@@ -252,7 +271,16 @@ def inspect_file(path: str | os.PathLike) -> DicomHeader | NotDicom:
         sop_instance_uid=values["SOPInstanceUID"],
         study_instance_uid=values["StudyInstanceUID"],
         series_instance_uid=values.get("SeriesInstanceUID", ""),
+        patient_id=_patient_id_of(dataset),
     )
+
+
+def _patient_id_of(dataset: pydicom.Dataset) -> str | None:
+    """The data set's PatientID (:func:`plain_patient_id`); ``None`` when it cannot be read (the file is sent all the same)."""
+    try:
+        return plain_patient_id(str(dataset.get("PatientID", "") or ""))
+    except Exception:  # noqa: BLE001 - a garbage element can fail on conversion
+        return None
 
 
 def _ends_past(dataset: pydicom.Dataset, size: int) -> bool:

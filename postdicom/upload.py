@@ -145,7 +145,10 @@ class SharedUpload:
     meanwhile, and this object keeps what ``upload_folder`` promises for the
     whole folder: at most ``concurrency`` STOW requests in flight (a request
     waits for a free slot), and each series looked up once, by the first
-    slice that meets it, the others reading the same answer.
+    slice that meets it, the others reading the same answer. It also notes
+    the PatientID each study's files carry (:meth:`study_patient_ids`), so a
+    flow can find the studies' orders afterwards without asking the server
+    for each study's patient first.
 
     Parameters
     ----------
@@ -167,10 +170,31 @@ class SharedUpload:
         """The threads every slice's requests run on: ``concurrency`` in all, not as many per slice."""
         self._lock = threading.Lock()
         self._present: dict[tuple[str, str], Future[set[str]]] = {}
+        self._patients: dict[str, set[str | None]] = {}
 
     def close(self) -> None:
         """Stop the request threads once every slice has returned (they are started as requests need them)."""
         self.pool.shutdown(wait=True)
+
+    def note_patient(self, header: DicomHeader) -> None:
+        """Remember the PatientID ``header``'s file gives its study (see :meth:`study_patient_ids`)."""
+        with self._lock:
+            self._patients.setdefault(header.study_instance_uid, set()).add(header.patient_id)
+
+    def study_patient_ids(self) -> dict[str, str]:
+        """The PatientID of each study whose DICOM files all carry the same plain one, by StudyInstanceUID.
+
+        Every DICOM file the slices read counts, stored or not. A study whose
+        files disagree, or one of whose files has no (plain) PatientID, is
+        left out: what the server made of it is only known by asking it.
+        Patient data, in memory only: the upload neither logs nor returns it.
+        """
+        with self._lock:
+            return {
+                study: patient
+                for study, patients in self._patients.items()
+                if len(patients) == 1 and (patient := next(iter(patients))) is not None
+            }
 
     def present(self, client: DicomWebClient, header: DicomHeader) -> set[str]:
         """SOP Instance UIDs of ``header``'s series the server held when this upload first asked (one QIDO).
@@ -308,6 +332,7 @@ def upload_files(
             if isinstance(found, NotDicom):
                 entries[path] = FileEntry(path, "not_dicom", found.reason)
                 continue
+            whole.note_patient(found)
             if skip_existing and found.sop_instance_uid in whole.present(client, found):
                 entries[path] = FileEntry(
                     path,

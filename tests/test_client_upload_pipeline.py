@@ -163,3 +163,37 @@ def test_a_slice_stopped_by_an_error_leaves_the_shared_upload_usable(tmp_path, f
     shared.close()
     assert report.counts["stored"] == 2
     assert seen == ({"GET": 2, "POST": 1} if failing == "GET" else {"GET": 1, "POST": 2})
+
+
+def test_the_shared_upload_knows_each_studys_patient_id_only_when_all_its_files_agree(tmp_path):
+    """Files already stored count too; a study with one file of another (or no) PatientID is left to the server."""
+    plain = write_study(tmp_path / "plain", StudySpec("A^A", "PID-PLAIN", instances_per_series=3, seed="pid-plain"))
+    mixed_spec = StudySpec("B^B", "PID-MIXED", instances_per_series=3, seed="pid-mixed")
+    mixed = write_study(tmp_path / "mixed", mixed_spec)
+    renamed = pydicom.dcmread(mixed[1])
+    renamed.PatientID = "PID-OTHER"
+    renamed.save_as(mixed[1])
+    missing = write_study(tmp_path / "missing", StudySpec("C^C", "PID-GONE", instances_per_series=2, seed="pid-gone"))
+    unnamed = pydicom.dcmread(missing[0])
+    del unnamed.PatientID
+    unnamed.save_as(missing[0])
+    held = inspect_file(plain[0])
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            held_here = request.url.params["0020000E"] == held.series_instance_uid
+            return httpx.Response(200, json=[
+                qido_match(held.study_instance_uid, held.series_instance_uid, uid)
+                for uid in ([inspect_file(path).sop_instance_uid for path in plain] if held_here else [])
+            ])
+        parts = read_parts(request.read(), request.headers["Content-Type"])
+        sent = [pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID for _, data in parts]
+        return httpx.Response(200, json=stow_answer(stored=sent))
+
+    client, _ = make_client(respond)
+    shared = SharedUpload(2)
+    reports = [upload_files(client, paths, shared=shared) for paths in (plain, mixed, missing)]
+    shared.close()
+
+    assert [entry.status for entry in reports[0].files] == ["already_stored"] * 3
+    assert shared.study_patient_ids() == {held.study_instance_uid: "PID-PLAIN"}

@@ -98,3 +98,29 @@ def test_malformed_uids_are_left_to_pydicom(tmp_path):
 def test_a_disk_of_real_looking_files_gets_the_same_verdicts(tmp_path, monkeypatch):
     for path in write_demo_disk(tmp_path):
         assert inspect_file(path) == _pydicom_verdict(path, monkeypatch), path.name
+
+
+@pytest.mark.parametrize(
+    ("charset", "patient_id", "read"),
+    [
+        (None, "QUICK-1", "QUICK-1"),  # odd length: written with a padding space
+        (None, "  QUICK-22  ", "QUICK-22"),
+        ("ISO_IR 100", "Müller-7", None),  # not plain ASCII: the server's own answer decides
+        (None, "", None),
+        (None, None, None),  # no PatientID element at all
+    ],
+)
+def test_the_patient_id_is_read_on_both_paths_and_only_when_plain(charset, patient_id, read, tmp_path, monkeypatch):
+    ds = pydicom.dcmread(io.BytesIO(_encoded()))
+    if charset:
+        ds.SpecificCharacterSet = charset
+    if patient_id is None:
+        del ds.PatientID
+    else:
+        ds.PatientID = patient_id
+    path = tmp_path / "patient.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    quick = quick_header(path, path.stat().st_size)
+    assert quick is not None and quick.patient_id == read
+    assert _pydicom_verdict(path, monkeypatch) == quick
+    assert not patient_id or patient_id.strip() not in repr(quick), "no PatientID in a header's repr"
