@@ -170,6 +170,13 @@ class UploadTally:
     counts: Counter[str] = field(default_factory=Counter)
     _not_stored: dict[int, list[FileEntry]] = field(default_factory=dict)
     _studies: dict[int, list[str]] = field(default_factory=dict)
+    patient_ids: dict[str, str] = field(default_factory=dict, repr=False)
+    """Each study's PatientID as its files carry it (:meth:`~postdicom.upload.SharedUpload.study_patient_ids`).
+
+    Handed to the order lookups so they can skip asking the server for each
+    study's patient. Empty when the batches ran on another task runner. In
+    the flow's memory only: no task returns it, nothing logs or stores it.
+    """
 
     def add(self, index: int, outcome: BatchOutcome) -> None:
         """Count batch ``index``; keep its files not on the server, and its studies that are."""
@@ -221,9 +228,11 @@ def upload_all(
     with _SHARED_UPLOADS_LOCK:
         _SHARED_UPLOADS[run_id] = shared
     try:
-        return _upload_batches(
+        tally = _upload_batches(
             files, credentials, batch_size=batch_size, task_runs=min(concurrency + 1, MAX_WORKERS)
         )
+        tally.patient_ids = shared.study_patient_ids()
+        return tally
     finally:
         with _SHARED_UPLOADS_LOCK:
             del _SHARED_UPLOADS[run_id]
@@ -370,7 +379,9 @@ def bulk_upload_and_share(
                 "orders, folders and share links are PostDICOM's own calls, which a standard DICOMweb server "
                 "(the account's dialect is 'standard') does not have: the files are uploaded, nothing was shared"
             )
-        orders = locate_orders(credentials, tally.studies(), summary, concurrency=concurrency)
+        orders = locate_orders(
+            credentials, tally.studies(), summary, concurrency=concurrency, patient_ids=tally.patient_ids
+        )
         if folder_name and orders:
             folder = find_or_create_folder(credentials, folder_name, parent_folder_uuid)
             summary.folder_uuid, summary.folder_created = folder.folder_uuid, folder.created

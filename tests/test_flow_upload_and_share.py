@@ -19,6 +19,7 @@ import pytest
 from pydantic import SecretStr
 from pydicom.uid import generate_uid
 
+from benchmarks._common import RequestCounter
 from blocks import PostDicomCredentials
 from flows import bulk_upload_and_share
 from flows import upload_and_share as upload_flow
@@ -278,7 +279,7 @@ def test_a_run_that_missed_no_file_shows_no_table_of_missed_files(prefect_harnes
 def test_studies_not_listed_at_first_are_found_by_a_later_look_in_grouped_task_runs(
     prefect_harness, sandbox, tmp_path, monkeypatch
 ):
-    """A study QIDO does not list yet (a real account indexes late) is asked for again, alone; the others are not."""
+    """A study the order list does not show yet (a real account indexes late) is asked for again, alone; the others are not."""
     import threading
     from collections import Counter
 
@@ -289,20 +290,31 @@ def test_studies_not_listed_at_first_are_found_by_a_later_look_in_grouped_task_r
     for spec in specs:
         write_study(tmp_path, spec)
     late = {specs[0].study_uid(), specs[3].study_uid()}
-    asked: Counter[str] = Counter()
+    lists: Counter[str] = Counter()
+    studies_asked: Counter[str] = Counter()
     lock = threading.Lock()
+    real_order_list = PostDicomClient.get_patient_order_list
     real_qido_search = PostDicomClient.qido_search
 
-    def indexed_late(self: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    def indexed_late(self: Any, *args: Any, **kwargs: Any) -> Any:
+        answer = real_order_list(self, *args, **kwargs)
+        with lock:
+            lists[kwargs["patient_id"]] += 1
+            first = lists[kwargs["patient_id"]] == 1
+        if not first:
+            return answer
+        shown = [order for order in answer.patient_order_list if order.study_instance_uid not in late]
+        return answer.model_copy(update={"patient_order_list": shown})
+
+    def counted_qido(self: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         uid = (kwargs.get("filters") or {}).get("StudyInstanceUID")
         if kwargs.get("level") == "study" and uid:
             with lock:
-                asked[uid] += 1
-                if uid in late and asked[uid] == 1:
-                    return []
+                studies_asked[uid] += 1
         return real_qido_search(self, *args, **kwargs)
 
-    monkeypatch.setattr(PostDicomClient, "qido_search", indexed_late)
+    monkeypatch.setattr(PostDicomClient, "get_patient_order_list", indexed_late)
+    monkeypatch.setattr(PostDicomClient, "qido_search", counted_qido)
     monkeypatch.setattr(flows.upload_orders, "ORDER_LOOKUP_PAUSE", 0.0)
 
     state, summary = run(credentials=sandbox.credentials(), directory=str(tmp_path), expire_date=EXPIRE, concurrency=2)
@@ -311,10 +323,73 @@ def test_studies_not_listed_at_first_are_found_by_a_later_look_in_grouped_task_r
     assert {study.study_instance_uid for study in summary.studies if study.patient_order_uuid} == {
         spec.study_uid() for spec in specs
     }
-    assert asked == {spec.study_uid(): 2 if spec.study_uid() in late else 1 for spec in specs}
+    assert lists == {spec.patient_id: 2 if spec.study_uid() in late else 1 for spec in specs}
+    assert studies_asked == {uid: 1 for uid in late}, "only the studies not shown were looked up by QIDO, once"
     documented_task_names(state, {"share_patient_order_with_url"})
     lookups = [name for name in task_run_names(state) if name.startswith("find-upload-orders")]
     assert len(lookups) == 4, "5 studies in 2 groups (concurrency 2), then the 2 late ones in 2 groups of 1"
+
+
+class LookupCounter(RequestCounter):
+    """The benchmark's request counter, with the order lookups' study-level QIDO (``qido-studies``) apart from the pre-checks."""
+
+    def kind(self, method: str, url: str) -> str:
+        kind = super().kind(method, url)
+        return "qido-studies" if kind == "qido" and url.split("?", 1)[0].rstrip("/").endswith("/studies") else kind
+
+
+def counted_run(sandbox: ServerInfo, directory: Path, **parameters: Any) -> tuple[Any, dict[str, int]]:
+    """Run the flow on ``directory``; its summary and the requests it sent to the sandbox, by kind."""
+    with LookupCounter(sandbox.web_address, "/studies") as counter:
+        state, summary = run(credentials=sandbox.credentials(), directory=str(directory), expire_date=EXPIRE,
+                             **parameters)
+    assert state.is_completed(), summary.problems
+    return summary, counter.figures()["requests_by_kind"]
+
+
+def test_orders_are_asked_by_the_files_patient_ids_with_no_lookup_per_study_and_a_rerun_finds_them_again(
+    prefect_harness, sandbox, tmp_path
+):
+    """4 one-series studies of 3 patients: one order list per patient, no QIDO but the pre-checks, in the rerun too."""
+    specs = unique_specs(3)
+    specs.append(StudySpec("Test^Patient0", specs[0].patient_id, "MR", seed=f"{specs[0].seed}-second"))
+    for number, spec in enumerate(specs):
+        write_study(tmp_path / f"study-{number}", spec)
+
+    first, requests = counted_run(sandbox, tmp_path, concurrency=4)
+
+    assert first.counts["stored"] == 12
+    assert {study.study_instance_uid for study in first.studies if study.patient_order_uuid} == {
+        spec.study_uid() for spec in specs
+    }
+    assert requests.get("qido") == 4, "one pre-check per series"
+    assert "qido-studies" not in requests, requests
+    assert requests.get("getpatientorderlist") == 3, "one order list per patient, though concurrency 4 > 3 patients"
+
+    second, rerun_requests = counted_run(sandbox, tmp_path, concurrency=4)
+
+    assert second.counts["already_stored"] == 12 and "stow" not in rerun_requests
+    assert sorted(second.patient_order_uuids) == sorted(first.patient_order_uuids)
+    assert rerun_requests.get("qido") == 4 and "qido-studies" not in rerun_requests
+    assert rerun_requests.get("getpatientorderlist") == 3
+
+
+def test_a_study_the_server_holds_under_another_patient_id_is_found_through_qido(prefect_harness, sandbox, tmp_path):
+    """The files say one PatientID, the server holds another: its order list shows nothing, QIDO gives the server's."""
+    (spec,) = unique_specs(1, instances_per_series=2)
+    write_study(tmp_path / "first", spec)
+    first, _ = counted_run(sandbox, tmp_path / "first")
+    corrected = StudySpec(spec.patient_name, f"R-{spec.patient_id}", spec.modality, seed=spec.seed,
+                          accession_number=spec.accession_number, instances_per_series=2)
+    write_study(tmp_path / "corrected", corrected)
+
+    second, requests = counted_run(sandbox, tmp_path / "corrected")
+
+    assert second.counts["already_stored"] == 2
+    assert second.patient_order_uuids == first.patient_order_uuids and len(first.patient_order_uuids) == 1
+    assert [study.patient_id for study in second.studies] == [spec.patient_id], "the server's PatientID"
+    assert requests.get("qido-studies") == 1, requests
+    assert requests.get("getpatientorderlist") == 2, "the files' patient (nothing), then the server's"
 
 
 def test_batches_started_ahead_keep_the_request_limit_and_ask_each_series_once(
