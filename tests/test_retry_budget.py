@@ -98,7 +98,8 @@ def budget_table(policy: RetryPolicy) -> str:
         ),
         (
             "**one order-lookup group** (`find-upload-orders`, up to 50 studies), server always failing",
-            "task × session: the group's first study query fails, the rest are not asked",
+            "task × session: the group's first request (an order list, or a study query when no PatientID is"
+            " known) fails, the rest are not asked",
             "(R + 1) × A requests",
             f"**{(r + 1) * a} requests**, ≤ {task_wait} waiting",
         ),
@@ -218,16 +219,23 @@ def test_one_upload_batch_costs_at_most_the_stated_requests(unavailable, tiny_wa
     assert sum(waits) <= (policy.task_retries + 1) * policy.longest_wait()
 
 
-def test_one_order_lookup_group_costs_at_most_the_stated_requests(unavailable, tiny_waits, prefect_harness):
+@pytest.mark.parametrize("patients_known", [False, True])
+def test_one_order_lookup_group_costs_at_most_the_stated_requests(
+    unavailable, tiny_waits, prefect_harness, patients_known
+):
+    """Whether the group starts with the files' patients' order lists or with study queries."""
     from flows.upload_orders import find_upload_orders
 
     policy, waits = tiny_waits
     credentials = _credentials(unavailable)
     attempts = credentials.max_retries + 1
     studies = [f"1.2.826.0.1.3680043.10.1437.{n}" for n in range(1, 6)]
+    patient_ids = {uid: f"P-{number}" for number, uid in enumerate(studies)} if patients_known else {}
     with pytest.raises(ServerError):
-        _with_policy_retries(find_upload_orders, policy)(studies, credentials)
+        _with_policy_retries(find_upload_orders, policy)(studies, credentials, patient_ids)
     assert len(unavailable.requests) == (policy.task_retries + 1) * attempts == 12
+    assert len(set(unavailable.requests)) == 1, "every request is the group's first, again"
+    assert unavailable.requests[0].lower().endswith("/getpatientorderlist") == patients_known
     assert sum(waits) <= (policy.task_retries + 1) * policy.longest_wait()
 
 
