@@ -105,13 +105,17 @@ def test_upload_and_share_through_faults_accounts_for_every_file_once(prefect_ha
     assert summary.total_files == total
     assert summary.counts["failed"] == 0 and not summary.files_not_stored
     assert summary.counts["stored"] + summary.counts["already_stored"] == total
-    assert len(summary.shares) == 1 and summary.orders_added_to_folder == len(specs)
+    # An add whose answer a reset lost is found done by its retry, and then not counted as added by
+    # this run: which adds that hits depends on the fault schedule, so the folder's content is checked.
+    assert len(summary.shares) == 1 and summary.orders_added_to_folder <= len(specs)
     with sandbox_server.client() as client:  # straight to the sandbox: what it holds now
         for study_uid, paths in written.items():
             assert sorted(stored_sop_uids(client, study_uid)) == sorted(sop_uid(p) for p in paths)
-        assert len(orders_of(client, [spec.patient_id for spec in specs])) == len(specs)
-        (found,) = client.search_folder(folder_name=folder).folder_list
+        orders = orders_of(client, [spec.patient_id for spec in specs])
+        assert len(orders) == len(specs)
+        (found,) = client.search_folder(folder_name=folder, get_orders_in_folder=True).folder_list
     assert found.folder_uuid == summary.folder_uuid
+    assert sorted(found.patient_order_uuid_list or []) == sorted(order["PatientOrderUuid"] for order in orders)
 
 
 @pytest.mark.slow
