@@ -37,7 +37,7 @@ from postdicom.errors import NotFoundError
 from postdicom.models import PatientOrderProperties, PatientOrderSummary
 from tasks.policies import READ_TAGS, transient_retry_options
 
-from .export_schema import SERIES, STUDIES, TABLES, order_row, series_rows, study_rows, tag_rows
+from .export_schema import SERIES, STUDIES, TABLES, ColumnBuffer, order_row, series_rows, study_rows, tag_rows
 from .orders import let_go
 from .staged_partition import export_memory_pool
 
@@ -297,7 +297,7 @@ def fetch_order_chunk(
     ends (measured: ~6 KB of Arrow per order), although each is written and
     dropped as soon as it arrives; the persisted copy still serves resume.
     """
-    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+    gathered = {name: ColumnBuffer(table) for name, table in TABLES.items()}
     requests = 0
     vanished: list[str] = []
     with credentials.get_client() as client:
@@ -308,12 +308,12 @@ def fetch_order_chunk(
                 requests += 1
                 continue
             for name, table_rows in fetched[0].items():
-                rows[name].extend(table_rows)
+                gathered[name].extend(table_rows)
             requests += fetched[1]
     if vanished:
         get_run_logger().warning("%d order(s) were deleted while the export ran; left out", len(vanished))
     pool = export_memory_pool()
-    tables = {name: pa.Table.from_batches([TABLES[name].batch(rows[name], pool)]) for name in TABLES}
+    tables = {name: pa.Table.from_batches([columns.batch(pool)]) for name, columns in gathered.items()}
     return ChunkRows(tables=tables, orders=len(orders) - len(vanished), requests=requests, vanished=vanished)
 
 

@@ -212,6 +212,20 @@ def test_a_batch_is_built_in_the_memory_pool_it_is_given_and_equals_from_pylist(
     assert pool.bytes_allocated() == 0
 
 
+def test_rows_gathered_order_by_order_make_the_same_batch_and_keep_no_row_dict():
+    """A chunk's rows wait as one list per column, not a dict per row (RESULTS.md, *Export CPU at loopback, sixth pass*)."""
+    contents = [{"TagId": "00100010", "Vr": "PN", "Values": ["Muñoz^José"]}, {"TagId": "00280030", "Vr": "DS", "Values": ["0.7", "0.7"]}]
+    first = es.tag_rows({"PatientOrderUuid": "o1", "InstitutionUuid": "i"}, contents)
+    second = es.tag_rows({"PatientOrderUuid": "o2", "InstitutionUuid": "i"}, contents[:1])
+    gathered = es.ColumnBuffer(es.TAGS)
+    gathered.extend(first)
+    gathered.extend(second)
+    assert len(gathered.columns) == len(es.TAGS.columns)
+    assert not any(isinstance(value, dict) for values in gathered.columns for value in values)
+    assert gathered.batch().equals(pa.RecordBatch.from_pylist(first + second, schema=es.TAGS.schema))
+    assert es.ColumnBuffer(es.TAGS).batch().num_rows == 0
+
+
 def test_order_row_from_the_custom_endpoint_answer():
     answer = {
         "PatientOrderUuid": "0F0E-AB", "InstitutionUuid": "inst", "OrderStatus": "Completed",
