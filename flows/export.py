@@ -86,7 +86,7 @@ from pydantic import BaseModel, Field
 
 from blocks import PostDicomCredentials
 
-from .export_chunks import fetch_order_chunk, list_day_orders, plan_chunks
+from .export_chunks import DEFAULT_ORDERS_PER_CHUNK, fetch_order_chunk, list_day_orders, plan_chunks
 from .export_schema import ORDERS, SCHEMA_VERSION, TABLES, normalize_tag
 from .assets import materialize_export_tables
 from .parquet_writer import CommittedPartition, Destination, PartitionSet, new_run_id
@@ -328,7 +328,9 @@ def nightly_order_export(
     concurrency: Annotated[
         int, form("Concurrency", "Chunks fetched at once (each holds one open request).", ge=1, le=MAX_CONCURRENCY)
     ] = 8,
-    orders_per_chunk: Annotated[int, form("Orders per chunk", "Orders fetched by one task run.", ge=1)] = 50,
+    orders_per_chunk: Annotated[
+        int, form("Orders per chunk", "Orders fetched by one task run.", ge=1)
+    ] = DEFAULT_ORDERS_PER_CHUNK,
     cache_hours: Annotated[
         float, form("Cache hours", "How long a rerun reuses fetched chunks (patient data at rest); 0: no cache.", ge=0)
     ] = 24.0,

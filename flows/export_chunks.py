@@ -92,6 +92,18 @@ class DayOrders:
         return {"orders": {TaskRunResult(id=self.listed_by)}} if self.listed_by else {}
 
 
+DEFAULT_ORDERS_PER_CHUNK = 100
+"""The flow's default ``orders_per_chunk``: a 1,000-order day in two chunks per slot of 8, not four.
+
+Each task run costs ~5 ms of the flow's CPU and ~7 ms of the Prefect API's
+(``benchmarks/RESULTS.md``, *Fixed cost at loopback, fourth pass*), plus the
+cache record it writes. At 50 a 1,000-order day made 32 chunks; at 100 it
+makes 16 (:func:`plan_chunks` rounds up to a power of two): 0.2 s less of the
+flow's CPU and 0.35 s less of the API's on loopback, where the two cores
+are the limit (*Export CPU at loopback, sixth pass*), and two chunks per
+slot still end together (:data:`CHUNKS_PER_SLOT`).
+"""
+
 CHUNKS_PER_SLOT = 2
 """At least this many chunks per ``concurrency`` slot (when the day has that many orders).
 
@@ -318,6 +330,6 @@ def fetch_order_chunk(
 
 
 __all__ = [
-    "CHUNKS_PER_SLOT", "ChunkRows", "ChunkRowsSerializer", "DayOrders", "OrderRef", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks",
+    "CHUNKS_PER_SLOT", "ChunkRows", "ChunkRowsSerializer", "DayOrders", "DEFAULT_ORDERS_PER_CHUNK", "OrderRef", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks",
     "read_day_orders",
 ]

@@ -22,7 +22,7 @@ from prefect.serializers import PickleSerializer
 from flows import export as export_module
 from flows import export_chunks
 from flows.export import nightly_order_export, plan_chunks, resolve_window
-from flows.export_chunks import CHUNKS_PER_SLOT
+from flows.export_chunks import CHUNKS_PER_SLOT, DEFAULT_ORDERS_PER_CHUNK
 from flows.export_schema import TABLES, hive_partitioning
 from flows.staged_partition import BUFFER_BYTES_ENV
 from postdicom import PostDicomClient
@@ -402,6 +402,18 @@ def test_a_small_day_gets_several_chunks_per_slot_largest_first():
         slots[slots.index(min(slots))] += size
     assert max(slots) <= 1.15 * 300 / 8, f"the slots end together: {slots}"
     assert plan_chunks(list(reversed(orders)), 50, 8) == chunks, "the same orders make the same chunks"
+
+
+def test_a_thousand_order_day_at_the_defaults_makes_two_chunks_per_slot():
+    """Each chunk is a task run (flow and Prefect API CPU): no more than balance needs (RESULTS.md, sixth pass)."""
+    import inspect
+
+    defaults = inspect.signature(nightly_order_export.fn).parameters
+    assert defaults["orders_per_chunk"].default == DEFAULT_ORDERS_PER_CHUNK
+    concurrency = defaults["concurrency"].default
+    orders = [{"PatientOrderUuid": str(uuid.UUID(int=n * 7919)), "InstitutionUuid": "i"} for n in range(1, 1001)]
+    chunks = plan_chunks(orders, DEFAULT_ORDERS_PER_CHUNK, concurrency)
+    assert len(chunks) == CHUNKS_PER_SLOT * concurrency and sum(map(len, chunks)) == 1000
 
 
 def test_the_day_order_list_is_read_as_it_arrives_and_let_go_once_reduced(monkeypatch):
