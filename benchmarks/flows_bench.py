@@ -76,6 +76,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from benchmarks import _common
 from benchmarks._common import MB, Server
@@ -295,6 +296,18 @@ def _reassign_client(spec: dict, ready: Callable[[], None]) -> dict:
     return {"rows": len(rows), "assigned": sum(bool(answer.changed) for answer in answers)}
 
 
+def reassign_options(spec: dict) -> dict[str, Any]:
+    """The flow's keyword arguments a reassignment worker's ``spec`` sets besides its rows.
+
+    ``limit`` (from ``--assignment-limit``) is the flow's ``concurrency_limit_name``,
+    ``""`` for none; absent, the flow's default limit.
+    """
+    options: dict[str, Any] = {"concurrency": spec["concurrency"]}
+    if "limit" in spec:
+        options["concurrency_limit_name"] = spec["limit"]
+    return options
+
+
 def _reassign_flow(spec: dict, ready: Callable[[], None]) -> dict:
     from flows.reassignment import batch_reassignment
 
@@ -303,9 +316,9 @@ def _reassign_flow(spec: dict, ready: Callable[[], None]) -> dict:
     ready()
     run_end = prefect.run_end_clock("batch-reassignment")
     if spec["rows_file"].endswith(".csv"):
-        report = batch_reassignment(credentials, assignments_file=spec["rows_file"], concurrency=spec["concurrency"])
+        report = batch_reassignment(credentials, assignments_file=spec["rows_file"], **reassign_options(spec))
     else:
-        report = batch_reassignment(credentials, _rows(spec), concurrency=spec["concurrency"])
+        report = batch_reassignment(credentials, _rows(spec), **reassign_options(spec))
     return {"rows": len(report.rows), "assigned": report.counts.get("assigned", 0),
             "prefect_cpu_s": prefect.cpu_seconds(), **run_end}
 
@@ -575,13 +588,16 @@ def reassignment_rows(bench: Bench, server: Server, count: int, user: str, *, cs
 def reassign_part(bench: Bench) -> None:
     rows = 200 if bench.args.quick else 1000
     for latency in bench.args.latencies:
-        print(f"\nreassignment of {rows} rows, concurrency 4, round trip {latency} ms; load {load()}", flush=True)
+        limit = bench.args.assignment_limit
+        print(f"\nreassignment of {rows} rows, concurrency 4, round trip {latency} ms, "
+              f"limit {'the flow default' if limit is None else repr(limit)}; load {load()}", flush=True)
         with seeded_sandbox(bench, rows, latency) as server:
             turn = iter(range(1000))
 
             def measure(label: str) -> dict:
                 spec = {"server": server.as_dict(), "concurrency": 4,
-                        "rows_file": reassignment_rows(bench, server, rows, SANDBOX_USERS[next(turn) % 2])}
+                        "rows_file": reassignment_rows(bench, server, rows, SANDBOX_USERS[next(turn) % 2]),
+                        **({} if limit is None else {"limit": limit})}
                 figures = bench.worker(label, spec)
                 if figures["assigned"] != rows:
                     raise RuntimeError(f"{label}: {figures['assigned']} of {rows} rows assigned")
@@ -690,6 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upload-files", default="",
                         help="sizes of the upload's growth rows, e.g. 1000,16000 (default the issue's 1k/4k/16k, "
                              "--quick a quarter)")
+    parser.add_argument("--assignment-limit", default=None,
+                        help="the reassignment flow's concurrency_limit_name in the reassign part (\"\" for none; "
+                             "default the flow's own, postdicom-assignments); the ephemeral API takes no slot anyway")
     args = parser.parse_args(argv)
     args.export_orders = [int(value) for value in args.export_orders.split(",") if value]
     args.upload_files = [int(value) for value in args.upload_files.split(",") if value]

@@ -191,3 +191,17 @@ def test_the_export_sizes_are_the_parts_own_unless_export_orders_names_them() ->
     assert export_sizes(args(quick=True), growth=True) == [250, 1250, 5000]
     assert export_sizes(args(orders=(20000,)), growth=False) == [20000]
     assert export_sizes(args(orders=(1000, 5000)), growth=True) == [1000, 5000]
+
+
+def test_the_assignment_limit_reaches_the_reassignment_flow_only_when_named() -> None:
+    """``--assignment-limit ""`` measures the reassignment without its slot calls; absent, the flow's own default."""
+    import inspect
+
+    from benchmarks.flows_bench import reassign_options
+    from flows.reassignment import batch_reassignment
+
+    assert reassign_options({"concurrency": 4}) == {"concurrency": 4}
+    assert reassign_options({"concurrency": 4, "limit": ""}) == {"concurrency": 4, "concurrency_limit_name": ""}
+    assert reassign_options({"concurrency": 2, "limit": "ours"}) == {"concurrency": 2, "concurrency_limit_name": "ours"}
+    flow_parameters = inspect.signature(batch_reassignment.fn).parameters
+    assert set(reassign_options({"concurrency": 4, "limit": ""})) <= set(flow_parameters)
