@@ -21,7 +21,9 @@ import httpx
 import pytest
 
 from postdicom import PostDicomClient, RetryPolicy
-from postdicom.answer_stream import JsonPull
+from postdicom import answer_stream
+from postdicom.answer_stream import PIECE_BYTES, JsonPull
+from postdicom.transport import READ_BYTES
 from postdicom.errors import (
     AnswerTooLargeError,
     DeadlineExceededError,
@@ -369,11 +371,14 @@ def test_leaving_early_lets_the_connection_go(slow_server):
 # --------------------------------------------------------------------------- the reader
 
 
-def test_the_reader_holds_the_unread_part_not_the_body():
-    rows = [json.dumps(order(n)).encode() for n in range(3000)]
+@pytest.mark.parametrize("read_bytes", [65536, READ_BYTES], ids=["64 KiB reads", "the transport's 1 MiB reads"])
+def test_the_reader_holds_the_unread_part_not_the_body(read_bytes):
+    """Whatever the reads' size, the text held is a piece or two (RESULTS.md, *Export memory, seventh pass*)."""
+    rows = [json.dumps(order(n), ensure_ascii=False).encode() for n in range(6000)]
     body = b'{"PatientOrderList": [' + b",".join(rows) + b"]}"
+    assert len(body) > 2 * READ_BYTES
     held = []
-    pull = JsonPull(iter([body[i : i + 65536] for i in range(0, len(body), 65536)]))
+    pull = JsonPull(iter([body[i : i + read_bytes] for i in range(0, len(body), read_bytes)]))
     pull.take("{")
     pull.value()
     pull.take(":")
@@ -384,7 +389,14 @@ def test_the_reader_holds_the_unread_part_not_the_body():
         if pull.peek() == "]":
             break
         pull.take(",")
-    assert max(held) < 2 * 65536 < len(body) // 4
+    assert max(held) < 2 * PIECE_BYTES < len(body) // 4
+
+
+def test_the_pieces_give_back_every_byte_in_order():
+    chunks = [b"a" * 10, b"b" * (PIECE_BYTES * 2 + 7), b"", b"c" * PIECE_BYTES]
+    cut = list(answer_stream.pieces(iter(chunks)))
+    assert b"".join(cut) == b"".join(chunks)
+    assert max(map(len, cut)) == PIECE_BYTES and len(cut) == 6
 
 
 # --------------------------------------------------------------------------- a real server
