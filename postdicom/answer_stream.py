@@ -68,10 +68,11 @@ PIECE_BYTES = 64 * 1024
 The transport reads up to 1 MiB at a time (:data:`postdicom.transport.READ_BYTES`).
 Decoded whole, such a read became a text of 1 to 4 MiB (a ``str`` holding one
 character outside Latin-1 stores every character in 2 or 4 bytes), copied again
-when joined to the unparsed rest: about 7 MB of Python memory at the peak of a
-20,000-order list, against about 1 MB in these pieces (``benchmarks/RESULTS.md``,
-*Export memory, seventh pass*). A row cut by a piece's end is parsed again once
-the next piece has come, about one row in a hundred at 600 bytes a row.
+when joined to the unparsed rest. In these pieces, reading a 20,000-order list
+peaks about 2 MB lower in Python memory and 3 MB lower in the process's RSS
+(``benchmarks/RESULTS.md``, *Export memory, seventh pass*). A row cut by a
+piece's end is parsed again once the next piece has come, about one row in a
+hundred at 600 bytes a row.
 """
 
 

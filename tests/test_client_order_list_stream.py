@@ -20,10 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from postdicom import PostDicomClient, RetryPolicy
-from postdicom import answer_stream
+from postdicom import PostDicomClient, RetryPolicy, answer_stream
 from postdicom.answer_stream import PIECE_BYTES, JsonPull
-from postdicom.transport import READ_BYTES
 from postdicom.errors import (
     AnswerTooLargeError,
     DeadlineExceededError,
@@ -33,6 +31,7 @@ from postdicom.errors import (
     UnreadableAnswerError,
 )
 from postdicom.http_limits import HttpLimits
+from postdicom.transport import READ_BYTES
 from tests.fixtures.alt_shapes import EXTRA_KEYS, SHAPES, _with_extra_keys
 from tests.fixtures.mock_server import make_client, params_of
 

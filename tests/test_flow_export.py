@@ -70,6 +70,17 @@ def run(account, destination: str | Path, **parameters):
 WINDOW = {"study_date_from": DAY1, "study_date_to": DAY2}
 
 
+def one_order_per_chunk(monkeypatch) -> None:
+    """Make the export plan one chunk per order, sorted: four chunks for this module's window, every run.
+
+    The flow's own plan buckets orders by a hash of their UUIDs, which the sandbox draws at random:
+    even with ``orders_per_chunk=1`` DAY1's three orders go into four buckets, and about one run in 16
+    puts all three into one (seen in CI twice). The plan's own behaviour has its own tests; the tests
+    using this are about what happens to the chunks.
+    """
+    monkeypatch.setattr(export_module, "plan_chunks", lambda refs, orders_per_chunk, concurrency: [[r] for r in sorted(refs)])
+
+
 def day_list_runs(state, timeout: float = 60.0) -> set[str]:
     """The names of the run's day-listing task runs (they reach Prefect's database a moment after the flow ends)."""
     deadline = time.monotonic() + timeout
@@ -194,11 +205,7 @@ def test_chunks_cached_with_prefects_pickle_serializer_are_still_read(prefect_ha
 
 
 def test_a_run_killed_mid_export_then_rerun_gives_the_uninterrupted_tables(prefect_harness, account, tmp_path, monkeypatch):
-    # One order per chunk: the flow's own plan buckets orders by a hash of their UUIDs, which the
-    # sandbox draws at random, and about one run in 16 puts all three of DAY1's orders into one chunk
-    # (seen in CI), leaving nothing to resume from cache. The plan's stability has its own tests; this
-    # one is about the rerun.
-    monkeypatch.setattr(export_module, "plan_chunks", lambda refs, orders_per_chunk, concurrency: [[r] for r in sorted(refs)])
+    one_order_per_chunk(monkeypatch)  # else nothing might be left to resume from cache
     # Its own tag list gives chunk cache keys that no other test of the session has filled.
     own_tags = {"dicom_tag_id_list": ["PatientName", "StudyDate", "Modality", "PixelSpacing", "SeriesNumber"]}
     reference = tmp_path / "reference"
@@ -511,10 +518,7 @@ def test_at_each_commit_the_flow_run_links_no_chunk_result(prefect_harness, acco
         return real_commit(self, *args, **kwargs)
 
     monkeypatch.setattr(PartitionSet, "commit", commit)
-    # One order per chunk, so DAY1 has three chunk runs that could stay linked. The flow's own plan
-    # (orders_per_chunk=1) hashes the sandbox's random order UUIDs into four buckets, and about one
-    # run in 16 puts DAY1's three orders into one bucket (seen in CI, stop 26).
-    monkeypatch.setattr(export_module, "plan_chunks", lambda refs, orders_per_chunk, concurrency: [[r] for r in sorted(refs)])
+    one_order_per_chunk(monkeypatch)  # DAY1 has three chunk runs that could stay linked
     state, summary = run(account, tmp_path / "export", **WINDOW)
     assert state.is_completed(), state.message
     assert summary.chunks == 4
