@@ -300,10 +300,10 @@ def reassign_options(spec: dict) -> dict[str, Any]:
     """The flow's keyword arguments a reassignment worker's ``spec`` sets besides its rows.
 
     ``limit`` (from ``--assignment-limit``) is the flow's ``concurrency_limit_name``,
-    ``""`` for none; absent, the flow's default limit.
+    ``""`` for none; ``None`` or absent, the flow's default limit.
     """
     options: dict[str, Any] = {"concurrency": spec["concurrency"]}
-    if "limit" in spec:
+    if spec.get("limit") is not None:
         options["concurrency_limit_name"] = spec["limit"]
     return options
 
@@ -597,7 +597,7 @@ def reassign_part(bench: Bench) -> None:
             def measure(label: str) -> dict:
                 spec = {"server": server.as_dict(), "concurrency": 4,
                         "rows_file": reassignment_rows(bench, server, rows, SANDBOX_USERS[next(turn) % 2]),
-                        **({} if limit is None else {"limit": limit})}
+                        "limit": limit}
                 figures = bench.worker(label, spec)
                 if figures["assigned"] != rows:
                     raise RuntimeError(f"{label}: {figures['assigned']} of {rows} rows assigned")

@@ -201,6 +201,7 @@ def test_the_assignment_limit_reaches_the_reassignment_flow_only_when_named() ->
     from flows.reassignment import batch_reassignment
 
     assert reassign_options({"concurrency": 4}) == {"concurrency": 4}
+    assert reassign_options({"concurrency": 4, "limit": None}) == {"concurrency": 4}
     assert reassign_options({"concurrency": 4, "limit": ""}) == {"concurrency": 4, "concurrency_limit_name": ""}
     assert reassign_options({"concurrency": 2, "limit": "ours"}) == {"concurrency": 2, "concurrency_limit_name": "ours"}
     flow_parameters = inspect.signature(batch_reassignment.fn).parameters
