@@ -43,20 +43,21 @@ Decisions (and why):
   stream through :class:`~flows.parquet_writer.PartitionWriter` row groups,
   the day's four tables buffering at most ``POSTDICOM_EXPORT_BUFFER_BYTES``
   (1 MiB) together: memory depends on the chunk size, not on the window. The one thing
-  proportional to a day is its orders as :class:`~flows.export_chunks.OrderRef`
-  (about 0.25 KB an order): the day's order list, which the API does not
+  proportional to a day is its orders as :class:`~flows.export_chunks.OrderRef`,
+  packed (:class:`~flows.export_chunks.PackedOrderRefs`, about 70 bytes an
+  order) until their chunk is submitted: the day's order list, which the API does not
   page, is read as it arrives
   (:meth:`~postdicom.PostDicomClient.iter_patient_order_list`, in one
   ``export-day-orders`` task run per day) and each entry reduced to its ref
   at once, never held whole. The chunks' Arrow data lives in the C library's
   allocator (:func:`~flows.staged_partition.export_memory_pool`): Arrow's
   default pool kept its freed pages per thread. The process's peak RSS still
-  grows with the day (about 1 KB an order, 1,000 → 20,000 orders; 3.1 KB
+  grows with the day (about 0.95 KB an order, 1,000 → 20,000 orders; 3.1 KB
   in the third pass, 1.9 in the fourth, 1.2 in the fifth) although neither its live Python
-  objects nor its live Arrow data do: memory glibc's per-thread arenas (and
-  Arrow's pool, for the Parquet encoding of each row group, hence the 1 MiB
-  buffer bound) keep after it is freed (``benchmarks/RESULTS.md``, *Export
-  memory, fourth pass* to *sixth pass*). Prefect's links from results to
+  objects nor its live Arrow data do: most of it while the chunks are fetched
+  (``benchmarks/RESULTS.md``, *Export memory, fourth pass* to *eighth pass*).
+  Each Parquet file is closed after 64 row groups, since an open writer keeps
+  every row group's metadata. Prefect's links from results to
   task runs, which it never frees, are kept to one per day: the day's refs
   come back as one :class:`~flows.export_chunks.DayOrders`, and each chunk's
   rows are unlinked once written (:func:`~flows.window.unlink_result`).
@@ -394,7 +395,7 @@ def nightly_order_export(
                 if parts.repaired:
                     logger.warning("Finished the interrupted commit of %s (a crashed run's)", ", ".join(map(str, parts.repaired)))
                 submit = lambda chunk: runner.submit(  # noqa: E731
-                    chunk_task, {**parameters, "orders": chunk}, dependencies=upstream
+                    chunk_task, {**parameters, "orders": list(chunk)}, dependencies=upstream
                 )
                 # One chunk more than the pool's threads is submitted: it waits in the pool and starts as soon
                 # as a thread frees, while this thread writes the finished chunk (no slot idles meanwhile).

@@ -17,10 +17,11 @@ import hashlib
 import json
 import math
 import pickle
+import struct
 import sys
 import uuid
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -45,10 +46,10 @@ from .staged_partition import export_memory_pool
 class OrderRef(NamedTuple):
     """What a chunk needs of an order-list entry: its ids and a digest of the entry (for the cache key).
 
-    The day's orders are the one thing held for the whole day (the API does
-    not page the list), so each is kept as this tuple of three strings (the
-    institution shared between its orders), about 0.25 KB, reduced from its
-    order-list entry as soon as the entry has arrived (:func:`read_day_orders`).
+    Reduced from its order-list entry as soon as the entry has arrived
+    (:func:`read_day_orders`); a chunk task's ``orders`` input (its cache
+    key) is a list of them. While they wait for their chunk, the day's refs
+    are kept packed (:class:`PackedOrderRefs`).
     """
 
     patient_order_uuid: str
@@ -70,6 +71,71 @@ def order_ref(entry: PatientOrderSummary | Mapping[str, Any]) -> OrderRef:
     )
 
 
+_PACKED_HEAD = struct.Struct("<III")
+"""A packed ref's head: the order UUID's length in bytes, the institution's number, the digest's length."""
+
+
+class PackedOrderRefs:
+    """Order refs (:class:`OrderRef`) packed into one buffer, in the order appended: about 70 bytes an order, not 230.
+
+    The day's orders are the one thing held for the whole day (the API does
+    not page the list). As tuples of three strings a ref took about 0.23 KB
+    (the institution shared): 4.5 MB for a 20,000-order day, from its listing
+    to its last chunk (``benchmarks/RESULTS.md``, *Export memory, eighth
+    pass*). Packed, each is its two strings' UTF-8 bytes (lone surrogates
+    kept) and its institution's number in the pack's own list of
+    institutions; iterating unpacks them one at a time, equal to the refs
+    appended. The chunks are planned in packs (:func:`plan_chunks`) and a
+    chunk's refs unpacked into a list only when it is submitted.
+    """
+
+    __slots__ = ("_data", "_count", "_institutions", "_numbers")
+
+    def __init__(self, refs: Iterable[OrderRef] = ()) -> None:
+        self._data = bytearray()
+        self._count = 0
+        self._institutions: list[str] = []
+        self._numbers: dict[str, int] = {}
+        for ref in refs:
+            self.append(ref)
+
+    def append(self, ref: OrderRef) -> None:
+        number = self._numbers.get(ref.institution_uuid)
+        if number is None:
+            number = self._numbers[ref.institution_uuid] = len(self._institutions)
+            self._institutions.append(ref.institution_uuid)
+        order = ref.patient_order_uuid.encode("utf-8", "surrogatepass")
+        digest = ref.digest.encode("utf-8", "surrogatepass")
+        self._data += _PACKED_HEAD.pack(len(order), number, len(digest))
+        self._data += order
+        self._data += digest
+        self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[OrderRef]:
+        data, at, end = self._data, 0, len(self._data)
+        while at < end:
+            order_bytes, number, digest_bytes = _PACKED_HEAD.unpack_from(data, at)
+            at += _PACKED_HEAD.size
+            order = data[at:at + order_bytes].decode("utf-8", "surrogatepass")
+            at += order_bytes
+            digest = data[at:at + digest_bytes].decode("utf-8", "surrogatepass")
+            at += digest_bytes
+            yield OrderRef(order, self._institutions[number], digest)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PackedOrderRefs):
+            return NotImplemented
+        return len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<PackedOrderRefs: {self._count} order(s)>"
+
+
 @dataclass
 class DayOrders:
     """A day's :class:`OrderRef` list, as one object, and the task run that listed them.
@@ -84,7 +150,7 @@ class DayOrders:
     run in Prefect's graph, is kept by :meth:`upstream`.
     """
 
-    refs: list[OrderRef]
+    refs: PackedOrderRefs
     listed_by: uuid.UUID | None = None
 
     def upstream(self) -> dict[str, set[RunInput]]:
@@ -118,8 +184,10 @@ thread pool does.
 
 
 def plan_chunks(
-    entries: Sequence[OrderRef | PatientOrderSummary | Mapping[str, Any]], orders_per_chunk: int, concurrency: int
-) -> list[list[OrderRef]]:
+    entries: PackedOrderRefs | Sequence[OrderRef | PatientOrderSummary | Mapping[str, Any]],
+    orders_per_chunk: int,
+    concurrency: int,
+) -> list[PackedOrderRefs]:
     """Deal the orders (refs, or order-list entries) into stable chunks: bucket = hash(order UUID) mod a power of two.
 
     At least :data:`CHUNKS_PER_SLOT` buckets per ``concurrency`` slot (when
@@ -127,16 +195,23 @@ def plan_chunks(
     inside a bucket so the same orders always make the same chunk (the same
     cache key). The chunks come largest first: submitted in that order, the
     small ones fill the gaps at the end (longest-processing-time-first).
+    Each chunk is packed (:class:`PackedOrderRefs`) until it is submitted.
     """
-    refs = [e if isinstance(e, OrderRef) else order_ref(e) for e in entries]
-    if not refs:
+    count = len(entries)
+    if not count:
         return []
-    wanted = max(math.ceil(len(refs) / max(1, orders_per_chunk)), min(CHUNKS_PER_SLOT * concurrency, len(refs)))
+    wanted = max(math.ceil(count / max(1, orders_per_chunk)), min(CHUNKS_PER_SLOT * concurrency, count))
     buckets = 1 << (wanted - 1).bit_length()
-    chunks: list[list[OrderRef]] = [[] for _ in range(buckets)]
-    for ref in refs:
-        chunks[int(hashlib.sha1(ref.patient_order_uuid.encode()).hexdigest()[:8], 16) % buckets].append(ref)
-    return sorted((sorted(c) for c in chunks if c), key=lambda chunk: (-len(chunk), chunk[0]))
+    dealt = [PackedOrderRefs() for _ in range(buckets)]
+    for entry in entries:
+        ref = entry if isinstance(entry, OrderRef) else order_ref(entry)
+        dealt[int(hashlib.sha1(ref.patient_order_uuid.encode()).hexdigest()[:8], 16) % buckets].append(ref)
+    chunks = []
+    while dealt:  # each bucket let go once sorted: the day is held twice at most, not three times
+        bucket = dealt.pop()
+        if len(bucket):
+            chunks.append(PackedOrderRefs(sorted(bucket)))
+    return sorted(chunks, key=lambda chunk: (-len(chunk), next(iter(chunk))))
 
 
 @task(
@@ -156,7 +231,8 @@ def read_day_orders(
     The API does not page the list: read whole, a 20,000-order day held about
     5 KB an order at its peak (body, text, JSON, models). Read with
     :meth:`~postdicom.PostDicomClient.iter_patient_order_list`, only the
-    order being read is held besides the refs (about 0.25 KB an order). A read
+    order being read is held besides the packed refs (about 70 bytes an
+    order, :class:`PackedOrderRefs`). A read
     (``postdicom-read`` tags, so tag concurrency limits apply), retried whole
     on transient failures (a list cut short is void); never cached (a rerun
     must see orders added or deleted since) and never stored (patient data).
@@ -166,7 +242,7 @@ def read_day_orders(
         with client.iter_patient_order_list(
             institution_uuid_list, modality_list=modality_list, study_date_from=day, study_date_to=day
         ) as orders:
-            refs = [order_ref(order) for order in orders]
+            refs = PackedOrderRefs(order_ref(order) for order in orders)
         reading = orders.reading
     logger = get_run_logger()
     logger.info("%d order(s)", len(refs))
@@ -309,7 +385,7 @@ def fetch_order_chunk(
     ends (measured: ~6 KB of Arrow per order), although each is written and
     dropped as soon as it arrives; the persisted copy still serves resume.
     """
-    gathered = {name: ColumnBuffer(table) for name, table in TABLES.items()}
+    gathered = {name: ColumnBuffer(table, export_memory_pool()) for name, table in TABLES.items()}
     requests = 0
     vanished: list[str] = []
     with credentials.get_client() as client:
@@ -324,12 +400,11 @@ def fetch_order_chunk(
             requests += fetched[1]
     if vanished:
         get_run_logger().warning("%d order(s) were deleted while the export ran; left out", len(vanished))
-    pool = export_memory_pool()
-    tables = {name: pa.Table.from_batches([columns.batch(pool)]) for name, columns in gathered.items()}
+    tables = {name: columns.to_table() for name, columns in gathered.items()}
     return ChunkRows(tables=tables, orders=len(orders) - len(vanished), requests=requests, vanished=vanished)
 
 
 __all__ = [
-    "CHUNKS_PER_SLOT", "ChunkRows", "ChunkRowsSerializer", "DayOrders", "DEFAULT_ORDERS_PER_CHUNK", "OrderRef", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks",
+    "CHUNKS_PER_SLOT", "ChunkRows", "ChunkRowsSerializer", "DayOrders", "DEFAULT_ORDERS_PER_CHUNK", "OrderRef", "PackedOrderRefs", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks",
     "read_day_orders",
 ]

@@ -201,42 +201,74 @@ class Table:
 
     def batch(self, rows: Sequence[Mapping[str, Any]], memory_pool: pa.MemoryPool | None = None) -> pa.RecordBatch:
         """Rows → a record batch with exactly this schema (raises if a value has the wrong type)."""
-        gathered = ColumnBuffer(self)
+        gathered = ColumnBuffer(self, memory_pool, batch_rows=None)
         gathered.extend(rows)
-        return gathered.batch(memory_pool)
+        return gathered.batch()
+
+
+BATCH_ROWS = 1024
+"""Rows a :class:`ColumnBuffer` holds as Python values before it turns them into a record batch.
+
+A chunk's ``tags`` rows (some 27 an order) held as Python values until the
+chunk's last order took about 15 KB an order, besides the 6 KB of their Arrow
+data: 1.6 MB at 100 orders in each of the eight chunk threads, and more for
+the larger chunks of a larger day (``benchmarks/RESULTS.md``, *Export memory,
+eighth pass*). Turned into Arrow every 1,024 rows (about 38 orders of tags),
+a chunk thread holds at most that many rows as Python values, whatever the
+chunk's size; a chunk's tables are then a few record batches, which the cache
+and the Parquet writer take as they come.
+"""
 
 
 class ColumnBuffer:
-    """A table's rows gathered a column at a time until they become one record batch.
+    """A table's rows gathered a column at a time, and turned into record batches every ``batch_rows`` rows.
 
-    A chunk's rows wait for its last order. Held as a dict per row (some 25
-    an order), they outlived the garbage collector's young generations, and
-    so many promoted objects set off full collections, each walking the flow
-    process's whole heap (Prefect's: twice the client's): two per 1,000
-    orders, 0.34 s of CPU. Copied into one list per column as they come,
-    each row's dict dies young: one full collection, 0.15 s
-    (``benchmarks/RESULTS.md``, *Export CPU at loopback, sixth pass*).
+    Held as a dict per row (some 25 an order), a chunk's rows outlived the
+    garbage collector's young generations, and so many promoted objects set
+    off full collections, each walking the flow process's whole heap
+    (Prefect's: twice the client's): two per 1,000 orders, 0.34 s of CPU.
+    Copied into one list per column as they come, each row's dict dies young:
+    one full collection, 0.15 s (``benchmarks/RESULTS.md``, *Export CPU at
+    loopback, sixth pass*). The lists are emptied into a record batch (in
+    ``memory_pool``; Arrow's default pool when None) each time they hold
+    ``batch_rows`` rows (:data:`BATCH_ROWS`; None: never), so their size does
+    not follow the chunk's.
     """
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, memory_pool: pa.MemoryPool | None = None, batch_rows: int | None = BATCH_ROWS) -> None:
+        if batch_rows is not None and batch_rows < 1:
+            raise ValueError(f"batch_rows must be at least 1 (or None), not {batch_rows}")
         self.table = table
+        self.memory_pool = memory_pool
+        self.batch_rows = batch_rows
         self.columns: list[list[Any]] = [[] for _ in table.columns]
+        self.held = 0
+        self.batches: list[pa.RecordBatch] = []
 
     def extend(self, rows: Sequence[Mapping[str, Any]]) -> None:
         for column, values in zip(self.table.columns, self.columns, strict=True):
             values.extend([row.get(column.name) for row in rows])
+        self.held += len(rows)
+        if self.batch_rows is not None and self.held >= self.batch_rows:
+            self.batches.append(self.batch())
+            self.columns, self.held = [[] for _ in self.table.columns], 0
 
-    def batch(self, memory_pool: pa.MemoryPool | None = None) -> pa.RecordBatch:
-        """The rows so far as a record batch of the table's schema, with its buffers in ``memory_pool``.
+    def batch(self) -> pa.RecordBatch:
+        """The rows held as Python values (those not yet in :attr:`batches`) as one record batch of the table's schema.
 
-        Built a column at a time, as ``RecordBatch.from_pylist`` does, but in ``memory_pool``
-        (Arrow's default pool when None): the export chooses where its data lives.
+        Built a column at a time, as ``RecordBatch.from_pylist`` does, but in
+        the buffer's memory pool: the export chooses where its data lives.
         """
         arrays = [
-            pa.array(values, type=column.type, memory_pool=memory_pool)
+            pa.array(values, type=column.type, memory_pool=self.memory_pool)
             for column, values in zip(self.table.columns, self.columns, strict=True)
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=self.table.schema)
+
+    def to_table(self) -> pa.Table:
+        """Every row gathered, in order: the batches made so far, then the rows still held."""
+        rest = [self.batch()] if self.held or not self.batches else []
+        return pa.Table.from_batches([*self.batches, *rest], schema=self.table.schema)
 
 
 _ORDER_UUID = context_column(
@@ -515,7 +547,11 @@ def render_markdown() -> str:
         "tables' of about 1,200 (more with a larger setting, for more memory); a small day's partition",
         "is a few row groups. Smaller row groups repeat their dictionaries: a 5,000-order day's `tags`",
         "files are about a third larger than with 4 MiB, the other tables 2-10 %; reading them takes",
-        "the same time (`benchmarks/RESULTS.md`, *Export row groups for readers*).",
+        "the same time (`benchmarks/RESULTS.md`, *Export row groups for readers*). A file holds at most",
+        "64 row groups (the writer keeps each one's metadata in memory until the file is closed), about",
+        "115,000 `tags` rows (some 4,000 orders of one series each): a larger day's `tags` partition is",
+        "several `part-*.parquet` files, the other tables' one file up to about 75,000 orders",
+        "(`benchmarks/RESULTS.md`, *Export memory, eighth pass*).",
         "",
         "Reading: DuckDB `read_parquet('<dest>/orders/*/*.parquet', hive_partitioning=true)`;",
         "Polars `pl.scan_parquet('<dest>/orders/*/*.parquet', hive_partitioning=True)`;",

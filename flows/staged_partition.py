@@ -31,6 +31,15 @@ DEFAULT_ROW_GROUP_BYTES = 4 * 2**20
 """A row group is also cut once this much Arrow data is buffered: narrow tables (one row per order) would
 otherwise stay buffered up to ``row_group_rows``, i.e. grow with the day until 64,000 orders."""
 DEFAULT_FILE_ROWS = 2_000_000
+DEFAULT_FILE_ROW_GROUPS = 64
+"""A new file starts after this many row groups: an open ``ParquetWriter`` keeps every row group's metadata.
+
+About 10 KB a row group for the ``tags`` table (14 columns), freed only when the file is closed: a
+20,000-order day wrote some 200 ``tags`` row groups into one file and held 2 MB of footer until the day's
+commit, more the larger the day (``benchmarks/RESULTS.md``, *Export memory, eighth pass*). At 64 a file
+holds about 115,000 ``tags`` rows at the 1 MiB buffer (some 4,000 orders of one series each), so a day of
+a few thousand orders still makes one file per table; a larger day makes one file per 64 row groups.
+"""
 BUFFER_BYTES_ENV = "POSTDICOM_EXPORT_BUFFER_BYTES"
 DEFAULT_BUFFER_BYTES = 2**20
 """Arrow data a day's tables buffer together before the largest one's buffer is written as a row group.
@@ -102,7 +111,9 @@ class PartitionWriter:
     Batches are buffered until ``row_group_rows`` rows or ``row_group_bytes``
     bytes of Arrow data, then written as one row group, so memory holds at
     most one row group whatever the partition size. A new file starts every
-    ``file_rows`` rows.
+    ``file_rows`` rows or ``file_row_groups`` row groups, whichever comes
+    first (:data:`DEFAULT_FILE_ROW_GROUPS`: the open file's footer grows with
+    its row groups).
     """
 
     def __init__(
@@ -116,11 +127,12 @@ class PartitionWriter:
         row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
         row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
         file_rows: int = DEFAULT_FILE_ROWS,
+        file_row_groups: int = DEFAULT_FILE_ROW_GROUPS,
         compression: str = "zstd",
         memory_pool: pa.MemoryPool | None = None,
     ) -> None:
-        if row_group_rows < 1 or file_rows < row_group_rows or row_group_bytes < 1:
-            raise ValueError("need 1 <= row_group_rows <= file_rows and row_group_bytes >= 1")
+        if row_group_rows < 1 or file_rows < row_group_rows or row_group_bytes < 1 or file_row_groups < 1:
+            raise ValueError("need 1 <= row_group_rows <= file_rows, row_group_bytes >= 1 and file_row_groups >= 1")
         self.destination = destination
         self.table = table
         self.schema = schema
@@ -129,6 +141,7 @@ class PartitionWriter:
         self.row_group_rows = row_group_rows
         self.row_group_bytes = row_group_bytes
         self.file_rows = file_rows
+        self.file_row_groups = file_row_groups
         self.compression = compression
         self.memory_pool = memory_pool
         """Where the row groups are put together (Arrow's default pool when None); ``ParquetWriter`` is given
@@ -142,6 +155,7 @@ class PartitionWriter:
         self._writer: pq.ParquetWriter | None = None
         self._handle: IO[bytes] | None = None
         self._file_rows = 0
+        self._file_row_groups = 0
         self._finished = False
         recover_partition(destination, table, export_date, current_run=run_id)
         destination.remove_tree(self.staging)
@@ -184,11 +198,12 @@ class PartitionWriter:
         group, rest = table.slice(0, take), table.slice(take)
         self._open_file().write_table(group, row_group_size=max(take, 1))
         self._file_rows += take
+        self._file_row_groups += 1
         self.rows += take
         self._buffer = rest.combine_chunks(self.memory_pool).to_batches() if rest.num_rows else []
         self._buffered = rest.num_rows
         self._buffered_bytes = rest.nbytes if rest.num_rows else 0
-        if self._file_rows >= self.file_rows:
+        if self._file_rows >= self.file_rows or self._file_row_groups >= self.file_row_groups:
             self._close_file()
 
     def _open_file(self) -> pq.ParquetWriter:
@@ -199,7 +214,7 @@ class PartitionWriter:
                 self._handle, self.schema, compression=self.compression, memory_pool=self.memory_pool
             )
             self.files.append(name)
-            self._file_rows = 0
+            self._file_rows = self._file_row_groups = 0
         return self._writer
 
     def _close_file(self) -> None:

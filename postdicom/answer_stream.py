@@ -65,8 +65,10 @@ _SPACE = re.compile(r"[ \t\n\r]*")
 PIECE_BYTES = 64 * 1024
 """Largest piece of the body decoded and parsed at once, however large the reads that brought it.
 
-The transport reads up to 1 MiB at a time (:data:`postdicom.transport.READ_BYTES`).
-Decoded whole, such a read became a text of 1 to 4 MiB (a ``str`` holding one
+The session's transport reads a JSON answer 64 KiB at a time (:func:`postdicom.transport.plain_reads`),
+but a chunk of the body can be larger: a decompressed read, a read of another transport, or of
+the session's own before it read JSON answers that way (1 MiB, :data:`postdicom.transport.READ_BYTES`).
+Decoded whole, such a chunk became a text of 1 to 4 MiB (a ``str`` holding one
 character outside Latin-1 stores every character in 2 or 4 bytes), copied again
 when joined to the unparsed rest. In these pieces, reading a 20,000-order list
 peaks about 2 MB lower in Python memory and 3 MB lower in the process's RSS

@@ -40,7 +40,7 @@ from .errors import PostDicomError, TransportError, is_transient, server_did_not
 from .http_errors import never_sent, redirect_error, status_error, undecodable_error
 from .http_limits import Deadline, DeadlineStream, HttpLimits, read_body, sync_stream
 from .retry import RetryBudget, RetryPolicy, retry_scope
-from .transport import request_deadline, ssl_context, use_large_reads
+from .transport import plain_reads, request_deadline, ssl_context, use_large_reads
 
 log = logging.getLogger("postdicom.http")
 
@@ -225,48 +225,51 @@ class HttpSession:
         accept_status: Callable[[int], bool] | None = None,
     ) -> Iterator[httpx.Response]:
         url = self.url(path, query)
-        with retry_scope(retry or self.retry) as budget:
-            while True:
-                if self._throttle is not None:
-                    self._throttle.acquire()
-                started = time.monotonic()
-                deadline = Deadline(started, self.limits.request_deadline, "POSTDICOM_REQUEST_DEADLINE")
-                try:
-                    response, ok = self._send_once(
-                        method, url, deadline, read=read, headers=headers, body=body, accept_status=accept_status
-                    )
-                except TransportError as failure:
-                    # A request that certainly never left may be sent again even if it is not idempotent.
-                    if idempotent or failure.never_sent:
-                        self.wait_before_retry(budget, None, failure)
+        # Large socket reads for downloads only (postdicom.transport.plain_reads), for the request and its body.
+        reads = contextlib.nullcontext() if not read and not json_answer else plain_reads()
+        with reads:
+            with retry_scope(retry or self.retry) as budget:
+                while True:
+                    if self._throttle is not None:
+                        self._throttle.acquire()
+                    started = time.monotonic()
+                    deadline = Deadline(started, self.limits.request_deadline, "POSTDICOM_REQUEST_DEADLINE")
+                    try:
+                        response, ok = self._send_once(
+                            method, url, deadline, read=read, headers=headers, body=body, accept_status=accept_status
+                        )
+                    except TransportError as failure:
+                        # A request that certainly never left may be sent again even if it is not idempotent.
+                        if idempotent or failure.never_sent:
+                            self.wait_before_retry(budget, None, failure)
+                            continue
+                        raise
+                    if ok:
+                        break
+                    error = status_error(response, method, url, deadline, headers)
+                    # A 429, or a 503 with Retry-After, means the server did not act on the request,
+                    # so even a create may be sent again; other transient errors only for idempotent requests.
+                    if server_did_not_act(error) or (idempotent and is_transient(error)):
+                        self.wait_before_retry(budget, error.retry_after, error)
                         continue
-                    raise
-                if ok:
-                    break
-                error = status_error(response, method, url, deadline, headers)
-                # A 429, or a 503 with Retry-After, means the server did not act on the request,
-                # so even a create may be sent again; other transient errors only for idempotent requests.
-                if server_did_not_act(error) or (idempotent and is_transient(error)):
-                    self.wait_before_retry(budget, error.retry_after, error)
-                    continue
-                raise error
-        if read:
+                    raise error
+            if read:
+                try:
+                    yield response
+                finally:
+                    response.close()
+                return
+            download = (
+                deadline
+                if json_answer
+                else Deadline(started, self.limits.download_deadline, "POSTDICOM_DOWNLOAD_DEADLINE")
+            )
+            response.stream = DeadlineStream(sync_stream(response), download, method, url)
             try:
-                yield response
+                with request_deadline(download.at):
+                    yield response
             finally:
                 response.close()
-            return
-        download = (
-            deadline
-            if json_answer
-            else Deadline(started, self.limits.download_deadline, "POSTDICOM_DOWNLOAD_DEADLINE")
-        )
-        response.stream = DeadlineStream(sync_stream(response), download, method, url)
-        try:
-            with request_deadline(download.at):
-                yield response
-        finally:
-            response.close()
 
     def _send_once(
         self,

@@ -7,7 +7,8 @@ link that work, not the network, limits the download. Asking the socket for
 up to :data:`READ_BYTES` instead returns whatever has arrived (a small answer
 still comes back in one small read), so large answers cross the Python layers
 in a sixteenth of the steps: about a fifth less CPU for a 100 MB study
-(benchmarks/RESULTS.md).
+(benchmarks/RESULTS.md). Only downloads read that way: a JSON answer's
+requests run under :func:`plain_reads`.
 
 httpcore takes the change as a documented *network backend*; httpx does not
 let a caller pass one, so :func:`use_large_reads` puts it on the pool of an
@@ -41,6 +42,24 @@ READ_BYTES = 1024 * 1024
 
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("postdicom_request_deadline", default=None)
+_plain_reads: contextvars.ContextVar[bool] = contextvars.ContextVar("postdicom_plain_reads", default=False)
+
+
+@contextlib.contextmanager
+def plain_reads() -> typing.Iterator[None]:
+    """httpcore's own read size (64 KiB) for this context's socket reads: for answers that are not downloads.
+
+    Large reads pay off for a download's tens of megabytes, not for a JSON
+    answer, which is parsed 64 KiB at a time anyway. A 1 MiB read is a 1 MiB
+    buffer, copied by h11 and httpx on its way: reading a 20,000-order list
+    (12 MB) that way peaked about 6 MB higher than in 64 KiB reads, for no
+    time saved (``benchmarks/RESULTS.md``, *Export memory, eighth pass*).
+    """
+    token = _plain_reads.set(True)
+    try:
+        yield
+    finally:
+        _plain_reads.reset(token)
 
 
 @contextlib.contextmanager
@@ -78,7 +97,8 @@ class LargeReadStream(httpcore.NetworkStream):
         self._read_bytes = read_bytes
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max(max_bytes, self._read_bytes), _until_deadline(timeout, httpcore.ReadTimeout))
+        size = max_bytes if _plain_reads.get() else max(max_bytes, self._read_bytes)
+        return self._stream.read(size, _until_deadline(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._stream.write(buffer, _until_deadline(timeout, httpcore.WriteTimeout))

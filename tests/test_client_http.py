@@ -27,6 +27,7 @@ from postdicom.errors import (
 from postdicom.http import HttpSession
 from postdicom.http_limits import ERROR_BODY_BYTES, HttpLimits
 from postdicom.retry import RetryPolicy, retry_scope
+from postdicom import transport
 from postdicom.transport import use_large_reads
 
 
@@ -124,6 +125,33 @@ def test_a_large_answer_arrives_in_reads_larger_than_httpcores_64_kib(big_answer
             chunks = list(response.iter_raw())
     assert b"".join(chunks) == BIG_BODY
     assert max(len(chunk) for chunk in chunks) > 64 * 1024
+
+
+def test_only_downloads_read_more_than_64_kib_at_a_time(big_answer_server, monkeypatch):
+    """A JSON answer, streamed or read whole, is read in httpcore's 64 KiB (RESULTS.md, *Export memory, eighth pass*)."""
+    reads: list[int] = []
+    real_read = transport.LargeReadStream.read
+
+    def counted(self, max_bytes, timeout=None):
+        data = real_read(self, max_bytes, timeout)
+        reads.append(len(data))
+        return data
+
+    monkeypatch.setattr(transport.LargeReadStream, "read", counted)
+    with HttpSession(big_answer_server, "user@example.org", "s3cret") as session:
+        sizes = {}
+        for kind in ("download", "json stream", "read whole"):
+            reads.clear()
+            if kind == "read whole":
+                body = session.request("GET", "/big").content
+            else:
+                with session.stream("GET", "/big", json_answer=kind == "json stream") as response:
+                    time.sleep(0.2)  # let the socket buffer fill, so a read can return more than 64 KiB
+                    body = b"".join(response.iter_raw())
+            assert body == BIG_BODY, kind
+            sizes[kind] = max(reads)
+    assert sizes["download"] > 64 * 1024
+    assert sizes["json stream"] <= 64 * 1024 and sizes["read whole"] <= 64 * 1024, sizes
 
 
 def test_large_reads_leave_other_transports_alone():

@@ -1,14 +1,16 @@
-"""How a chunk's rows are cached: pickled into zlib through Prefect's result record, read back equal."""
+"""A chunk's rows: gathered into Arrow as they come, cached pickled into zlib through Prefect's result record."""
 
 from __future__ import annotations
 
+import httpx
 import pyarrow as pa
 import pytest
 from prefect._internal.result_records import ResultRecord, ResultRecordMetadata
 from prefect.serializers import PickleSerializer
 
-from flows.export_chunks import ChunkRows, ChunkRowsSerializer
-from flows.export_schema import TABLES, order_row, series_rows, study_rows, tag_rows
+from flows.export_chunks import ChunkRows, ChunkRowsSerializer, OrderRef, fetch_order_chunk
+from flows.export_schema import BATCH_ROWS, SCHEMA_VERSION, TABLES, order_row, series_rows, study_rows, tag_rows
+from tests.fixtures.mock_server import INST, Recorder, credentials_for, documented_answer
 
 
 def a_chunk(orders: int = 40) -> ChunkRows:
@@ -75,3 +77,22 @@ def test_an_empty_chunk_reads_back_empty():
     back = serializer.loads(serializer.dumps(chunk))
     assert all(back.tables[name].num_rows == 0 and back.tables[name].schema.equals(TABLES[name].schema) for name in TABLES)
     assert (back.orders, back.requests, back.vanished) == (0, 1, ["a", "b"])
+
+
+def test_a_chunk_task_turns_its_tag_rows_into_arrow_as_they_pass_the_batch_size():
+    """A chunk thread holds at most about ``BATCH_ROWS`` rows as Python values (RESULTS.md, *Export memory, eighth pass*)."""
+    tag_items = [{"TagId": "00100010", "Vr": "PN", "Values": [f"Patient^{n}"]} for n in range(400)]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/getdicomtagcontent"):
+            return httpx.Response(200, json={"DicomTagContentList": tag_items})
+        if "/studies" in request.url.path:
+            return httpx.Response(200, json=[], headers={"Content-Type": "application/dicom+json"})
+        return documented_answer(request)
+
+    refs = [OrderRef(f"0c6e1f8a-3b7d-4c2e-9a51-7d2f0e6b1a{n:02d}", INST, "digest") for n in range(4)]
+    rows = fetch_order_chunk.fn(credentials_for(Recorder(answer)), refs, ["00100010"], SCHEMA_VERSION)
+    assert BATCH_ROWS == 1024
+    assert [batch.num_rows for batch in rows.tables["tags"].to_batches()] == [1200, 400]
+    assert rows.tables["tags"].column("value").to_pylist() == [f"Patient^{n}" for n in range(400)] * 4
+    assert (rows.tables["orders"].num_rows, rows.orders, rows.requests) == (4, 4, 16)

@@ -226,6 +226,48 @@ def test_rows_gathered_order_by_order_make_the_same_batch_and_keep_no_row_dict()
     assert es.ColumnBuffer(es.TAGS).batch().num_rows == 0
 
 
+def _tag_rows_of(orders: int) -> list[list[dict]]:
+    contents = [{"TagId": "00100010", "Vr": "PN", "Values": ["Muñoz^José"]}, {"TagId": "00280030", "Vr": "DS", "Values": ["0.7", "0.7"]}]
+    return [es.tag_rows({"PatientOrderUuid": f"o{n}", "InstitutionUuid": "i"}, contents) for n in range(orders)]
+
+
+def test_a_buffer_holds_at_most_a_batch_of_rows_as_python_values_and_its_table_has_every_row_in_order():
+    """A chunk thread's Python values stay bounded whatever the chunk's size (RESULTS.md, *Export memory, eighth pass*)."""
+    per_order = _tag_rows_of(10)
+    pool = pa.proxy_memory_pool(pa.system_memory_pool())
+    gathered = es.ColumnBuffer(es.TAGS, pool, batch_rows=5)
+    held = []
+    for rows in per_order:
+        gathered.extend(rows)
+        held.append(gathered.held)
+        assert all(len(values) == gathered.held for values in gathered.columns)
+    assert max(held) < 5
+    assert [batch.num_rows for batch in gathered.batches] == [6, 6, 6]
+    assert pool.bytes_allocated() > 0
+    table = gathered.to_table()
+    expected = pa.Table.from_pylist([row for rows in per_order for row in rows], schema=es.TAGS.schema)
+    assert table.equals(expected)
+    assert table.num_rows == 20 and table.column("patient_order_uuid").to_pylist()[-1] == "o9"
+    del gathered, table
+    assert pool.bytes_allocated() == 0  # every batch freed (and freed before the proxy pool goes)
+
+
+def test_a_buffer_that_never_batches_gives_one_batch_and_an_empty_one_an_empty_table():
+    per_order = _tag_rows_of(3)
+    gathered = es.ColumnBuffer(es.TAGS, batch_rows=None)
+    for rows in per_order:
+        gathered.extend(rows)
+    assert gathered.batches == [] and gathered.held == 6
+    assert len(gathered.to_table().to_batches()) == 1
+    empty = es.ColumnBuffer(es.TAGS).to_table()
+    assert empty.num_rows == 0 and empty.schema.equals(es.TAGS.schema, check_metadata=True)
+    exact = es.ColumnBuffer(es.TAGS, batch_rows=2)
+    exact.extend(per_order[0])
+    assert exact.held == 0 and [b.num_rows for b in exact.to_table().to_batches()] == [2]
+    with pytest.raises(ValueError, match="batch_rows"):
+        es.ColumnBuffer(es.TAGS, batch_rows=0)
+
+
 def test_order_row_from_the_custom_endpoint_answer():
     answer = {
         "PatientOrderUuid": "0F0E-AB", "InstitutionUuid": "inst", "OrderStatus": "Completed",

@@ -397,6 +397,37 @@ def test_chunks_are_stable_when_an_order_arrives_late():
     assert len(small) > 1, "a small day still runs in parallel"
 
 
+def test_packed_refs_give_back_the_refs_appended_in_order_for_a_third_of_their_memory():
+    """The day's refs wait packed for their chunk (RESULTS.md, *Export memory, eighth pass*)."""
+    import sys
+
+    from flows.export_chunks import OrderRef, PackedOrderRefs
+
+    refs = [
+        OrderRef(str(uuid.UUID(int=n * 7919)), sys.intern(f"inst-{n % 3}"), f"{n:020x}") for n in range(1, 2001)
+    ]
+    odd = [OrderRef("ÓRDEN-ü-\ud800", "", ""), OrderRef("x" * 70_000, "inst-0", "d")]
+    packed = PackedOrderRefs(refs + odd)
+    assert len(packed) == 2002 and list(packed) == refs + odd
+    assert list(packed) == list(packed), "iterating again gives the same refs"
+    assert all(ref.institution_uuid is refs[n].institution_uuid for n, ref in zip(range(3), packed))
+    as_tuples = sys.getsizeof(refs) + sum(sys.getsizeof(r) + sum(sys.getsizeof(f) for f in r[::2]) for r in refs)
+    alone = PackedOrderRefs(refs)
+    assert sys.getsizeof(alone._data) * 3 < as_tuples, (sys.getsizeof(alone._data), as_tuples)
+    assert PackedOrderRefs(refs) == alone and PackedOrderRefs(refs[:-1]) != alone
+    assert len(PackedOrderRefs()) == 0 and list(PackedOrderRefs()) == []
+
+
+def test_the_planned_chunks_unpack_to_sorted_refs_and_cover_the_day_once():
+    orders = [{"PatientOrderUuid": str(uuid.UUID(int=n * 7919)), "InstitutionUuid": f"i{n % 2}"} for n in range(1, 1001)]
+    refs = [export_chunks.order_ref(order) for order in orders]
+    chunks = plan_chunks(export_chunks.PackedOrderRefs(refs), DEFAULT_ORDERS_PER_CHUNK, 8)
+    assert plan_chunks(refs, DEFAULT_ORDERS_PER_CHUNK, 8) == chunks == plan_chunks(orders, DEFAULT_ORDERS_PER_CHUNK, 8)
+    unpacked = [list(chunk) for chunk in chunks]
+    assert all(chunk == sorted(chunk) for chunk in unpacked)
+    assert sorted(ref for chunk in unpacked for ref in chunk) == sorted(refs)
+
+
 def test_a_small_day_gets_several_chunks_per_slot_largest_first():
     """Hash buckets differ in size: dealt into few of them, the largest sets the day's time (RESULTS.md)."""
     orders = [{"PatientOrderUuid": str(uuid.UUID(int=n * 7919)), "InstitutionUuid": "i"} for n in range(1, 301)]
@@ -440,7 +471,7 @@ def test_the_day_order_list_is_read_as_it_arrives_and_let_go_once_reduced(monkey
         return real_let_go(state)
 
     monkeypatch.setattr(export_chunks, "let_go", let_go)
-    refs = export_chunks.list_day_orders(credentials, [""], None, DAY1).refs
+    refs = list(export_chunks.list_day_orders(credentials, [""], None, DAY1).refs)
     assert [ref.patient_order_uuid for ref in refs] == [entry["PatientOrderUuid"] for entry in entries]
     assert refs == [export_chunks.order_ref(entry) for entry in entries], "the digest is the entry's, as received"
     with credentials.get_client() as client:

@@ -20,7 +20,8 @@ from flows.export_schema import ORDERS, hive_partitioning
 from flows.export_destination import Destination
 from flows.parquet_writer import PartitionSet
 from flows.staged_partition import (
-    BUFFER_BYTES_ENV, DEFAULT_BUFFER_BYTES, MIN_BUFFER_BYTES, PartitionWriter, buffer_bytes, export_memory_pool,
+    BUFFER_BYTES_ENV, DEFAULT_BUFFER_BYTES, DEFAULT_FILE_ROW_GROUPS, MIN_BUFFER_BYTES, PartitionWriter, buffer_bytes,
+    export_memory_pool,
 )
 from postdicom.errors import ValidationError
 
@@ -208,6 +209,22 @@ def test_rows_stream_in_bounded_row_groups_and_files(tmp_path):
     assert [pq.ParquetFile(f).metadata.num_rows for f in files] == [1000, 1000, 300]
     assert pq.ParquetFile(files[0]).metadata.num_row_groups == 4
     assert sorted(read(destination, "alpha").column("id").to_pylist()) == list(range(2300))
+
+
+def test_a_file_holds_at_most_64_row_groups_so_the_open_footer_stays_small(tmp_path):
+    """An open ParquetWriter keeps each row group's metadata until the file closes (RESULTS.md, *Export memory, eighth pass*)."""
+    destination = Destination(str(tmp_path / "export"))
+    assert DEFAULT_FILE_ROW_GROUPS == 64
+    with PartitionSet(destination, {"alpha": SCHEMAS["alpha"]}, DAY, "groups", row_group_rows=10) as parts:
+        for start in range(0, 1500, 10):
+            parts.write("alpha", pa.RecordBatch.from_pylist(rows_alpha(10, start), schema=SCHEMAS["alpha"]))
+        parts.commit()
+
+    files = sorted(Path(destination.partition_dir("alpha", DAY)).glob("*.parquet"))
+    assert [pq.ParquetFile(f).metadata.num_row_groups for f in files] == [64, 64, 22]
+    assert sorted(read(destination, "alpha").column("id").to_pylist()) == list(range(1500))
+    with pytest.raises(ValueError, match="file_row_groups"):
+        PartitionWriter(destination, "alpha", SCHEMAS["alpha"], DAY, "groups", file_row_groups=0)
 
 
 def test_a_row_group_is_cut_by_bytes_before_rows_so_narrow_tables_do_not_buffer_a_whole_day(tmp_path):
