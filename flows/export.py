@@ -18,8 +18,10 @@ Decisions (and why):
   runs). A chunk task calls the client directly for its orders (properties,
   tag contents, QIDO study, QIDO series): the client is the layer below the
   tasks, and nested task runs would bring the overhead back. Orders are dealt
-  by a hash of their UUID into a power-of-two number of buckets, so an order
-  arriving late changes one chunk, not every chunk after it. Buckets differ in
+  by a hash of their UUID into buckets, so an order arriving late changes one
+  chunk, not every chunk after it; the bucket count moves in steps of at most
+  a quarter, so a chunk averages 80 to 100 % of ``orders_per_chunk`` whatever
+  the day's size (the chunks in flight are the export's memory). Buckets differ in
   size, so a day gets at least two per ``concurrency`` slot, submitted
   largest first: a slot that finishes early takes the next, and the slots end
   together instead of waiting for the largest bucket.
@@ -330,7 +332,7 @@ def nightly_order_export(
         int, form("Concurrency", "Chunks fetched at once (each holds one open request).", ge=1, le=MAX_CONCURRENCY)
     ] = 8,
     orders_per_chunk: Annotated[
-        int, form("Orders per chunk", "Orders fetched by one task run.", ge=1)
+        int, form("Orders per chunk", "Orders fetched by one task run (on average at most this many).", ge=1)
     ] = DEFAULT_ORDERS_PER_CHUNK,
     cache_hours: Annotated[
         float, form("Cache hours", "How long a rerun reuses fetched chunks (patient data at rest); 0: no cache.", ge=0)

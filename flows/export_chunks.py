@@ -158,16 +158,21 @@ class DayOrders:
         return {"orders": {TaskRunResult(id=self.listed_by)}} if self.listed_by else {}
 
 
-DEFAULT_ORDERS_PER_CHUNK = 100
-"""The flow's default ``orders_per_chunk``: a 1,000-order day in two chunks per slot of 8, not four.
+DEFAULT_ORDERS_PER_CHUNK = 64
+"""The flow's default ``orders_per_chunk``: a 1,000-order day in two chunks per slot of 8, larger days in chunks of 52 to 64.
 
 Each task run costs ~5 ms of the flow's CPU and ~7 ms of the Prefect API's
 (``benchmarks/RESULTS.md``, *Fixed cost at loopback, fourth pass*), plus the
-cache record it writes. At 50 a 1,000-order day made 32 chunks; at 100 it
-makes 16 (:func:`plan_chunks` rounds up to a power of two): 0.2 s less of the
-flow's CPU and 0.35 s less of the API's on loopback, where the two cores
-are the limit (*Export CPU at loopback, sixth pass*), and two chunks per
-slot still end together (:data:`CHUNKS_PER_SLOT`).
+cache record it writes, so a chunk should not be small: a 1,000-order day
+makes 16 chunks at 64, and two chunks per slot still end together
+(:data:`CHUNKS_PER_SLOT`); the 32 it made at 50 (when the count was rounded
+up to a power of two) cost 0.2 s more of the flow's CPU and 0.35 s more of
+the API's on loopback, where the two cores are the limit (*Export CPU at
+loopback, sixth pass*). Nor large: the chunks in flight, eight
+at the default ``concurrency``, are most of what the export's peak memory
+grows by with the day. 100 made the same 16 chunks of a 1,000-order day,
+but chunks of 78 orders on average at 5,000 and 20,000 a day and of 94 at
+3,000 (*Export memory, ninth pass*).
 """
 
 CHUNKS_PER_SLOT = 2
@@ -183,25 +188,43 @@ thread pool does.
 """
 
 
+def bucket_count(orders: int, orders_per_chunk: int, concurrency: int) -> int:
+    """How many chunks :func:`plan_chunks` deals a day of ``orders`` into: a chunk of at most ``orders_per_chunk`` on average, and no fewer than it needs.
+
+    At least :data:`CHUNKS_PER_SLOT` per ``concurrency`` slot (when there
+    are that many orders) so the slots stay busy to the end. The count is
+    rounded up to a multiple of the largest power of two not above an eighth
+    of it (1 to 8, then 10, 12, 14, 16, 20, 24, 28, 32, 40, ...): a step is
+    at most a quarter, so chunks average between 80 and 100 % of
+    ``orders_per_chunk`` whatever the day's size, and the count, so the
+    chunks, changes only when the day grows or shrinks by a step. Rounded
+    up to a power of two, the average moved between 50 and 100 % with the
+    day (``benchmarks/RESULTS.md``, *Export memory, ninth pass*), and the
+    memory of the chunks in flight with it.
+    """
+    wanted = max(math.ceil(orders / max(1, orders_per_chunk)), min(CHUNKS_PER_SLOT * concurrency, orders))
+    step = 1 << max(0, (wanted - 1).bit_length() - 3)
+    return -(-wanted // step) * step
+
+
 def plan_chunks(
     entries: PackedOrderRefs | Sequence[OrderRef | PatientOrderSummary | Mapping[str, Any]],
     orders_per_chunk: int,
     concurrency: int,
 ) -> list[PackedOrderRefs]:
-    """Deal the orders (refs, or order-list entries) into stable chunks: bucket = hash(order UUID) mod a power of two.
+    """Deal the orders (refs, or order-list entries) into stable chunks: bucket = hash(order UUID) mod :func:`bucket_count`.
 
-    At least :data:`CHUNKS_PER_SLOT` buckets per ``concurrency`` slot (when
-    there are that many orders) so the slots stay busy to the end; sorted
-    inside a bucket so the same orders always make the same chunk (the same
-    cache key). The chunks come largest first: submitted in that order, the
-    small ones fill the gaps at the end (longest-processing-time-first).
-    Each chunk is packed (:class:`PackedOrderRefs`) until it is submitted.
+    The same orders always make the same chunks (the same cache keys):
+    sorted inside a bucket, and an order arriving late changes one chunk
+    while the day keeps its bucket count. The chunks come largest first:
+    submitted in that order, the small ones fill the gaps at the end
+    (longest-processing-time-first). Each chunk is packed
+    (:class:`PackedOrderRefs`) until it is submitted.
     """
     count = len(entries)
     if not count:
         return []
-    wanted = max(math.ceil(count / max(1, orders_per_chunk)), min(CHUNKS_PER_SLOT * concurrency, count))
-    buckets = 1 << (wanted - 1).bit_length()
+    buckets = bucket_count(count, orders_per_chunk, concurrency)
     dealt = [PackedOrderRefs() for _ in range(buckets)]
     for entry in entries:
         ref = entry if isinstance(entry, OrderRef) else order_ref(entry)
@@ -405,6 +428,6 @@ def fetch_order_chunk(
 
 
 __all__ = [
-    "CHUNKS_PER_SLOT", "ChunkRows", "ChunkRowsSerializer", "DayOrders", "DEFAULT_ORDERS_PER_CHUNK", "OrderRef", "PackedOrderRefs", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks",
+    "CHUNKS_PER_SLOT", "ChunkRows", "bucket_count", "ChunkRowsSerializer", "DayOrders", "DEFAULT_ORDERS_PER_CHUNK", "OrderRef", "PackedOrderRefs", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks",
     "read_day_orders",
 ]

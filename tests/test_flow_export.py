@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import pickle
 import time
@@ -452,6 +453,23 @@ def test_a_thousand_order_day_at_the_defaults_makes_two_chunks_per_slot():
     orders = [{"PatientOrderUuid": str(uuid.UUID(int=n * 7919)), "InstitutionUuid": "i"} for n in range(1, 1001)]
     chunks = plan_chunks(orders, DEFAULT_ORDERS_PER_CHUNK, concurrency)
     assert len(chunks) == CHUNKS_PER_SLOT * concurrency and sum(map(len, chunks)) == 1000
+
+
+def test_chunks_average_80_to_100_percent_of_orders_per_chunk_whatever_the_days_size():
+    """The chunks in flight are the export's memory: their size must not drift with the day (RESULTS.md, ninth pass)."""
+    from flows.export_chunks import bucket_count
+
+    for orders_per_chunk in (DEFAULT_ORDERS_PER_CHUNK, 50, 100, 250):
+        for day in (1_000, 1_500, 3_000, 5_000, 12_000, 20_000, 75_000):
+            buckets = bucket_count(day, orders_per_chunk, 8)
+            if math.ceil(day / orders_per_chunk) > CHUNKS_PER_SLOT * 8:
+                assert 0.8 * orders_per_chunk < day / buckets <= orders_per_chunk, (orders_per_chunk, day, buckets)
+            else:
+                assert buckets == CHUNKS_PER_SLOT * 8, "a small day: two chunks per slot, no more"
+    counts = sorted({bucket_count(day, DEFAULT_ORDERS_PER_CHUNK, 8) for day in range(1, 200_000, 7)})
+    steps = [later / earlier for earlier, later in zip(counts, counts[1:]) if earlier >= CHUNKS_PER_SLOT * 8]
+    assert max(steps) <= 1.25, "the count, so every chunk, changes only when the day moves by a step"
+    assert len(counts) < 40, "and those steps are few"
 
 
 def test_the_day_order_list_is_read_as_it_arrives_and_let_go_once_reduced(monkeypatch):
