@@ -193,8 +193,8 @@ def bucket_count(orders: int, orders_per_chunk: int, concurrency: int) -> int:
 
     At least :data:`CHUNKS_PER_SLOT` per ``concurrency`` slot (when there
     are that many orders) so the slots stay busy to the end. The count is
-    rounded up to a multiple of the largest power of two not above an eighth
-    of it (1 to 8, then 10, 12, 14, 16, 20, 24, 28, 32, 40, ...): a step is
+    rounded up to a multiple of an eighth of the power of two at or above it
+    (1 to 8, then 10, 12, 14, 16, 20, 24, 28, 32, 40, ...): a step is
     at most a quarter, so chunks average between 80 and 100 % of
     ``orders_per_chunk`` whatever the day's size, and the count, so the
     chunks, changes only when the day grows or shrinks by a step. Rounded
@@ -428,6 +428,6 @@ def fetch_order_chunk(
 
 
 __all__ = [
-    "CHUNKS_PER_SLOT", "ChunkRows", "bucket_count", "ChunkRowsSerializer", "DayOrders", "DEFAULT_ORDERS_PER_CHUNK", "OrderRef", "PackedOrderRefs", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks",
+    "CHUNKS_PER_SLOT", "ChunkRows", "ChunkRowsSerializer", "DayOrders", "DEFAULT_ORDERS_PER_CHUNK", "OrderRef", "PackedOrderRefs", "bucket_count", "fetch_order_chunk", "list_day_orders", "order_ref", "plan_chunks",
     "read_day_orders",
 ]
