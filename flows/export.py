@@ -54,15 +54,18 @@ Decisions (and why):
   at once, never held whole. The chunks' Arrow data lives in the C library's
   allocator (:func:`~flows.staged_partition.export_memory_pool`): Arrow's
   default pool kept its freed pages per thread. The process's peak RSS still
-  grows with the day (about 0.95 KB an order, 1,000 → 20,000 orders; 3.1 KB
-  in the third pass, 1.9 in the fourth, 1.2 in the fifth) although neither its live Python
-  objects nor its live Arrow data do: most of it while the chunks are fetched
-  (``benchmarks/RESULTS.md``, *Export memory, fourth pass* to *eighth pass*).
+  grows a little with the day (about 0.5 KB an order, 1,000 → 20,000 orders;
+  3.1 KB in the third pass, 1.9 in the fourth, 1.2 in the fifth, 0.85 in the
+  ninth), most of it free memory the worker threads' heaps keep while the
+  chunks are fetched (``benchmarks/RESULTS.md``, *Export memory, fourth pass*
+  to *tenth pass*).
   Each Parquet file is closed after 64 row groups, since an open writer keeps
   every row group's metadata. Prefect's links from results to
   task runs, which it never frees, are kept to one per day: the day's refs
   come back as one :class:`~flows.export_chunks.DayOrders`, and each chunk's
-  rows are unlinked once written (:func:`~flows.window.unlink_result`).
+  rows are unlinked once written (:func:`~flows.window.unlink_result`) and
+  their tables let go (:meth:`~flows.export_chunks.ChunkRows.release`: Prefect's
+  futures hold them in reference cycles until a full garbage collection).
 * **The tables are Prefect assets.** Once every day of the window is
   committed, one task run materializes the four tables (keyed by their
   location, upstream the account's host, metadata per date): see
@@ -415,6 +418,7 @@ def nightly_order_export(
                     summary.vanished_orders += len(rows.vanished)
                     progress.update(number - 1 + done / len(chunks))
                     unlink_result(rows)
+                    rows.release()
                 committed = parts.commit(manifest)
             written.extend(committed)
             for partition in committed:

@@ -572,3 +572,40 @@ def test_at_each_commit_the_flow_run_links_no_chunk_result(prefect_harness, acco
     assert state.is_completed(), state.message
     assert summary.chunks == 4
     assert linked_states == [1, 2], "one listing run per day so far, and no chunk run"
+
+
+def test_at_each_commit_no_written_chunk_still_holds_its_tables(prefect_harness, account, tmp_path, monkeypatch):
+    """A written chunk's Arrow tables go at once, not when a full garbage collection breaks Prefect's future cycles.
+
+    The garbage collector is off for the run, so whatever only it would free stays: without
+    ``ChunkRows.release`` DAY1's three written chunks still hold their tables at its commit
+    (RESULTS.md, "Export memory, tenth pass").
+    """
+    import gc
+
+    from flows.parquet_writer import PartitionSet
+
+    def chunks_holding_tables() -> list[export_chunks.ChunkRows]:
+        return [o for o in gc.get_objects() if isinstance(o, export_chunks.ChunkRows) and o.tables]
+
+    holding: list[int] = []
+    real_commit = PartitionSet.commit
+
+    def commit(self, *args, **kwargs):
+        holding.append(sum(1 for o in chunks_holding_tables() if all(o is not e for e in earlier)))
+        return real_commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(PartitionSet, "commit", commit)
+    one_order_per_chunk(monkeypatch)
+    gc.collect()
+    earlier = chunks_holding_tables()  # other tests' chunks still in use: not this run's
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        state, summary = run(account, tmp_path / "export", **WINDOW)
+    finally:
+        if collecting:
+            gc.enable()
+    assert state.is_completed(), state.message
+    assert summary.chunks == 4 and summary.rows["tags"] > 0
+    assert holding == [0, 0], "written chunks still holding their tables at each day's commit"
