@@ -309,10 +309,10 @@ class ChunkRows:
     def release(self) -> None:
         """Let go of the tables once they are written (the chunk's cache record, if any, is already stored).
 
-        Prefect's future of the chunk run holds its final state, and through it
-        this object, in a reference cycle (the future is a done callback of the
-        future it wraps) that only the garbage collector's full collections
-        free: 12 to 26 chunks' tables were alive at any time of a 20,000-order
+        Prefect's future of the chunk run holds its final state, and through
+        it this object, in a reference cycle (a method of the future is a done
+        callback of the future it wraps) that only the garbage collector's full
+        collections free: 12 to 26 chunks' tables were alive at any time of a 20,000-order
         day where ten at most are in use, all 16 of a 1,000-order day to its
         end, and freed late and in bulk they left holes in the worker threads'
         heaps: 11 MB of that day's peak (``benchmarks/RESULTS.md``, *Export
